@@ -1,0 +1,3 @@
+export { testPostgres, createTestDatabase, type TestDatabase } from './postgres.js';
+export { testNats, testNamespace } from './nats.js';
+export { grpcJsClient, type GrpcJsClient } from './grpc.js';
