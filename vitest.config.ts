@@ -3,5 +3,6 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     projects: ['libs/*/vitest.config.ts', 'services/*/vitest.config.ts'],
+    reporters: ['default', './scripts/vitest-summary.ts'],
   },
 });
