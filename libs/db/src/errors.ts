@@ -1,0 +1,36 @@
+/** SQLSTATE codes this library and its callers branch on. */
+export const SqlState = {
+  uniqueViolation: '23505',
+  foreignKeyViolation: '23503',
+  checkViolation: '23514',
+  serializationFailure: '40001',
+  deadlockDetected: '40P01',
+  lockNotAvailable: '55P03',
+  duplicateObject: '42710',
+  insufficientPrivilege: '42501',
+} as const;
+
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/**
+ * The SQLSTATE of a Postgres error, looking through `cause` chains (kysely and callers may wrap the
+ * pg error); undefined for anything else.
+ */
+export function pgErrorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && SQLSTATE.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  return pgErrorCode(err) === SqlState.uniqueViolation;
+}
+
+/** Serialization failures and deadlocks: the transaction did nothing and may simply be run again. */
+export function isRetryableTransactionError(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code === SqlState.serializationFailure || code === SqlState.deadlockDetected;
+}

@@ -1,0 +1,45 @@
+import { Migrator, type Kysely, type MigrationProvider } from 'kysely';
+import { assertIdentifier } from './identifiers.js';
+
+/** Forward-only: there is no `down`; a mistake is corrected by a new migration. */
+export interface Migration {
+  up(db: Kysely<any>): Promise<void>;
+}
+
+export type Migrations = Record<string, Migration>;
+
+export class MigrationFailed extends Error {
+  override readonly name = 'MigrationFailed';
+  constructor(
+    readonly migrationName: string | undefined,
+    readonly schema: string,
+    cause: unknown,
+  ) {
+    const what = migrationName ? `migration ${migrationName}` : 'migrating';
+    super(`${what} failed in schema ${schema}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+export function migrationProvider(migrations: Migrations): MigrationProvider {
+  return { getMigrations: async () => ({ ...migrations }) };
+}
+
+/**
+ * Applies the migrations not yet applied, in name order, in one transaction, with kysely's migration
+ * tables inside `schema`. A migration whose name sorts before one already applied is refused (add
+ * new migrations at the end). Returns the names applied by this call (empty when up to date).
+ */
+export async function migrateToLatest(db: Kysely<any>, schema: string, migrations: Migrations): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider(migrations),
+    migrationTableSchema: assertIdentifier(schema, 'schema'),
+    allowUnorderedMigrations: false,
+  });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results.find((r) => r.status === 'Error');
+    throw new MigrationFailed(failed?.migrationName, schema, error);
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

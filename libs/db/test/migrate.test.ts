@@ -1,0 +1,74 @@
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, ensureSchema, MigrationFailed, migrateToLatest, type Database, type Migrations } from '../src/index.js';
+import { sandbox, type Sandbox } from './helpers.js';
+
+const table = (name: string) => ({
+  up: (db: Kysely<any>) => db.schema.createTable(name).addColumn('id', 'int4', (c) => c.primaryKey()).execute(),
+});
+
+describe('migrateToLatest', () => {
+  let box: Sandbox;
+  let handle: Database<any>;
+  const schema = 'svc';
+
+  beforeAll(async () => {
+    box = await sandbox('db_migrate');
+    const role = box.roleName('svc');
+    await ensureSchema(box.database.url, schema, { name: role });
+    handle = createDb({ url: box.urlAs(role), schema, poolMax: 2 });
+  });
+  afterAll(async () => {
+    await handle.close();
+    await box.drop();
+  });
+
+  const tablesIn = async (s: string) => {
+    const { rows } = await sql<{ table_name: string }>`
+      select table_name from information_schema.tables where table_schema = ${s} order by table_name`.execute(handle.db);
+    return rows.map((r) => r.table_name);
+  };
+
+  it('applies each migration once, in name order, with its bookkeeping inside the schema', async () => {
+    const first: Migrations = { '0002_b': table('b'), '0001_a': table('a') };
+    expect(await migrateToLatest(handle.db, schema, first)).toEqual(['0001_a', '0002_b']);
+    expect(await migrateToLatest(handle.db, schema, first)).toEqual([]);
+    expect(await migrateToLatest(handle.db, schema, { ...first, '0003_c': table('c') })).toEqual(['0003_c']);
+    expect(await tablesIn(schema)).toEqual(['a', 'b', 'c', 'kysely_migration', 'kysely_migration_lock']);
+    expect(await tablesIn('public')).toEqual([]);
+  });
+
+  it('names the failed migration and applies nothing of that run', async () => {
+    const applied: Migrations = { '0001_a': table('a'), '0002_b': table('b'), '0003_c': table('c') };
+    const run = migrateToLatest(handle.db, schema, {
+      ...applied,
+      '0004_d': table('d'),
+      '0005_broken': { up: async (db) => void (await sql`select * from no_such_table`.execute(db)) },
+    });
+    await expect(run).rejects.toThrow(MigrationFailed);
+    await expect(run).rejects.toThrow(/^migration 0005_broken failed in schema svc: relation "no_such_table" does not exist/);
+    expect(await tablesIn(schema)).not.toContain('d');
+  });
+
+  it('is forward-only: refuses a migration that sorts before the last applied, or a missing one', async () => {
+    const applied: Migrations = { '0001_a': table('a'), '0002_b': table('b'), '0003_c': table('c') };
+    await expect(migrateToLatest(handle.db, schema, { ...applied, '0000_late': table('late') })).rejects.toThrow(
+      /must always have a name that comes alphabetically after/,
+    );
+    const { '0002_b': _dropped, ...missing } = applied;
+    await expect(migrateToLatest(handle.db, schema, missing)).rejects.toThrow(/0002_b.*missing|missing.*0002_b/);
+    expect(await migrateToLatest(handle.db, schema, applied)).toEqual([]);
+  });
+
+  it('lets concurrent runners apply each migration once', async () => {
+    const more: Migrations = {
+      '0001_a': table('a'),
+      '0002_b': table('b'),
+      '0003_c': table('c'),
+      '0004_e': table('e'),
+      '0005_f': table('f'),
+    };
+    const runs = await Promise.all([migrateToLatest(handle.db, schema, more), migrateToLatest(handle.db, schema, more)]);
+    expect(runs.flat().sort()).toEqual(['0004_e', '0005_f']);
+  });
+});
