@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalTimeZone, isCalendarDate, isCurrencyCode } from './calendar.js';
+import { canonicalTimeZone, isCalendarDate } from './calendar.js';
 
 describe('calendar', () => {
   it('knows IANA zones and canonicalizes their spelling', () => {
@@ -17,11 +17,5 @@ describe('calendar', () => {
     expect(isCalendarDate('2024-13-01')).toBe(false);
     expect(isCalendarDate('2024-1-01')).toBe(false);
     expect(isCalendarDate('2024-01-01T00:00:00Z')).toBe(false);
-  });
-
-  it('knows ISO 4217 codes', () => {
-    expect(isCurrencyCode('SGD')).toBe(true);
-    expect(isCurrencyCode('sgd')).toBe(false);
-    expect(isCurrencyCode('XYZ')).toBe(false);
   });
 });

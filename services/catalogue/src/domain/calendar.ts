@@ -22,11 +22,3 @@ export function isCalendarDate(value: string): boolean {
   const date = new Date(Date.UTC(y, mo - 1, d));
   return date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d && y >= 1970;
 }
-
-let currencies: ReadonlySet<string> | undefined;
-
-/** An ISO 4217 code the runtime knows, upper case (e.g. "SGD"). */
-export function isCurrencyCode(code: string): boolean {
-  currencies ??= new Set(Intl.supportedValuesOf('currency'));
-  return /^[A-Z]{3}$/.test(code) && currencies.has(code);
-}

@@ -1,4 +1,5 @@
-import { canonicalTimeZone, isCurrencyCode } from './calendar.js';
+import { isKnownCurrency } from '@punchcard/money';
+import { canonicalTimeZone } from './calendar.js';
 import { assertValid, RuleViolation, type Violation } from './errors.js';
 import { PLAN_TIERS, featuresOf, type Feature, type PlanTier } from './tiers.js';
 import { CODE, LIMITS } from './validate-terms.js';
@@ -58,7 +59,7 @@ export function updateTenant(current: TenantFields, input: TenantInput, state: {
 function commonChecks(input: TenantInput): Violation[] {
   const v: Violation[] = [];
   if (input.name.length > LIMITS.nameLength) v.push({ field: 'name', reason: `must be at most ${LIMITS.nameLength} characters` });
-  if (input.defaultCurrency !== '' && !isCurrencyCode(input.defaultCurrency)) {
+  if (input.defaultCurrency !== '' && !isKnownCurrency(input.defaultCurrency)) {
     v.push({ field: 'default_currency', reason: `unknown ISO 4217 currency ${JSON.stringify(input.defaultCurrency)}` });
   }
   return v;

@@ -3,10 +3,9 @@
  * (field for field, enums as their names without prefix). `validateTerms` turns what a caller sent
  * into normalized terms: every policy present, UNSPECIFIED enums replaced by their defaults.
  */
-export interface Money {
-  currencyCode: string;
-  amountMinor: bigint;
-}
+import type { Money } from '@punchcard/money';
+
+export type { Money };
 
 export type ExpiryAnchor = 'UNSPECIFIED' | 'PURCHASE' | 'FIRST_USE' | 'FIXED_DATE';
 export type ExpiryMode = 'UNSPECIFIED' | 'HARD' | 'SOFT';
