@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/expiry/v1/expiry.proto.
  */
 export const file_punchcard_expiry_v1_expiry: GenFile = /*@__PURE__*/
-  fileDesc("CiBwdW5jaGNhcmQvZXhwaXJ5L3YxL2V4cGlyeS5wcm90bxITcHVuY2hjYXJkLmV4cGlyeS52MSKVAgoFVGltZXISEAoIdGltZXJfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhYKDmVudGl0bGVtZW50X2lkGAMgASgJEiwKBGtpbmQYBCABKA4yHi5wdW5jaGNhcmQuZXhwaXJ5LnYxLlRpbWVyS2luZBIuCgVzdGF0ZRgFIAEoDjIfLnB1bmNoY2FyZC5leHBpcnkudjEuVGltZXJTdGF0ZRIsCghkdWVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZmlyZWRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLb2Zmc2V0X2RheXMYCCABKAUiLAoSR2V0U2NoZWR1bGVSZXF1ZXN0EhYKDmVudGl0bGVtZW50X2lkGAEgASgJIr4BChNHZXRTY2hlZHVsZVJlc3BvbnNlEhYKDmVudGl0bGVtZW50X2lkGAEgASgJEi8KC2V4cGlyeV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5ncmFjZV9lbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGdGltZXJzGAQgAygLMhoucHVuY2hjYXJkLmV4cGlyeS52MS5UaW1lciJnCg5MaXN0RHVlUmVxdWVzdBIuCgpkdWVfYmVmb3JlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJWCg9MaXN0RHVlUmVzcG9uc2USKgoGdGltZXJzGAEgAygLMhoucHVuY2hjYXJkLmV4cGlyeS52MS5UaW1lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNwoNUnVuRHVlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDQoFbGltaXQYAiABKAUiLwoOUnVuRHVlUmVzcG9uc2USDQoFZmlyZWQYASABKAUSDgoGZmFpbGVkGAIgASgFKowBCglUaW1lcktpbmQSGgoWVElNRVJfS0lORF9VTlNQRUNJRklFRBAAEhcKE1RJTUVSX0tJTkRfUkVNSU5ERVIQARIaChZUSU1FUl9LSU5EX0VOVEVSX0dSQUNFEAISFQoRVElNRVJfS0lORF9FWFBJUkUQAxIXChNUSU1FUl9LSU5EX1VORlJFRVpFEAQqdAoKVGltZXJTdGF0ZRIbChdUSU1FUl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1RJTUVSX1NUQVRFX1BFTkRJTkcQARIVChFUSU1FUl9TVEFURV9GSVJFRBACEhkKFVRJTUVSX1NUQVRFX0NBTkNFTExFRBADMpoCCg1FeHBpcnlTZXJ2aWNlEmAKC0dldFNjaGVkdWxlEicucHVuY2hjYXJkLmV4cGlyeS52MS5HZXRTY2hlZHVsZVJlcXVlc3QaKC5wdW5jaGNhcmQuZXhwaXJ5LnYxLkdldFNjaGVkdWxlUmVzcG9uc2USVAoHTGlzdER1ZRIjLnB1bmNoY2FyZC5leHBpcnkudjEuTGlzdER1ZVJlcXVlc3QaJC5wdW5jaGNhcmQuZXhwaXJ5LnYxLkxpc3REdWVSZXNwb25zZRJRCgZSdW5EdWUSIi5wdW5jaGNhcmQuZXhwaXJ5LnYxLlJ1bkR1ZVJlcXVlc3QaIy5wdW5jaGNhcmQuZXhwaXJ5LnYxLlJ1bkR1ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBwdW5jaGNhcmQvZXhwaXJ5L3YxL2V4cGlyeS5wcm90bxITcHVuY2hjYXJkLmV4cGlyeS52MSL7AgoFVGltZXISEAoIdGltZXJfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhYKDmVudGl0bGVtZW50X2lkGAMgASgJEiwKBGtpbmQYBCABKA4yHi5wdW5jaGNhcmQuZXhwaXJ5LnYxLlRpbWVyS2luZBIuCgVzdGF0ZRgFIAEoDjIfLnB1bmNoY2FyZC5leHBpcnkudjEuVGltZXJTdGF0ZRIsCghkdWVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZmlyZWRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLb2Zmc2V0X2RheXMYCCABKAUSEAoIYXR0ZW1wdHMYCSABKAUSEgoKbGFzdF9lcnJvchgKIAEoCRINCgVub19vcBgLIAEoCBIvCgtleHBpcnlfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoSR2V0U2NoZWR1bGVSZXF1ZXN0EhYKDmVudGl0bGVtZW50X2lkGAEgASgJIu4BChNHZXRTY2hlZHVsZVJlc3BvbnNlEhYKDmVudGl0bGVtZW50X2lkGAEgASgJEi8KC2V4cGlyeV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5ncmFjZV9lbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGdGltZXJzGAQgAygLMhoucHVuY2hjYXJkLmV4cGlyeS52MS5UaW1lchIbChNlbnRpdGxlbWVudF92ZXJzaW9uGAUgASgDEhEKCXRpbWVfem9uZRgGIAEoCSJnCg5MaXN0RHVlUmVxdWVzdBIuCgpkdWVfYmVmb3JlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJWCg9MaXN0RHVlUmVzcG9uc2USKgoGdGltZXJzGAEgAygLMhoucHVuY2hjYXJkLmV4cGlyeS52MS5UaW1lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNwoNUnVuRHVlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDQoFbGltaXQYAiABKAUiQgoOUnVuRHVlUmVzcG9uc2USDQoFZmlyZWQYASABKAUSDgoGZmFpbGVkGAIgASgFEhEKCXJlbWFpbmluZxgDIAEoBSqMAQoJVGltZXJLaW5kEhoKFlRJTUVSX0tJTkRfVU5TUEVDSUZJRUQQABIXChNUSU1FUl9LSU5EX1JFTUlOREVSEAESGgoWVElNRVJfS0lORF9FTlRFUl9HUkFDRRACEhUKEVRJTUVSX0tJTkRfRVhQSVJFEAMSFwoTVElNRVJfS0lORF9VTkZSRUVaRRAEKowBCgpUaW1lclN0YXRlEhsKF1RJTUVSX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTVElNRVJfU1RBVEVfUEVORElORxABEhUKEVRJTUVSX1NUQVRFX0ZJUkVEEAISGQoVVElNRVJfU1RBVEVfQ0FOQ0VMTEVEEAMSFgoSVElNRVJfU1RBVEVfRkFJTEVEEAQymgIKDUV4cGlyeVNlcnZpY2USYAoLR2V0U2NoZWR1bGUSJy5wdW5jaGNhcmQuZXhwaXJ5LnYxLkdldFNjaGVkdWxlUmVxdWVzdBooLnB1bmNoY2FyZC5leHBpcnkudjEuR2V0U2NoZWR1bGVSZXNwb25zZRJUCgdMaXN0RHVlEiMucHVuY2hjYXJkLmV4cGlyeS52MS5MaXN0RHVlUmVxdWVzdBokLnB1bmNoY2FyZC5leHBpcnkudjEuTGlzdER1ZVJlc3BvbnNlElEKBlJ1bkR1ZRIiLnB1bmNoY2FyZC5leHBpcnkudjEuUnVuRHVlUmVxdWVzdBojLnB1bmNoY2FyZC5leHBpcnkudjEuUnVuRHVlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message punchcard.expiry.v1.Timer
@@ -59,6 +59,36 @@ export type Timer = Message<"punchcard.expiry.v1.Timer"> & {
    * @generated from field: int32 offset_days = 8;
    */
   offsetDays: number;
+
+  /**
+   * Ledger calls tried so far (retries after transient failures).
+   *
+   * @generated from field: int32 attempts = 9;
+   */
+  attempts: number;
+
+  /**
+   * The last failure, for operators.
+   *
+   * @generated from field: string last_error = 10;
+   */
+  lastError: string;
+
+  /**
+   * Fired, but nothing changed: the expiry moved or the entitlement closed meanwhile
+   * (the ledger answered without an entry), or a reminder whose expiry had already passed.
+   *
+   * @generated from field: bool no_op = 11;
+   */
+  noOp: boolean;
+
+  /**
+   * The expiry instant this timer was planned from (what a reminder announces, what
+   * EnterGrace / Expire act on).
+   *
+   * @generated from field: google.protobuf.Timestamp expiry_time = 12;
+   */
+  expiryTime?: Timestamp | undefined;
 };
 
 /**
@@ -105,9 +135,25 @@ export type GetScheduleResponse = Message<"punchcard.expiry.v1.GetScheduleRespon
   graceEndTime?: Timestamp | undefined;
 
   /**
+   * Pending first, in firing order; then the ones fired, cancelled or failed, newest first.
+   *
    * @generated from field: repeated punchcard.expiry.v1.Timer timers = 4;
    */
   timers: Timer[];
+
+  /**
+   * The entitlement version (ledger event) the schedule reflects.
+   *
+   * @generated from field: int64 entitlement_version = 5;
+   */
+  entitlementVersion: bigint;
+
+  /**
+   * The purchase branch's IANA time zone the dates were computed in.
+   *
+   * @generated from field: string time_zone = 6;
+   */
+  timeZone: string;
 };
 
 /**
@@ -205,6 +251,13 @@ export type RunDueResponse = Message<"punchcard.expiry.v1.RunDueResponse"> & {
    * @generated from field: int32 failed = 2;
    */
   failed: number;
+
+  /**
+   * Due timers still pending after the run (limit reached, or waiting to retry).
+   *
+   * @generated from field: int32 remaining = 3;
+   */
+  remaining: number;
 };
 
 /**
@@ -273,6 +326,13 @@ export enum TimerState {
    * @generated from enum value: TIMER_STATE_CANCELLED = 3;
    */
   CANCELLED = 3,
+
+  /**
+   * The ledger refused the call, or kept failing until retries ran out; see last_error.
+   *
+   * @generated from enum value: TIMER_STATE_FAILED = 4;
+   */
+  FAILED = 4,
 }
 
 /**
