@@ -1,0 +1,187 @@
+import { idempotencyMigration, type Migrations } from '@punchcard/db';
+import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import { sql } from 'kysely';
+
+/** Forward-only migrations of the `entitlement_ledger` schema; add new ones at the end. */
+export const migrations: Migrations = {
+  '0000_idempotency_keys': idempotencyMigration,
+  '0001_outbox': outboxMigration,
+  '0002_inbox': inboxMigration,
+  '0003_catalogue_read_model': {
+    async up(db) {
+      // What the ledger knows of the catalogue, from catalogue.* events; never read from its schema.
+      await sql`
+        create table tenants (
+          tenant_id text primary key,
+          plan_tier int not null,
+          features int[] not null,
+          default_currency text not null,
+          -- The catalogue's update_time: an older event never overwrites a newer one.
+          changed_at timestamptz not null
+        )`.execute(db);
+      await sql`
+        create table branches (
+          tenant_id text not null,
+          branch_id text not null,
+          time_zone text not null,
+          active boolean not null,
+          changed_at timestamptz not null,
+          primary key (tenant_id, branch_id)
+        )`.execute(db);
+      await sql`
+        create table definition_versions (
+          tenant_id text not null,
+          definition_id text not null,
+          version int not null,
+          code text not null,
+          -- punchcard.catalogue.v1.DefinitionTerms, as published (immutable once active).
+          terms bytea not null,
+          published_at timestamptz,
+          retired boolean not null default false,
+          primary key (tenant_id, definition_id, version)
+        )`.execute(db);
+    },
+  },
+  '0004_entitlements_and_entries': {
+    async up(db) {
+      await sql`
+        create table entitlements (
+          seq bigserial not null unique,
+          tenant_id text not null,
+          entitlement_id uuid not null,
+          member_id text not null,
+          definition_id text not null,
+          definition_version int not null,
+          -- Snapshot of the definition version: the full protobuf terms for readers, and the rules
+          -- the ledger applies (domain Terms as JSON), so the hot path never asks the catalogue.
+          terms bytea not null,
+          rules jsonb not null,
+          time_zone text not null,
+          purchase_branch_id text not null,
+          status text not null check (status in
+            ('ACTIVE', 'FROZEN', 'IN_GRACE', 'EXPIRED', 'EXHAUSTED', 'REFUNDED', 'TRANSFERRED', 'UPGRADED')),
+          paid_sessions int not null check (paid_sessions >= 0),
+          bonus_sessions int not null check (bonus_sessions >= 0),
+          -- Invariant 1 (no overdraft), enforced by the database as the last line of defence.
+          paid_remaining int not null check (paid_remaining >= 0),
+          bonus_remaining int not null check (bonus_remaining >= 0),
+          remaining int generated always as (paid_remaining + bonus_remaining) stored,
+          price_currency text not null,
+          price_minor bigint not null,
+          payment_reference text not null,
+          purchase_time timestamptz not null,
+          activation_time timestamptz,
+          expiry_time timestamptz,
+          grace_end_time timestamptz,
+          frozen_at timestamptz,
+          frozen_until_time timestamptz,
+          freeze_planned_days int not null default 0,
+          frozen_days int not null default 0,
+          last_use_time timestamptz,
+          version bigint not null check (version >= 1),
+          updated_at timestamptz not null default now(),
+          primary key (tenant_id, entitlement_id)
+        )`.execute(db);
+      await sql`create index entitlements_member on entitlements (tenant_id, member_id, entitlement_id)`.execute(db);
+      await sql`create index entitlements_tenant_seq on entitlements (tenant_id, seq)`.execute(db);
+      await sql`create index entitlements_expiry on entitlements (tenant_id, expiry_time) where expiry_time is not null`.execute(db);
+
+      await sql`
+        create table entries (
+          seq bigserial not null unique,
+          tenant_id text not null,
+          entry_id uuid not null,
+          entitlement_id uuid not null,
+          kind text not null check (kind in ('PURCHASE', 'CONSUME', 'REVERSAL', 'EXPIRE', 'EXTEND', 'FREEZE', 'UNFREEZE',
+            'GRACE', 'TRANSFER_OUT', 'TRANSFER_IN', 'TOP_UP', 'UPGRADE_OUT', 'UPGRADE_IN', 'REFUND')),
+          sessions_delta int not null,
+          paid_delta int not null,
+          bonus_delta int not null,
+          branch_id text not null,
+          actor_subject text not null,
+          actor_roles text[] not null,
+          reason text not null,
+          occurred_time timestamptz not null,
+          record_time timestamptz not null,
+          request_id text not null,
+          balance_after int not null check (balance_after >= 0),
+          reverses_entry_id uuid,
+          in_grace boolean not null,
+          visit_id text,
+          service_code text,
+          member_id text not null,
+          entitlement_version bigint not null,
+          expiry_time timestamptz,
+          primary key (tenant_id, entry_id),
+          foreign key (tenant_id, entitlement_id) references entitlements (tenant_id, entitlement_id),
+          -- One entry per entitlement version: the history is a gapless, ordered sequence.
+          unique (tenant_id, entitlement_id, entitlement_version),
+          check (sessions_delta = paid_delta + bonus_delta),
+          check ((kind = 'REVERSAL') = (reverses_entry_id is not null))
+        )`.execute(db);
+      // A consume is reversed at most once, whatever races.
+      await sql`create unique index entries_one_reversal on entries (tenant_id, reverses_entry_id) where reverses_entry_id is not null`.execute(db);
+
+      // Invariant 2: entries are never updated or deleted; a correction is a new (reversal) entry.
+      await sql`
+        create function entries_append_only() returns trigger language plpgsql as $$
+        begin
+          raise exception 'ledger entries are append-only: % on entries is not allowed', tg_op
+            using errcode = 'insufficient_privilege', hint = 'record a reversal entry instead';
+        end $$`.execute(db);
+      await sql`
+        create trigger entries_no_update_delete before update or delete on entries
+        for each row execute function entries_append_only()`.execute(db);
+      await sql`
+        create trigger entries_no_truncate before truncate on entries
+        for each statement execute function entries_append_only()`.execute(db);
+
+      // Every entry must agree with the entitlement it is written with: same version, same balance.
+      // The entitlement row is updated first in the same transaction, so this reads the new state.
+      await sql`
+        create function entries_match_entitlement() returns trigger language plpgsql as $$
+        declare
+          e record;
+        begin
+          select remaining, version into e from entitlements
+            where tenant_id = new.tenant_id and entitlement_id = new.entitlement_id;
+          if e.version is distinct from new.entitlement_version or e.remaining is distinct from new.balance_after then
+            raise exception 'entry % (version %, balance %) does not match entitlement % (version %, remaining %)',
+              new.entry_id, new.entitlement_version, new.balance_after, new.entitlement_id, e.version, e.remaining
+              using errcode = 'check_violation';
+          end if;
+          return new;
+        end $$`.execute(db);
+      await sql`
+        create trigger entries_match_entitlement before insert on entries
+        for each row execute function entries_match_entitlement()`.execute(db);
+    },
+  },
+  '0005_visits': {
+    async up(db) {
+      // One row per (tenant, visit id): exactly one consume per visit, however often it is delivered
+      // or whichever path (event or API) reports it.
+      await sql`
+        create table visits (
+          tenant_id text not null,
+          visit_id text not null,
+          state text not null check (state in ('CONSUMED', 'REJECTED', 'ONE_OFF', 'CANCELLED', 'REVERSED')),
+          source text not null check (source in ('event', 'api')),
+          member_id text not null,
+          service_code text not null,
+          branch_id text not null,
+          occurred_time timestamptz,
+          entitlement_id uuid,
+          entry_id uuid,
+          reversal_entry_id uuid,
+          -- Why it was rejected, or why a cancellation could not restore the session.
+          reason text not null default '',
+          error_code text not null default '',
+          created_at timestamptz not null,
+          updated_at timestamptz not null,
+          primary key (tenant_id, visit_id)
+        )`.execute(db);
+      await sql`create index visits_state on visits (tenant_id, state, created_at)`.execute(db);
+    },
+  },
+};

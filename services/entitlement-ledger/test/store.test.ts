@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { inTransaction } from '@punchcard/db';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuleViolation } from '../src/domain/errors.js';
+import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
+import { definitionTerms, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
+
+const tenantId = randomUUID();
+const staff: Caller = { tenantId, subject: 'staff-1', roles: ['staff'] };
+const ctx = { clock: () => new Date('2025-03-01T02:00:00Z') };
+let t: LedgerTestDb;
+
+beforeAll(async () => {
+  t = await ledgerTestDb('ledger_store', 30);
+  await seedCatalogue(t.db, tenantId, {
+    definitions: { d1: definitionTerms(), small: definitionTerms({ paidSessions: 3, code: 'SMALL' }) },
+  });
+});
+afterAll(async () => t?.drop());
+
+function buy(memberId: string, definitionId = 'd1') {
+  return inTransaction(t.db, (tx) =>
+    purchasePackage(tx, ctx, staff, { memberId, definitionId, definitionVersion: 0, branchId: 'b1', paymentReference: 'pay-1' }, randomUUID()),
+  );
+}
+
+function consumeAt(req: { entitlementId?: string; memberId: string }) {
+  return inTransaction(t.db, (tx) =>
+    consumeSession(
+      tx,
+      ctx,
+      staff,
+      { entitlementId: req.entitlementId ?? '', memberId: req.memberId, serviceCode: 'PHYSIO', branchId: 'b1', visitId: '', reason: '' },
+      randomUUID(),
+    ),
+  );
+}
+
+async function outcome<T>(p: Promise<T>): Promise<'ok' | string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (err instanceof RuleViolation) return err.kind;
+    throw err;
+  }
+}
+
+async function ledgerBalance(entitlementId: string) {
+  const { rows } = await sql<{ sum: bigint; n: bigint; remaining: number; version: bigint }>`
+    select coalesce(sum(x.sessions_delta), 0)::bigint as sum, count(x.*)::bigint as n, e.remaining, e.version
+    from entitlements e left join entries x using (tenant_id, entitlement_id)
+    where e.entitlement_id = ${entitlementId} group by e.remaining, e.version`.execute(t.db);
+  return rows[0]!;
+}
+
+describe('entries are append-only', () => {
+  it('rejects UPDATE, DELETE and TRUNCATE of entries', async () => {
+    const { entry } = await buy('append-only');
+    await expect(sql`update entries set reason = 'edited' where entry_id = ${entry.entryId}`.execute(t.db)).rejects.toThrow(/append-only: UPDATE/);
+    await expect(sql`delete from entries where entry_id = ${entry.entryId}`.execute(t.db)).rejects.toThrow(/append-only: DELETE/);
+    await expect(sql`truncate entries cascade`.execute(t.db)).rejects.toThrow(/append-only: TRUNCATE/);
+  });
+
+  it('rejects an entry that disagrees with its entitlement, and any negative balance', async () => {
+    const { entitlement } = await buy('mismatch');
+    await expect(
+      sql`insert into entries (tenant_id, entry_id, entitlement_id, kind, sessions_delta, paid_delta, bonus_delta, branch_id,
+            actor_subject, actor_roles, reason, occurred_time, record_time, request_id, balance_after, in_grace, member_id, entitlement_version)
+          values (${tenantId}, ${randomUUID()}, ${entitlement.entitlementId}, 'CONSUME', -1, -1, 0, 'b1', 'x', '{}', '', now(), now(), 'r', 9, false, 'mismatch', 2)`.execute(t.db),
+    ).rejects.toThrow(/does not match entitlement/);
+    await expect(
+      sql`update entitlements set paid_remaining = -1 where entitlement_id = ${entitlement.entitlementId}`.execute(t.db),
+    ).rejects.toThrow(/paid_remaining_check/);
+  });
+});
+
+describe('no overdraft under concurrency', () => {
+  it('200 concurrent consumes of a 10-session entitlement: exactly 10 succeed, the rest are exhausted', async () => {
+    const { entitlement } = await buy('race-explicit');
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => outcome(consumeAt({ entitlementId: entitlement.entitlementId, memberId: '' }))),
+    );
+    expect(results.filter((r) => r === 'ok')).toHaveLength(10);
+    expect(results.filter((r) => r === 'resource_exhausted')).toHaveLength(190);
+    expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 0n, n: 11n, remaining: 0, version: 11n });
+  });
+
+  it('concurrent picks across a member\'s packages never overdraw or deadlock', async () => {
+    const bought = await Promise.all([buy('race-pick', 'small'), buy('race-pick', 'small'), buy('race-pick', 'small')]);
+    const results = await Promise.all(Array.from({ length: 40 }, () => outcome(consumeAt({ memberId: 'race-pick' }))));
+    expect(results.filter((r) => r === 'ok')).toHaveLength(9);
+    expect(results.filter((r) => r === 'resource_exhausted')).toHaveLength(31);
+    for (const b of bought) expect(await ledgerBalance(b.entitlement.entitlementId)).toMatchObject({ sum: 0n, remaining: 0 });
+  });
+
+  it('concurrent reversals of one consume: exactly one restores the session', async () => {
+    const { entitlement } = await buy('race-reverse');
+    const consumed = await consumeAt({ entitlementId: entitlement.entitlementId, memberId: '' });
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        outcome(
+          inTransaction(t.db, (tx) => reverseConsume(tx, ctx, staff, { entryId: consumed.entry.entryId, reason: 'oops' }, randomUUID())),
+        ),
+      ),
+    );
+    expect(results.filter((r) => r === 'ok')).toHaveLength(1);
+    expect(results.filter((r) => r === 'failed_precondition')).toHaveLength(9);
+    expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 10n, n: 3n, remaining: 10, version: 3n });
+  });
+});
