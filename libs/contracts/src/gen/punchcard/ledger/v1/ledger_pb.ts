@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/ledger/v1/ledger.proto.
  */
 export const file_punchcard_ledger_v1_ledger: GenFile = /*@__PURE__*/
-  fileDesc("CiBwdW5jaGNhcmQvbGVkZ2VyL3YxL2xlZGdlci5wcm90bxITcHVuY2hjYXJkLmxlZGdlci52MSKQAQoQRW50aXRsZW1lbnRUZXJtcxIVCg1kZWZpbml0aW9uX2lkGAEgASgJEhoKEmRlZmluaXRpb25fdmVyc2lvbhgCIAEoBRI2CgV0ZXJtcxgDIAEoCzInLnB1bmNoY2FyZC5jYXRhbG9ndWUudjEuRGVmaW5pdGlvblRlcm1zEhEKCXRpbWVfem9uZRgEIAEoCSLrBQoLRW50aXRsZW1lbnQSEQoJdGVuYW50X2lkGAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEhEKCW1lbWJlcl9pZBgDIAEoCRI0CgV0ZXJtcxgEIAEoCzIlLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnRUZXJtcxIaChJwdXJjaGFzZV9icmFuY2hfaWQYBSABKAkSNgoGc3RhdHVzGAYgASgOMiYucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudFN0YXR1cxIVCg1wYWlkX3Nlc3Npb25zGAcgASgFEhYKDmJvbnVzX3Nlc3Npb25zGAggASgFEhYKDnBhaWRfcmVtYWluaW5nGAkgASgFEhcKD2JvbnVzX3JlbWFpbmluZxgKIAEoBRIRCglyZW1haW5pbmcYCyABKAUSKQoFcHJpY2UYDCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhkKEXBheW1lbnRfcmVmZXJlbmNlGA0gASgJEjEKDXB1cmNoYXNlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2FjdGl2YXRpb25fdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJ5X3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmdyYWNlX2VuZF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFmcm96ZW5fdW50aWxfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZnJvemVuX2RheXMYEyABKAUSMQoNbGFzdF91c2VfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgVIAEoAyLMBAoLTGVkZ2VyRW50cnkSEQoJdGVuYW50X2lkGAEgASgJEhAKCGVudHJ5X2lkGAIgASgJEhYKDmVudGl0bGVtZW50X2lkGAMgASgJEiwKBGtpbmQYBCABKA4yHi5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudHJ5S2luZBIWCg5zZXNzaW9uc19kZWx0YRgFIAEoBRISCgpwYWlkX2RlbHRhGAYgASgFEhMKC2JvbnVzX2RlbHRhGAcgASgFEhEKCWJyYW5jaF9pZBgIIAEoCRIpCgVhY3RvchgJIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuQWN0b3ISDgoGcmVhc29uGAogASgJEjEKDW9jY3VycmVkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY29yZF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGA0gASgJEhUKDWJhbGFuY2VfYWZ0ZXIYDiABKAUSGQoRcmV2ZXJzZXNfZW50cnlfaWQYDyABKAkSEAoIaW5fZ3JhY2UYECABKAgSEAoIdmlzaXRfaWQYESABKAkSFAoMc2VydmljZV9jb2RlGBIgASgJEhEKCW1lbWJlcl9pZBgTIAEoCRIbChNlbnRpdGxlbWVudF92ZXJzaW9uGBQgASgDEi8KC2V4cGlyeV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLRAQoPUHVyY2hhc2VSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIaChJkZWZpbml0aW9uX3ZlcnNpb24YBCABKAUSEQoJYnJhbmNoX2lkGAUgASgJEhkKEXBheW1lbnRfcmVmZXJlbmNlGAYgASgJEjEKDXB1cmNoYXNlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInoKEFB1cmNoYXNlUmVzcG9uc2USNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50Ei8KBWVudHJ5GAIgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeSLSAQoOQ29uc3VtZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEhEKCW1lbWJlcl9pZBgDIAEoCRIUCgxzZXJ2aWNlX2NvZGUYBCABKAkSEQoJYnJhbmNoX2lkGAUgASgJEjEKDW9jY3VycmVkX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHZpc2l0X2lkGAcgASgJEg4KBnJlYXNvbhgIIAEoCSJ5Cg9Db25zdW1lUmVzcG9uc2USNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50Ei8KBWVudHJ5GAIgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeSJLCg5SZXZlcnNlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIZW50cnlfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJInkKD1JldmVyc2VSZXNwb25zZRI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5Ii8KFUdldEVudGl0bGVtZW50UmVxdWVzdBIWCg5lbnRpdGxlbWVudF9pZBgBIAEoCSJPChZHZXRFbnRpdGxlbWVudFJlc3BvbnNlEjUKC2VudGl0bGVtZW50GAEgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudCLCAQoXTGlzdEVudGl0bGVtZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEQoJbWVtYmVyX2lkGAMgASgJEjgKCHN0YXR1c2VzGAQgAygOMiYucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudFN0YXR1cxIzCg9leHBpcmluZ19iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKGExpc3RFbnRpdGxlbWVudHNSZXNwb25zZRI2CgxlbnRpdGxlbWVudHMYASADKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJTChJMaXN0RW50cmllc1JlcXVlc3QSFgoOZW50aXRsZW1lbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoTTGlzdEVudHJpZXNSZXNwb25zZRIxCgdlbnRyaWVzGAEgAygLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkimgEKDUV4dGVuZFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEjMKD25ld19leHBpcnlfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXh0ZW5kX2RheXMYBCABKAUSDgoGcmVhc29uGAUgASgJIngKDkV4dGVuZFJlc3BvbnNlEjUKC2VudGl0bGVtZW50GAEgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudBIvCgVlbnRyeRgCIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuTGVkZ2VyRW50cnkigAEKDUZyZWV6ZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEi4KCnVudGlsX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCSJ4Cg5GcmVlemVSZXNwb25zZRI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5IlIKD1VuZnJlZXplUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJInoKEFVuZnJlZXplUmVzcG9uc2USNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50Ei8KBWVudHJ5GAIgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeSKpAQoRRW50ZXJHcmFjZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEi8KC2V4cGlyeV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5ncmFjZV9lbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifAoSRW50ZXJHcmFjZVJlc3BvbnNlEjUKC2VudGl0bGVtZW50GAEgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudBIvCgVlbnRyeRgCIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuTGVkZ2VyRW50cnkifgoNRXhwaXJlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSLAoIZHVlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCSJ4Cg5FeHBpcmVSZXNwb25zZRI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5Kr4CChFFbnRpdGxlbWVudFN0YXR1cxIiCh5FTlRJVExFTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlFTlRJVExFTUVOVF9TVEFUVVNfQUNUSVZFEAESHQoZRU5USVRMRU1FTlRfU1RBVFVTX0ZST1pFThACEh8KG0VOVElUTEVNRU5UX1NUQVRVU19JTl9HUkFDRRADEh4KGkVOVElUTEVNRU5UX1NUQVRVU19FWFBJUkVEEAQSIAocRU5USVRMRU1FTlRfU1RBVFVTX0VYSEFVU1RFRBAFEh8KG0VOVElUTEVNRU5UX1NUQVRVU19SRUZVTkRFRBAGEiIKHkVOVElUTEVNRU5UX1NUQVRVU19UUkFOU0ZFUlJFRBAHEh8KG0VOVElUTEVNRU5UX1NUQVRVU19VUEdSQURFRBAIKoMDCglFbnRyeUtpbmQSGgoWRU5UUllfS0lORF9VTlNQRUNJRklFRBAAEhcKE0VOVFJZX0tJTkRfUFVSQ0hBU0UQARIWChJFTlRSWV9LSU5EX0NPTlNVTUUQAhIXChNFTlRSWV9LSU5EX1JFVkVSU0FMEAMSFQoRRU5UUllfS0lORF9FWFBJUkUQBBIVChFFTlRSWV9LSU5EX0VYVEVORBAFEhUKEUVOVFJZX0tJTkRfRlJFRVpFEAYSFwoTRU5UUllfS0lORF9VTkZSRUVaRRAHEhQKEEVOVFJZX0tJTkRfR1JBQ0UQCBIbChdFTlRSWV9LSU5EX1RSQU5TRkVSX09VVBAJEhoKFkVOVFJZX0tJTkRfVFJBTlNGRVJfSU4QChIVChFFTlRSWV9LSU5EX1RPUF9VUBALEhoKFkVOVFJZX0tJTkRfVVBHUkFERV9PVVQQDBIZChVFTlRSWV9LSU5EX1VQR1JBREVfSU4QDRIVChFFTlRSWV9LSU5EX1JFRlVORBAOMoMICg1MZWRnZXJTZXJ2aWNlElcKCFB1cmNoYXNlEiQucHVuY2hjYXJkLmxlZGdlci52MS5QdXJjaGFzZVJlcXVlc3QaJS5wdW5jaGNhcmQubGVkZ2VyLnYxLlB1cmNoYXNlUmVzcG9uc2USVAoHQ29uc3VtZRIjLnB1bmNoY2FyZC5sZWRnZXIudjEuQ29uc3VtZVJlcXVlc3QaJC5wdW5jaGNhcmQubGVkZ2VyLnYxLkNvbnN1bWVSZXNwb25zZRJUCgdSZXZlcnNlEiMucHVuY2hjYXJkLmxlZGdlci52MS5SZXZlcnNlUmVxdWVzdBokLnB1bmNoY2FyZC5sZWRnZXIudjEuUmV2ZXJzZVJlc3BvbnNlEmkKDkdldEVudGl0bGVtZW50EioucHVuY2hjYXJkLmxlZGdlci52MS5HZXRFbnRpdGxlbWVudFJlcXVlc3QaKy5wdW5jaGNhcmQubGVkZ2VyLnYxLkdldEVudGl0bGVtZW50UmVzcG9uc2USbwoQTGlzdEVudGl0bGVtZW50cxIsLnB1bmNoY2FyZC5sZWRnZXIudjEuTGlzdEVudGl0bGVtZW50c1JlcXVlc3QaLS5wdW5jaGNhcmQubGVkZ2VyLnYxLkxpc3RFbnRpdGxlbWVudHNSZXNwb25zZRJgCgtMaXN0RW50cmllcxInLnB1bmNoY2FyZC5sZWRnZXIudjEuTGlzdEVudHJpZXNSZXF1ZXN0GigucHVuY2hjYXJkLmxlZGdlci52MS5MaXN0RW50cmllc1Jlc3BvbnNlElEKBkV4dGVuZBIiLnB1bmNoY2FyZC5sZWRnZXIudjEuRXh0ZW5kUmVxdWVzdBojLnB1bmNoY2FyZC5sZWRnZXIudjEuRXh0ZW5kUmVzcG9uc2USUQoGRnJlZXplEiIucHVuY2hjYXJkLmxlZGdlci52MS5GcmVlemVSZXF1ZXN0GiMucHVuY2hjYXJkLmxlZGdlci52MS5GcmVlemVSZXNwb25zZRJXCghVbmZyZWV6ZRIkLnB1bmNoY2FyZC5sZWRnZXIudjEuVW5mcmVlemVSZXF1ZXN0GiUucHVuY2hjYXJkLmxlZGdlci52MS5VbmZyZWV6ZVJlc3BvbnNlEl0KCkVudGVyR3JhY2USJi5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGVyR3JhY2VSZXF1ZXN0GicucHVuY2hjYXJkLmxlZGdlci52MS5FbnRlckdyYWNlUmVzcG9uc2USUQoGRXhwaXJlEiIucHVuY2hjYXJkLmxlZGdlci52MS5FeHBpcmVSZXF1ZXN0GiMucHVuY2hjYXJkLmxlZGdlci52MS5FeHBpcmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_punchcard_catalogue_v1_catalogue, file_punchcard_common_v1_common]);
+  fileDesc("CiBwdW5jaGNhcmQvbGVkZ2VyL3YxL2xlZGdlci5wcm90bxITcHVuY2hjYXJkLmxlZGdlci52MSKQAQoQRW50aXRsZW1lbnRUZXJtcxIVCg1kZWZpbml0aW9uX2lkGAEgASgJEhoKEmRlZmluaXRpb25fdmVyc2lvbhgCIAEoBRI2CgV0ZXJtcxgDIAEoCzInLnB1bmNoY2FyZC5jYXRhbG9ndWUudjEuRGVmaW5pdGlvblRlcm1zEhEKCXRpbWVfem9uZRgEIAEoCSLrBQoLRW50aXRsZW1lbnQSEQoJdGVuYW50X2lkGAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEhEKCW1lbWJlcl9pZBgDIAEoCRI0CgV0ZXJtcxgEIAEoCzIlLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnRUZXJtcxIaChJwdXJjaGFzZV9icmFuY2hfaWQYBSABKAkSNgoGc3RhdHVzGAYgASgOMiYucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudFN0YXR1cxIVCg1wYWlkX3Nlc3Npb25zGAcgASgFEhYKDmJvbnVzX3Nlc3Npb25zGAggASgFEhYKDnBhaWRfcmVtYWluaW5nGAkgASgFEhcKD2JvbnVzX3JlbWFpbmluZxgKIAEoBRIRCglyZW1haW5pbmcYCyABKAUSKQoFcHJpY2UYDCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhkKEXBheW1lbnRfcmVmZXJlbmNlGA0gASgJEjEKDXB1cmNoYXNlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2FjdGl2YXRpb25fdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJ5X3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmdyYWNlX2VuZF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFmcm96ZW5fdW50aWxfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZnJvemVuX2RheXMYEyABKAUSMQoNbGFzdF91c2VfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgVIAEoAyLMBAoLTGVkZ2VyRW50cnkSEQoJdGVuYW50X2lkGAEgASgJEhAKCGVudHJ5X2lkGAIgASgJEhYKDmVudGl0bGVtZW50X2lkGAMgASgJEiwKBGtpbmQYBCABKA4yHi5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudHJ5S2luZBIWCg5zZXNzaW9uc19kZWx0YRgFIAEoBRISCgpwYWlkX2RlbHRhGAYgASgFEhMKC2JvbnVzX2RlbHRhGAcgASgFEhEKCWJyYW5jaF9pZBgIIAEoCRIpCgVhY3RvchgJIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuQWN0b3ISDgoGcmVhc29uGAogASgJEjEKDW9jY3VycmVkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY29yZF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGA0gASgJEhUKDWJhbGFuY2VfYWZ0ZXIYDiABKAUSGQoRcmV2ZXJzZXNfZW50cnlfaWQYDyABKAkSEAoIaW5fZ3JhY2UYECABKAgSEAoIdmlzaXRfaWQYESABKAkSFAoMc2VydmljZV9jb2RlGBIgASgJEhEKCW1lbWJlcl9pZBgTIAEoCRIbChNlbnRpdGxlbWVudF92ZXJzaW9uGBQgASgDEi8KC2V4cGlyeV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLRAQoPUHVyY2hhc2VSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIaChJkZWZpbml0aW9uX3ZlcnNpb24YBCABKAUSEQoJYnJhbmNoX2lkGAUgASgJEhkKEXBheW1lbnRfcmVmZXJlbmNlGAYgASgJEjEKDXB1cmNoYXNlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInoKEFB1cmNoYXNlUmVzcG9uc2USNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50Ei8KBWVudHJ5GAIgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeSLSAQoOQ29uc3VtZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEhEKCW1lbWJlcl9pZBgDIAEoCRIUCgxzZXJ2aWNlX2NvZGUYBCABKAkSEQoJYnJhbmNoX2lkGAUgASgJEjEKDW9jY3VycmVkX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHZpc2l0X2lkGAcgASgJEg4KBnJlYXNvbhgIIAEoCSJ5Cg9Db25zdW1lUmVzcG9uc2USNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50Ei8KBWVudHJ5GAIgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeSJLCg5SZXZlcnNlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIZW50cnlfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJInkKD1JldmVyc2VSZXNwb25zZRI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5Ii8KFUdldEVudGl0bGVtZW50UmVxdWVzdBIWCg5lbnRpdGxlbWVudF9pZBgBIAEoCSJPChZHZXRFbnRpdGxlbWVudFJlc3BvbnNlEjUKC2VudGl0bGVtZW50GAEgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudCLCAQoXTGlzdEVudGl0bGVtZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEQoJbWVtYmVyX2lkGAMgASgJEjgKCHN0YXR1c2VzGAQgAygOMiYucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudFN0YXR1cxIzCg9leHBpcmluZ19iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKGExpc3RFbnRpdGxlbWVudHNSZXNwb25zZRI2CgxlbnRpdGxlbWVudHMYASADKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJTChJMaXN0RW50cmllc1JlcXVlc3QSFgoOZW50aXRsZW1lbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoTTGlzdEVudHJpZXNSZXNwb25zZRIxCgdlbnRyaWVzGAEgAygLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkimgEKDUV4dGVuZFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEjMKD25ld19leHBpcnlfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXh0ZW5kX2RheXMYBCABKAUSDgoGcmVhc29uGAUgASgJIngKDkV4dGVuZFJlc3BvbnNlEjUKC2VudGl0bGVtZW50GAEgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudBIvCgVlbnRyeRgCIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuTGVkZ2VyRW50cnkigAEKDUZyZWV6ZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEi4KCnVudGlsX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCSJ4Cg5GcmVlemVSZXNwb25zZRI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5IlIKD1VuZnJlZXplUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJInoKEFVuZnJlZXplUmVzcG9uc2USNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50Ei8KBWVudHJ5GAIgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5MZWRnZXJFbnRyeSKpAQoRRW50ZXJHcmFjZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEi8KC2V4cGlyeV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5ncmFjZV9lbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifAoSRW50ZXJHcmFjZVJlc3BvbnNlEjUKC2VudGl0bGVtZW50GAEgASgLMiAucHVuY2hjYXJkLmxlZGdlci52MS5FbnRpdGxlbWVudBIvCgVlbnRyeRgCIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuTGVkZ2VyRW50cnkifgoNRXhwaXJlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSLAoIZHVlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCSJ4Cg5FeHBpcmVSZXNwb25zZRI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5IpYDCgVWaXNpdBIRCgl0ZW5hbnRfaWQYASABKAkSEAoIdmlzaXRfaWQYAiABKAkSLgoFc3RhdGUYAyABKA4yHy5wdW5jaGNhcmQubGVkZ2VyLnYxLlZpc2l0U3RhdGUSEQoJbWVtYmVyX2lkGAQgASgJEhQKDHNlcnZpY2VfY29kZRgFIAEoCRIRCglicmFuY2hfaWQYBiABKAkSMQoNb2NjdXJyZWRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOZW50aXRsZW1lbnRfaWQYCCABKAkSEAoIZW50cnlfaWQYCSABKAkSGQoRcmV2ZXJzYWxfZW50cnlfaWQYCiABKAkSDgoGcmVhc29uGAsgASgJEhIKCmVycm9yX2NvZGUYDCABKAkSLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIjCg9HZXRWaXNpdFJlcXVlc3QSEAoIdmlzaXRfaWQYASABKAkiPQoQR2V0VmlzaXRSZXNwb25zZRIpCgV2aXNpdBgBIAEoCzIaLnB1bmNoY2FyZC5sZWRnZXIudjEuVmlzaXQifQoRTGlzdFZpc2l0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLgoFc3RhdGUYAyABKA4yHy5wdW5jaGNhcmQubGVkZ2VyLnYxLlZpc2l0U3RhdGUSEQoJbWVtYmVyX2lkGAQgASgJIlkKEkxpc3RWaXNpdHNSZXNwb25zZRIqCgZ2aXNpdHMYASADKAsyGi5wdW5jaGNhcmQubGVkZ2VyLnYxLlZpc2l0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSq+AgoRRW50aXRsZW1lbnRTdGF0dXMSIgoeRU5USVRMRU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZRU5USVRMRU1FTlRfU1RBVFVTX0FDVElWRRABEh0KGUVOVElUTEVNRU5UX1NUQVRVU19GUk9aRU4QAhIfChtFTlRJVExFTUVOVF9TVEFUVVNfSU5fR1JBQ0UQAxIeChpFTlRJVExFTUVOVF9TVEFUVVNfRVhQSVJFRBAEEiAKHEVOVElUTEVNRU5UX1NUQVRVU19FWEhBVVNURUQQBRIfChtFTlRJVExFTUVOVF9TVEFUVVNfUkVGVU5ERUQQBhIiCh5FTlRJVExFTUVOVF9TVEFUVVNfVFJBTlNGRVJSRUQQBxIfChtFTlRJVExFTUVOVF9TVEFUVVNfVVBHUkFERUQQCCqDAwoJRW50cnlLaW5kEhoKFkVOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIXChNFTlRSWV9LSU5EX1BVUkNIQVNFEAESFgoSRU5UUllfS0lORF9DT05TVU1FEAISFwoTRU5UUllfS0lORF9SRVZFUlNBTBADEhUKEUVOVFJZX0tJTkRfRVhQSVJFEAQSFQoRRU5UUllfS0lORF9FWFRFTkQQBRIVChFFTlRSWV9LSU5EX0ZSRUVaRRAGEhcKE0VOVFJZX0tJTkRfVU5GUkVFWkUQBxIUChBFTlRSWV9LSU5EX0dSQUNFEAgSGwoXRU5UUllfS0lORF9UUkFOU0ZFUl9PVVQQCRIaChZFTlRSWV9LSU5EX1RSQU5TRkVSX0lOEAoSFQoRRU5UUllfS0lORF9UT1BfVVAQCxIaChZFTlRSWV9LSU5EX1VQR1JBREVfT1VUEAwSGQoVRU5UUllfS0lORF9VUEdSQURFX0lOEA0SFQoRRU5UUllfS0lORF9SRUZVTkQQDiqrAQoKVmlzaXRTdGF0ZRIbChdWSVNJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFFZJU0lUX1NUQVRFX0NPTlNVTUVEEAESGAoUVklTSVRfU1RBVEVfUkVKRUNURUQQAhIXChNWSVNJVF9TVEFURV9PTkVfT0ZGEAMSGQoVVklTSVRfU1RBVEVfQ0FOQ0VMTEVEEAQSGAoUVklTSVRfU1RBVEVfUkVWRVJTRUQQBTK7CQoNTGVkZ2VyU2VydmljZRJXCghQdXJjaGFzZRIkLnB1bmNoY2FyZC5sZWRnZXIudjEuUHVyY2hhc2VSZXF1ZXN0GiUucHVuY2hjYXJkLmxlZGdlci52MS5QdXJjaGFzZVJlc3BvbnNlElQKB0NvbnN1bWUSIy5wdW5jaGNhcmQubGVkZ2VyLnYxLkNvbnN1bWVSZXF1ZXN0GiQucHVuY2hjYXJkLmxlZGdlci52MS5Db25zdW1lUmVzcG9uc2USVAoHUmV2ZXJzZRIjLnB1bmNoY2FyZC5sZWRnZXIudjEuUmV2ZXJzZVJlcXVlc3QaJC5wdW5jaGNhcmQubGVkZ2VyLnYxLlJldmVyc2VSZXNwb25zZRJpCg5HZXRFbnRpdGxlbWVudBIqLnB1bmNoY2FyZC5sZWRnZXIudjEuR2V0RW50aXRsZW1lbnRSZXF1ZXN0GisucHVuY2hjYXJkLmxlZGdlci52MS5HZXRFbnRpdGxlbWVudFJlc3BvbnNlEm8KEExpc3RFbnRpdGxlbWVudHMSLC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxpc3RFbnRpdGxlbWVudHNSZXF1ZXN0Gi0ucHVuY2hjYXJkLmxlZGdlci52MS5MaXN0RW50aXRsZW1lbnRzUmVzcG9uc2USYAoLTGlzdEVudHJpZXMSJy5wdW5jaGNhcmQubGVkZ2VyLnYxLkxpc3RFbnRyaWVzUmVxdWVzdBooLnB1bmNoY2FyZC5sZWRnZXIudjEuTGlzdEVudHJpZXNSZXNwb25zZRJRCgZFeHRlbmQSIi5wdW5jaGNhcmQubGVkZ2VyLnYxLkV4dGVuZFJlcXVlc3QaIy5wdW5jaGNhcmQubGVkZ2VyLnYxLkV4dGVuZFJlc3BvbnNlElEKBkZyZWV6ZRIiLnB1bmNoY2FyZC5sZWRnZXIudjEuRnJlZXplUmVxdWVzdBojLnB1bmNoY2FyZC5sZWRnZXIudjEuRnJlZXplUmVzcG9uc2USVwoIVW5mcmVlemUSJC5wdW5jaGNhcmQubGVkZ2VyLnYxLlVuZnJlZXplUmVxdWVzdBolLnB1bmNoY2FyZC5sZWRnZXIudjEuVW5mcmVlemVSZXNwb25zZRJdCgpFbnRlckdyYWNlEiYucHVuY2hjYXJkLmxlZGdlci52MS5FbnRlckdyYWNlUmVxdWVzdBonLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50ZXJHcmFjZVJlc3BvbnNlElEKBkV4cGlyZRIiLnB1bmNoY2FyZC5sZWRnZXIudjEuRXhwaXJlUmVxdWVzdBojLnB1bmNoY2FyZC5sZWRnZXIudjEuRXhwaXJlUmVzcG9uc2USVwoIR2V0VmlzaXQSJC5wdW5jaGNhcmQubGVkZ2VyLnYxLkdldFZpc2l0UmVxdWVzdBolLnB1bmNoY2FyZC5sZWRnZXIudjEuR2V0VmlzaXRSZXNwb25zZRJdCgpMaXN0VmlzaXRzEiYucHVuY2hjYXJkLmxlZGdlci52MS5MaXN0VmlzaXRzUmVxdWVzdBonLnB1bmNoY2FyZC5sZWRnZXIudjEuTGlzdFZpc2l0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_punchcard_catalogue_v1_catalogue, file_punchcard_common_v1_common]);
 
 /**
  * The terms of the definition version an entitlement was sold on, copied at purchase so the
@@ -962,6 +962,182 @@ export const ExpireResponseSchema: GenMessage<ExpireResponse> = /*@__PURE__*/
   messageDesc(file_punchcard_ledger_v1_ledger, 24);
 
 /**
+ * @generated from message punchcard.ledger.v1.Visit
+ */
+export type Visit = Message<"punchcard.ledger.v1.Visit"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string visit_id = 2;
+   */
+  visitId: string;
+
+  /**
+   * @generated from field: punchcard.ledger.v1.VisitState state = 3;
+   */
+  state: VisitState;
+
+  /**
+   * @generated from field: string member_id = 4;
+   */
+  memberId: string;
+
+  /**
+   * @generated from field: string service_code = 5;
+   */
+  serviceCode: string;
+
+  /**
+   * @generated from field: string branch_id = 6;
+   */
+  branchId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_time = 7;
+   */
+  occurredTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string entitlement_id = 8;
+   */
+  entitlementId: string;
+
+  /**
+   * @generated from field: string entry_id = 9;
+   */
+  entryId: string;
+
+  /**
+   * @generated from field: string reversal_entry_id = 10;
+   */
+  reversalEntryId: string;
+
+  /**
+   * Why it was rejected, or why a cancellation could not restore the session.
+   *
+   * @generated from field: string reason = 11;
+   */
+  reason: string;
+
+  /**
+   * The gRPC code name the rejection maps to, e.g. "resource_exhausted", "failed_precondition".
+   *
+   * @generated from field: string error_code = 12;
+   */
+  errorCode: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 13;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 14;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message punchcard.ledger.v1.Visit.
+ * Use `create(VisitSchema)` to create a new message.
+ */
+export const VisitSchema: GenMessage<Visit> = /*@__PURE__*/
+  messageDesc(file_punchcard_ledger_v1_ledger, 25);
+
+/**
+ * @generated from message punchcard.ledger.v1.GetVisitRequest
+ */
+export type GetVisitRequest = Message<"punchcard.ledger.v1.GetVisitRequest"> & {
+  /**
+   * @generated from field: string visit_id = 1;
+   */
+  visitId: string;
+};
+
+/**
+ * Describes the message punchcard.ledger.v1.GetVisitRequest.
+ * Use `create(GetVisitRequestSchema)` to create a new message.
+ */
+export const GetVisitRequestSchema: GenMessage<GetVisitRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_ledger_v1_ledger, 26);
+
+/**
+ * @generated from message punchcard.ledger.v1.GetVisitResponse
+ */
+export type GetVisitResponse = Message<"punchcard.ledger.v1.GetVisitResponse"> & {
+  /**
+   * @generated from field: punchcard.ledger.v1.Visit visit = 1;
+   */
+  visit?: Visit | undefined;
+};
+
+/**
+ * Describes the message punchcard.ledger.v1.GetVisitResponse.
+ * Use `create(GetVisitResponseSchema)` to create a new message.
+ */
+export const GetVisitResponseSchema: GenMessage<GetVisitResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_ledger_v1_ledger, 27);
+
+/**
+ * @generated from message punchcard.ledger.v1.ListVisitsRequest
+ */
+export type ListVisitsRequest = Message<"punchcard.ledger.v1.ListVisitsRequest"> & {
+  /**
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * UNSPECIFIED = any state.
+   *
+   * @generated from field: punchcard.ledger.v1.VisitState state = 3;
+   */
+  state: VisitState;
+
+  /**
+   * @generated from field: string member_id = 4;
+   */
+  memberId: string;
+};
+
+/**
+ * Describes the message punchcard.ledger.v1.ListVisitsRequest.
+ * Use `create(ListVisitsRequestSchema)` to create a new message.
+ */
+export const ListVisitsRequestSchema: GenMessage<ListVisitsRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_ledger_v1_ledger, 28);
+
+/**
+ * @generated from message punchcard.ledger.v1.ListVisitsResponse
+ */
+export type ListVisitsResponse = Message<"punchcard.ledger.v1.ListVisitsResponse"> & {
+  /**
+   * @generated from field: repeated punchcard.ledger.v1.Visit visits = 1;
+   */
+  visits: Visit[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message punchcard.ledger.v1.ListVisitsResponse.
+ * Use `create(ListVisitsResponseSchema)` to create a new message.
+ */
+export const ListVisitsResponseSchema: GenMessage<ListVisitsResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_ledger_v1_ledger, 29);
+
+/**
  * @generated from enum punchcard.ledger.v1.EntitlementStatus
  */
 export enum EntitlementStatus {
@@ -1104,6 +1280,57 @@ export const EntryKindSchema: GenEnum<EntryKind> = /*@__PURE__*/
   enumDesc(file_punchcard_ledger_v1_ledger, 1);
 
 /**
+ * @generated from enum punchcard.ledger.v1.VisitState
+ */
+export enum VisitState {
+  /**
+   * @generated from enum value: VISIT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One session was consumed for the visit (entry_id).
+   *
+   * @generated from enum value: VISIT_STATE_CONSUMED = 1;
+   */
+  CONSUMED = 1,
+
+  /**
+   * The ledger could not consume for it (reason, error_code); nothing was deducted.
+   *
+   * @generated from enum value: VISIT_STATE_REJECTED = 2;
+   */
+  REJECTED = 2,
+
+  /**
+   * Paid one-off: no package session consumed.
+   *
+   * @generated from enum value: VISIT_STATE_ONE_OFF = 3;
+   */
+  ONE_OFF = 3,
+
+  /**
+   * Cancelled before any session was consumed (a later visit_completed consumes nothing).
+   *
+   * @generated from enum value: VISIT_STATE_CANCELLED = 4;
+   */
+  CANCELLED = 4,
+
+  /**
+   * Cancelled after it consumed: the session was restored (reversal_entry_id).
+   *
+   * @generated from enum value: VISIT_STATE_REVERSED = 5;
+   */
+  REVERSED = 5,
+}
+
+/**
+ * Describes the enum punchcard.ledger.v1.VisitState.
+ */
+export const VisitStateSchema: GenEnum<VisitState> = /*@__PURE__*/
+  enumDesc(file_punchcard_ledger_v1_ledger, 2);
+
+/**
  * Entitlements (purchased packages) and the append-only ledger of their session movements.
  * The caller's tenant comes from its token. Every mutating request takes an idempotency_key:
  * a repeat returns the first result and changes nothing.
@@ -1213,6 +1440,26 @@ export const LedgerService: GenService<{
     methodKind: "unary";
     input: typeof ExpireRequestSchema;
     output: typeof ExpireResponseSchema;
+  },
+  /**
+   * How the ledger handled one visit (auto-deduction from visits.* events, or a Consume with visit_id).
+   *
+   * @generated from rpc punchcard.ledger.v1.LedgerService.GetVisit
+   */
+  getVisit: {
+    methodKind: "unary";
+    input: typeof GetVisitRequestSchema;
+    output: typeof GetVisitResponseSchema;
+  },
+  /**
+   * Visits by state, e.g. the REJECTED auto-deductions staff should look at.
+   *
+   * @generated from rpc punchcard.ledger.v1.LedgerService.ListVisits
+   */
+  listVisits: {
+    methodKind: "unary";
+    input: typeof ListVisitsRequestSchema;
+    output: typeof ListVisitsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_punchcard_ledger_v1_ledger, 0);
