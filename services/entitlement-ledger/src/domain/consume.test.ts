@@ -85,6 +85,11 @@ describe('consume', () => {
     expect(consume(any, visit({ serviceCode: 'MASSAGE' }), basic).entry.serviceCode).toBe('MASSAGE');
   });
 
+  it('leaves a custom rule\'s deadline to the scheduler', () => {
+    const custom = entitlement({ terms: terms({ expiry: { customRule: true } }), expiryTime: new Date('2025-01-15T00:00:00Z') });
+    expect(consume(custom, visit(), basic).entry.inGrace).toBe(false);
+  });
+
   it('starts the clock of a FIRST_USE package at its first consume', () => {
     const e = entitlement({ terms: terms({ expiry: { anchor: 'FIRST_USE', durationDays: 10 } }) });
     expect(e.expiryTime).toBeNull();

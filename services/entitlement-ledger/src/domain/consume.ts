@@ -68,7 +68,8 @@ export function usability(e: Entitlement, input: ConsumeInput, tenant: TenantFac
     );
   }
   let inGrace = e.status === 'IN_GRACE';
-  if (e.expiryTime !== null && input.occurredTime >= e.expiryTime) {
+  // A custom rule's deadline is the expiry scheduler's to evaluate: its calls set the status.
+  if (e.expiryTime !== null && !e.terms.expiry.customRule && input.occurredTime >= e.expiryTime) {
     const end = finalEnd(e);
     if (e.terms.expiry.mode === 'HARD' || end === null || input.occurredTime >= end) {
       return refuse(RANK.expired, precondition(`entitlement ${id} expired at ${(end ?? e.expiryTime).toISOString()}`));

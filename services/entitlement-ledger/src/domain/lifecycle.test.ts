@@ -95,9 +95,19 @@ describe('extend', () => {
     expect(x.entry).toMatchObject({ kind: 'EXTEND', sessionsDelta: 0, reason: 'goodwill', expiryTime: new Date('2025-03-11T16:00:00Z') });
   });
 
-  it('cannot extend a FIRST_USE package before its first use', () => {
+  it('cannot extend a FIRST_USE package before its first use, nor one that never expires', () => {
     const e = entitlement({ terms: terms({ expiry: { anchor: 'FIRST_USE' } }) });
     expect(() => extend(e, { extendDays: 1, reason: 'x' }, at)).toThrow(/until its first use/);
+    const forever = entitlement({ terms: terms({ expiry: { anchor: 'NONE', durationDays: 0 } }) });
+    expect(() => extend(forever, { extendDays: 1, reason: 'x' }, at)).toThrow(/never expires/);
+  });
+
+  it('sets an explicit date on a custom-rule package, whose expiry the scheduler evaluates', () => {
+    const e = entitlement({ terms: terms({ expiry: { customRule: true } }) });
+    expect(e.expiryTime).toBeNull();
+    expect(() => extend(e, { extendDays: 5, reason: 'x' }, at)).toThrow(/custom rule/);
+    const until = new Date('2025-06-01T00:00:00Z');
+    expect(extend(e, { newExpiryTime: until, reason: 'goodwill' }, at).next.expiryTime).toEqual(until);
   });
 });
 

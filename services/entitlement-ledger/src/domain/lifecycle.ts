@@ -219,15 +219,17 @@ export function extend(e: Entitlement, input: ExtendInput, now: Date): Transitio
   if (hasDate === hasDays) throw invalid('new_expiry_time', 'set exactly one of new_expiry_time and extend_days');
   if (hasDays && (input.extendDays ?? 0) < 0) throw invalid('extend_days', 'must be positive');
   assertOpen(e, 'extend');
-  if (e.expiryTime === null) {
+  if (e.expiryTime === null && !(hasDate && e.terms.expiry.customRule)) {
     throw precondition(
-      e.activationTime === null
-        ? `entitlement ${e.entitlementId} has no expiry until its first use`
-        : `entitlement ${e.entitlementId} has no expiry set by the ledger`,
+      e.terms.expiry.customRule
+        ? `entitlement ${e.entitlementId} expires by a custom rule; give new_expiry_time rather than extend_days`
+        : e.activationTime === null && e.terms.expiry.anchor === 'FIRST_USE'
+          ? `entitlement ${e.entitlementId} has no expiry until its first use`
+          : `entitlement ${e.entitlementId} never expires`,
     );
   }
-  const newExpiry = hasDate ? input.newExpiryTime! : addLocalDays(e.expiryTime, input.extendDays!, e.timeZone);
-  if (hasDate && newExpiry <= e.expiryTime) {
+  const newExpiry = hasDate ? input.newExpiryTime! : addLocalDays(e.expiryTime!, input.extendDays!, e.timeZone);
+  if (hasDate && e.expiryTime !== null && newExpiry <= e.expiryTime) {
     throw invalid('new_expiry_time', `must be after the current expiry ${e.expiryTime.toISOString()}`);
   }
   if (newExpiry <= now) throw precondition(`the extended expiry ${newExpiry.toISOString()} is still in the past`);
