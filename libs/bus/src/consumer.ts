@@ -1,0 +1,461 @@
+import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type ConsumerUpdateConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos } from '@nats-io/nats-core';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { inTransaction, pgErrorCode, type Migration } from '@punchcard/db';
+import { sql, type ColumnType, type Kysely, type Transaction } from 'kysely';
+import { pino, type Logger } from 'pino';
+import { CE, CONTENT_TYPE, headerRecord, PROTOBUF_CONTENT_TYPE, typeNameOfDataSchema } from './cloudevents.js';
+import { assertToken, deadLetterSubject, STREAMS, streamName, subjectMatches, withNamespace, withoutNamespace, type StreamKey } from './names.js';
+import { busTracer, contextFromHeaders } from './trace.js';
+
+/** Add to a consuming service's migrations: the ids of the events each consumer has applied. */
+export const inboxMigration: Migration = {
+  async up(db) {
+    await db.schema
+      .createTable('inbox')
+      .addColumn('consumer', 'text', (c) => c.notNull())
+      // Text, not uuid: inbound events (booking systems) bring their own ids.
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('applied_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+      .addPrimaryKeyConstraint('inbox_pkey', ['consumer', 'event_id'])
+      .execute();
+    await db.schema.createIndex('inbox_applied_at').on('inbox').column('applied_at').execute();
+  },
+};
+
+/**
+ * Thrown by a handler that cannot apply the event yet (e.g. an entitlement's version 5 arrives before
+ * 4): the transaction rolls back and the message is redelivered after `delayMs`.
+ */
+export class RetryLater extends Error {
+  override readonly name = 'RetryLater';
+  constructor(
+    readonly reason: string,
+    readonly delayMs: number,
+  ) {
+    super(`retry later (${delayMs} ms): ${reason}`);
+  }
+}
+
+/** An event as a handler sees it. */
+export interface ConsumedEvent<T> {
+  id: string;
+  /** CloudEvents type, `punchcard.<producer>.<event>`. */
+  type: string;
+  source: string;
+  /** Namespace-free NATS subject, `punchcard.<producer>.<event>.<tenant>`. */
+  subject: string;
+  tenantId: string;
+  time: Date;
+  /** CloudEvents subject: the entity the event is about. */
+  aggregateId: string;
+  aggregateVersion: number | undefined;
+  data: T;
+  /** All message headers, lower-case names. */
+  headers: Record<string, string>;
+  deliveryCount: number;
+  streamSequence: number;
+}
+
+export type ConsumeOutcome =
+  | { outcome: 'applied' | 'duplicate'; eventId: string; subject: string; deliveryCount: number }
+  | { outcome: 'retry' | 'failed' | 'deadlettered'; eventId: string | undefined; subject: string; deliveryCount: number; reason: string }
+  | { outcome: 'skipped'; eventId: string | undefined; subject: string; deliveryCount: number };
+
+export interface ConsumerOptions<S extends DescMessage, DB> {
+  db: Kysely<DB>;
+  js: JetStreamClient;
+  /** '' in production; a `testNamespace()` in tests. */
+  namespace: string;
+  stream: StreamKey;
+  /** Durable consumer name, unique per consuming service and purpose, e.g. `revenue_ledger`; also the inbox key. */
+  durable: string;
+  /** Namespace-free subject filters, e.g. `['punchcard.ledger.session_consumed.*']`; default the whole stream. */
+  filterSubjects?: readonly string[];
+  /** Payload schema; with several, the one named by the message's `ce-dataschema`. */
+  schema: S | readonly S[];
+  /** Runs in the transaction that records the event in the inbox; throw `RetryLater` to wait for an earlier event. */
+  handler: (tx: Transaction<DB>, event: ConsumedEvent<MessageShape<S>>) => Promise<void>;
+  /** Deliveries after which a failing event is dead-lettered; default 5. */
+  maxDeliver?: number;
+  /** Deliveries after which an event still answered with `RetryLater` is dead-lettered; default 100. */
+  maxRetryLater?: number;
+  /** Redelivery delay after a handler error; default 1 s doubling to 60 s. */
+  retryDelayMs?: (deliveryCount: number) => number;
+  /** Server-side ack wait; the consumer signals progress while a handler runs. Default 30 000. */
+  ackWaitMs?: number;
+  /** Messages pulled ahead; default 10. */
+  batch?: number;
+  logger?: Logger;
+  /** Called after each message is settled: metrics, and tests waiting for an effect. */
+  onOutcome?: (outcome: ConsumeOutcome) => void;
+}
+
+export interface RunningConsumer {
+  durable: string;
+  stream: string;
+  /** Stops pulling and waits for the message in hand to settle. */
+  stop(): Promise<void>;
+}
+
+/** Headers a dead-lettered message carries besides its original ones. */
+export const DEADLETTER_HEADERS = {
+  reason: 'punchcard-deadletter-reason',
+  consumer: 'punchcard-deadletter-consumer',
+  originalSubject: 'punchcard-original-subject',
+  originalStream: 'punchcard-original-stream',
+  originalSequence: 'punchcard-original-sequence',
+  deliveryCount: 'punchcard-delivery-count',
+  time: 'punchcard-deadletter-time',
+} as const;
+
+class PoisonMessage extends Error {
+  override readonly name = 'PoisonMessage';
+}
+
+export function defaultRetryDelayMs(deliveryCount: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, deliveryCount - 1));
+}
+
+/**
+ * A durable pull consumer with explicit acks that applies each event exactly once in effect: the inbox
+ * row and the handler's writes commit together, so a redelivered event finds its id and is only acked.
+ * Messages are handled one at a time in stream order. Failures are redelivered with backoff; after
+ * `maxDeliver` (or a malformed message, at once) the message is copied to the DEADLETTER stream with
+ * the reason and terminated. The server never gives up on its own (`max_deliver` -1), so a crash in
+ * the last attempt cannot drop a message.
+ */
+export async function startConsumer<S extends DescMessage, DB>(options: ConsumerOptions<S, DB>): Promise<RunningConsumer> {
+  const log = (options.logger ?? pino({ level: 'silent' })).child({ consumer: options.durable });
+  const { js, namespace } = options;
+  const durable = assertToken(options.durable, 'durable');
+  const stream = streamName(namespace, options.stream);
+  const maxDeliver = options.maxDeliver ?? 5;
+  const maxRetryLater = options.maxRetryLater ?? 100;
+  const retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const schemas: readonly S[] = Array.isArray(options.schema) ? options.schema : [options.schema as S];
+  const filters = (options.filterSubjects ?? []).filter((f) => f !== STREAMS[options.stream]);
+
+  const jsm = await js.jetstreamManager();
+  const clientFilter = await ensureConsumer(jsm, stream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: -1,
+    max_ack_pending: 1000,
+  }, filters.map((f) => withNamespace(namespace, f)));
+
+  const consumer = await js.consumers.get(stream, durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? 10 });
+  const report = (o: ConsumeOutcome) => {
+    try {
+      options.onOutcome?.(o);
+    } catch (err) {
+      log.warn({ err }, 'onOutcome threw');
+    }
+  };
+
+  async function deadLetter(m: JsMsg, eventId: string | undefined, reason: string): Promise<void> {
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(headerRecord(m.headers))) {
+      if (!k.startsWith('nats-')) h.set(k, v);
+    }
+    h.set(DEADLETTER_HEADERS.reason, headerValue(reason));
+    h.set(DEADLETTER_HEADERS.consumer, durable);
+    h.set(DEADLETTER_HEADERS.originalSubject, m.subject);
+    h.set(DEADLETTER_HEADERS.originalStream, m.info.stream);
+    h.set(DEADLETTER_HEADERS.originalSequence, String(m.seq));
+    h.set(DEADLETTER_HEADERS.deliveryCount, String(m.info.deliveryCount));
+    h.set(DEADLETTER_HEADERS.time, new Date().toISOString());
+    const subject = withoutNamespace(namespace, m.subject);
+    try {
+      await js.publish(deadLetterSubject(namespace, durable), m.data, {
+        headers: h,
+        // A retry after a crash between this publish and the term is stored once.
+        msgID: `${durable}:${m.info.stream}:${m.seq}`,
+        expect: { streamName: streamName(namespace, 'DEADLETTER') },
+      });
+    } catch (err) {
+      log.error({ err, subject, eventId }, 'dead-lettering failed; redelivering instead');
+      m.nak(retryDelayMs(m.info.deliveryCount));
+      report({ outcome: 'failed', eventId, subject, deliveryCount: m.info.deliveryCount, reason: `dead-letter failed: ${(err as Error).message}` });
+      return;
+    }
+    // Plain term: a term reason needs nats-server 2.11; the reason travels in the dead letter.
+    m.term();
+    log.error({ subject, eventId, reason, deliveryCount: m.info.deliveryCount }, 'event dead-lettered');
+    report({ outcome: 'deadlettered', eventId, subject, deliveryCount: m.info.deliveryCount, reason });
+  }
+
+  async function handle(m: JsMsg): Promise<void> {
+    const subject = withoutNamespace(namespace, m.subject);
+    const deliveryCount = m.info.deliveryCount;
+    if (clientFilter && !clientFilter.some((f) => subjectMatches(f, m.subject))) {
+      m.ack();
+      report({ outcome: 'skipped', eventId: undefined, subject, deliveryCount });
+      return;
+    }
+    const headers = headerRecord(m.headers);
+    let event: ConsumedEvent<MessageShape<S>>;
+    try {
+      event = decodeEvent(m, subject, headers, schemas);
+    } catch (err) {
+      await deadLetter(m, headers[CE.id], `malformed event: ${(err as Error).message}`);
+      return;
+    }
+    await busTracer().startActiveSpan(
+      `${subject} process`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': m.subject,
+          'messaging.consumer.group.name': durable,
+          'messaging.message.id': event.id,
+          'messaging.nats.delivery_count': deliveryCount,
+          'cloudevents.event_type': event.type,
+        },
+      },
+      contextFromHeaders(headers),
+      async (span) => {
+        const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(ackWaitMs / 3)));
+        heartbeat.unref();
+        try {
+          const applied = await inTransaction(options.db, async (tx) => {
+            const claimed = await sql<{ event_id: string }>`
+              insert into inbox (consumer, event_id, subject) values (${durable}, ${event.id}, ${subject})
+              on conflict do nothing returning event_id`.execute(tx);
+            if (claimed.rows.length === 0) return false;
+            await options.handler(tx, event);
+            return true;
+          });
+          m.ack();
+          span.setAttribute('punchcard.inbox.duplicate', !applied);
+          report({ outcome: applied ? 'applied' : 'duplicate', eventId: event.id, subject, deliveryCount });
+        } catch (err) {
+          span.recordException(err as Error);
+          if (err instanceof RetryLater) {
+            if (deliveryCount >= maxRetryLater) {
+              span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+              await deadLetter(m, event.id, `still waiting after ${deliveryCount} deliveries: ${err.reason}`);
+            } else {
+              m.nak(Math.max(0, err.delayMs));
+              log.debug({ subject, eventId: event.id, reason: err.reason }, 'event deferred');
+              report({ outcome: 'retry', eventId: event.id, subject, deliveryCount, reason: err.reason });
+            }
+            return;
+          }
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+          const reason = `handler failed on delivery ${deliveryCount} of ${maxDeliver}: ${(err as Error).message}`;
+          // An outage of the database is no fault of the event: wait it out rather than dead-letter.
+          if (deliveryCount >= maxDeliver && !isTransient(err)) {
+            await deadLetter(m, event.id, reason);
+          } else {
+            m.nak(retryDelayMs(deliveryCount));
+            log.warn({ err, subject, eventId: event.id, deliveryCount }, 'event handler failed; redelivering');
+            report({ outcome: 'failed', eventId: event.id, subject, deliveryCount, reason });
+          }
+        } finally {
+          clearInterval(heartbeat);
+          span.end();
+        }
+      },
+    );
+  }
+
+  let stopping = false;
+  const running = (async () => {
+    for await (const m of messages) {
+      if (stopping) {
+        // Pulled but not started: hand it back now rather than after the ack wait.
+        m.nak();
+        continue;
+      }
+      try {
+        await handle(m);
+      } catch (err) {
+        // Only the database or the connection can fail here; the message is redelivered after ack wait.
+        log.error({ err, subject: m.subject }, 'consumer could not settle a message');
+      }
+    }
+  })();
+
+  return {
+    durable,
+    stream,
+    async stop() {
+      stopping = true;
+      await messages.close();
+      await running;
+    },
+  };
+}
+
+/**
+ * Creates the durable consumer or updates one that exists. Several filters need nats-server 2.10; on
+ * older servers the consumer takes the whole stream and returns the filters for the client to apply.
+ */
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  base: Partial<ConsumerConfig> & { durable_name: string },
+  filters: string[],
+): Promise<string[] | undefined> {
+  const single = filters.length === 1 ? { filter_subject: filters[0] } : {};
+  if (filters.length > 1) {
+    try {
+      await addOrUpdate(jsm, stream, { ...base, filter_subjects: filters });
+      return undefined;
+    } catch (err) {
+      if (!/requires server/i.test((err as Error).message)) throw err;
+    }
+    await addOrUpdate(jsm, stream, base);
+    return filters;
+  }
+  await addOrUpdate(jsm, stream, { ...base, ...single });
+  return undefined;
+}
+
+async function addOrUpdate(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+  try {
+    await jsm.consumers.add(stream, config);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError)) throw err;
+    if (err.code === JetStreamApiCodes.StreamNotFound) throw new Error(`stream ${stream} does not exist: run declareStreams first`, { cause: err });
+    // It exists with another configuration (e.g. new filters after a deploy): update what may change.
+    const changeable: Partial<ConsumerUpdateConfig> = {
+      ack_wait: config.ack_wait,
+      max_deliver: config.max_deliver,
+      max_ack_pending: config.max_ack_pending,
+      ...(config.filter_subject !== undefined ? { filter_subject: config.filter_subject } : {}),
+      ...(config.filter_subjects !== undefined ? { filter_subjects: config.filter_subjects } : {}),
+    };
+    try {
+      await jsm.consumers.update(stream, config.durable_name, changeable);
+    } catch (updateErr) {
+      throw new Error(`consumer ${config.durable_name} on ${stream}: ${(err as Error).message}; update failed: ${(updateErr as Error).message}`, {
+        cause: updateErr,
+      });
+    }
+  }
+}
+
+function decodeEvent<S extends DescMessage>(
+  m: JsMsg,
+  subject: string,
+  headers: Record<string, string>,
+  schemas: readonly S[],
+): ConsumedEvent<MessageShape<S>> {
+  const id = headers[CE.id] ?? headers['nats-msg-id'];
+  if (!id) throw new PoisonMessage('no ce-id header');
+  const type = headers[CE.type];
+  if (!type) throw new PoisonMessage('no ce-type header');
+  const contentType = headers[CONTENT_TYPE];
+  if (contentType !== undefined && contentType.split(';')[0]?.trim() !== PROTOBUF_CONTENT_TYPE) {
+    throw new PoisonMessage(`content-type ${contentType} is not ${PROTOBUF_CONTENT_TYPE}`);
+  }
+  const subjectTenant = subject.split('.')[3];
+  const tenantId = headers[CE.tenantid] ?? subjectTenant;
+  if (!tenantId) throw new PoisonMessage('no ce-tenantid header and no tenant in the subject');
+  if (subjectTenant !== undefined && subjectTenant !== tenantId) {
+    throw new PoisonMessage(`ce-tenantid ${tenantId} does not match the subject's tenant ${subjectTenant}`);
+  }
+  let aggregateVersion: number | undefined;
+  const version = headers[CE.entityversion];
+  if (version !== undefined) {
+    aggregateVersion = Number(version);
+    if (!Number.isSafeInteger(aggregateVersion) || aggregateVersion < 1) throw new PoisonMessage(`ce-entityversion ${version} is not a positive integer`);
+  }
+  const schema = pickSchema(schemas, typeNameOfDataSchema(headers[CE.dataschema]));
+  let data: MessageShape<S>;
+  try {
+    data = fromBinary(schema, m.data);
+  } catch (err) {
+    throw new PoisonMessage(`payload is not a ${schema.typeName}: ${(err as Error).message}`);
+  }
+  const ceTime = headers[CE.time];
+  const time = ceTime ? new Date(ceTime) : m.time;
+  return {
+    id,
+    type,
+    source: headers[CE.source] ?? '',
+    subject,
+    tenantId,
+    time: Number.isNaN(time.getTime()) ? m.time : time,
+    aggregateId: headers[CE.subject] ?? '',
+    aggregateVersion,
+    data,
+    headers,
+    deliveryCount: m.info.deliveryCount,
+    streamSequence: m.seq,
+  };
+}
+
+function pickSchema<S extends DescMessage>(schemas: readonly S[], typeName: string | undefined): S {
+  if (typeName === undefined) {
+    if (schemas.length === 1 && schemas[0]) return schemas[0];
+    throw new PoisonMessage('no ce-dataschema header to choose among several schemas');
+  }
+  const match = schemas.find((s) => s.typeName === typeName);
+  if (!match) throw new PoisonMessage(`no schema for ${typeName} (expected ${schemas.map((s) => s.typeName).join(' or ')})`);
+  return match;
+}
+
+const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
+
+/**
+ * Connection loss, server shutdown or exhaustion (SQLSTATE classes 08, 53, 57P), retries of
+ * serialization failures used up, or a pool that cannot connect.
+ */
+function isTransient(err: unknown): boolean {
+  const state = pgErrorCode(err);
+  if (state) return /^(08|53|57P0)/.test(state) || state === '40001' || state === '40P01';
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TRANSIENT_NODE_CODES.has(code)) return true;
+    if (/Connection terminated|timeout exceeded when trying to connect/i.test(e.message)) return true;
+    e = e.cause;
+  }
+  return false;
+}
+
+/** NATS header values are one line. */
+function headerValue(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+}
+
+export interface InboxTable {
+  consumer: string;
+  event_id: string;
+  subject: string;
+  applied_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export interface InboxTables {
+  inbox: InboxTable;
+}
+
+/**
+ * Deletes inbox rows applied before `before`; returns how many. Keep them longer than any redelivery
+ * or replay can arrive (the streams' retention), or an old event would apply again.
+ */
+export async function pruneInbox(db: Kysely<any>, before: Date): Promise<number> {
+  const result = await (db as Kysely<InboxTables>).deleteFrom('inbox').where('applied_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

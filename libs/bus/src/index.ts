@@ -1,0 +1,56 @@
+export {
+  STREAMS,
+  STREAM_KEYS,
+  streamKeyOf,
+  streamName,
+  withNamespace,
+  withoutNamespace,
+  eventSubject,
+  subjectFor,
+  eventType,
+  deadLetterSubject,
+  subjectMatches,
+  assertToken,
+  type StreamKey,
+} from './names.js';
+export { connectBus, type Bus, type ConnectBusOptions } from './connection.js';
+export { declareStreams, deleteStreams, DEFAULT_DUPLICATE_WINDOW_MS, type DeclareStreamsOptions } from './streams.js';
+export {
+  CE,
+  CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE,
+  TRACEPARENT,
+  TRACESTATE,
+  eventHeaders,
+  headerRecord,
+  dataSchemaFor,
+  typeNameOfDataSchema,
+  type EventEnvelope,
+} from './cloudevents.js';
+export { traceHeaders, contextFromHeaders } from './trace.js';
+export { publishEvent, publishEnvelope, type PublishEventInput, type PublishEnvelopeOptions } from './publish.js';
+export {
+  outboxMigration,
+  enqueue,
+  pruneOutbox,
+  OUTBOX_CHANNEL,
+  type EnqueueInput,
+  type EnqueuedEvent,
+  type OutboxTable,
+  type OutboxTables,
+} from './outbox.js';
+export { startOutboxRelay, publishOutboxRow, type OutboxRow, type OutboxRelay, type OutboxRelayOptions, type OutboxRelayStats } from './relay.js';
+export {
+  inboxMigration,
+  startConsumer,
+  pruneInbox,
+  RetryLater,
+  defaultRetryDelayMs,
+  DEADLETTER_HEADERS,
+  type ConsumedEvent,
+  type ConsumeOutcome,
+  type ConsumerOptions,
+  type RunningConsumer,
+  type InboxTable,
+  type InboxTables,
+} from './consumer.js';

@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
+import type { Migration } from '@punchcard/db';
+import { sql, type ColumnType, type Generated, type Kysely } from 'kysely';
+import { eventSubject, eventType } from './names.js';
+import { traceHeaders } from './trace.js';
+
+/** NOTIFY channel; the payload is the schema whose outbox got rows. */
+export const OUTBOX_CHANNEL = 'punchcard_outbox';
+
+/** Add to a service's migrations so its own schema gets the `outbox` table. */
+export const outboxMigration: Migration = {
+  async up(db) {
+    await db.schema
+      .createTable('outbox')
+      .addColumn('id', 'uuid', (c) => c.primaryKey())
+      // Allocation order; the relay publishes in it.
+      .addColumn('seq', 'bigserial', (c) => c.notNull().unique())
+      .addColumn('producer', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('aggregate_id', 'text', (c) => c.notNull())
+      .addColumn('aggregate_version', 'bigint')
+      .addColumn('data_type', 'text', (c) => c.notNull())
+      .addColumn('payload', 'bytea', (c) => c.notNull())
+      .addColumn('headers', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
+      .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+      .addColumn('published_at', 'timestamptz')
+      .execute();
+    await sql`create index outbox_unpublished on outbox (seq) where published_at is null`.execute(db);
+    await sql`create index outbox_published_at on outbox (published_at) where published_at is not null`.execute(db);
+  },
+};
+
+export interface OutboxTable {
+  id: string;
+  seq: Generated<bigint | string>;
+  producer: string;
+  event_type: string;
+  /** Namespace-free: the relay adds its namespace when it publishes. */
+  subject: string;
+  tenant_id: string;
+  aggregate_id: string;
+  aggregate_version: ColumnType<bigint | string | null, number | null | undefined, never>;
+  /** Full protobuf type name of the payload. */
+  data_type: string;
+  payload: Uint8Array;
+  /** Trace context (`traceparent`, `tracestate`) and producer headers, copied onto the message. */
+  headers: ColumnType<Record<string, string>, string, never>;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  published_at: ColumnType<Date | null, never, Date | null>;
+}
+
+export interface OutboxTables {
+  outbox: OutboxTable;
+}
+
+export interface EnqueueInput<S extends DescMessage> {
+  /** The producing service's token, which picks the stream: `ledger`, `catalogue`, `expiry`, `revenue`, `billing`. */
+  producer: string;
+  /** snake_case event name, e.g. `session_consumed`. */
+  event: string;
+  tenantId: string;
+  /** The entity the event is about (e.g. the entitlement id): CloudEvents `subject`. */
+  aggregateId: string;
+  /** The entity's version after this change (1, 2, 3 …); consumers apply an entity's events in this order. */
+  aggregateVersion?: number;
+  schema: S;
+  message: MessageInitShape<S>;
+  /** Default a random UUID. */
+  id?: string;
+  /** Event time (CloudEvents `time`); default now. Pass the service's clock. */
+  time?: Date;
+  /** Extra message headers (lower-case names). */
+  headers?: Record<string, string>;
+}
+
+export interface EnqueuedEvent {
+  id: string;
+  /** Namespace-free subject. */
+  subject: string;
+  type: string;
+}
+
+/**
+ * Writes an event to the outbox inside the caller's transaction, so it is published if and only if
+ * the state change commits, and wakes the relay on commit. Captures the active trace context.
+ */
+export async function enqueue<S extends DescMessage>(tx: Kysely<any>, input: EnqueueInput<S>): Promise<EnqueuedEvent> {
+  if (input.aggregateVersion !== undefined && !(Number.isSafeInteger(input.aggregateVersion) && input.aggregateVersion > 0)) {
+    throw new Error(`aggregate_version must be a positive integer, got ${input.aggregateVersion}`);
+  }
+  const id = input.id ?? randomUUID();
+  const subject = eventSubject(input.producer, input.event, input.tenantId);
+  const type = eventType(input.producer, input.event);
+  const headers = { ...lowerCaseKeys(input.headers ?? {}), ...traceHeaders() };
+  const db = tx as Kysely<OutboxTables>;
+  await db
+    .insertInto('outbox')
+    .values({
+      id,
+      producer: input.producer,
+      event_type: type,
+      subject,
+      tenant_id: input.tenantId,
+      aggregate_id: input.aggregateId,
+      aggregate_version: input.aggregateVersion ?? null,
+      data_type: input.schema.typeName,
+      payload: Buffer.from(toBinary(input.schema, create(input.schema, input.message))),
+      headers: JSON.stringify(headers),
+      created_at: input.time ?? new Date(),
+    })
+    .execute();
+  // Delivered at commit, and only then; several in one transaction fold into one.
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, current_schema())`.execute(tx);
+  return { id, subject, type };
+}
+
+/** Deletes rows published before `before`; returns how many. Consumers deduplicate by inbox, not by outbox. */
+export async function pruneOutbox(db: Kysely<any>, before: Date): Promise<number> {
+  const result = await (db as Kysely<OutboxTables>).deleteFrom('outbox').where('published_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+function lowerCaseKeys(record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k.toLowerCase(), v]));
+}

@@ -1,0 +1,250 @@
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import type pg from 'pg';
+import { pino, type Logger } from 'pino';
+import { publishEnvelope } from './publish.js';
+import { OUTBOX_CHANNEL } from './outbox.js';
+import { contextFromHeaders } from './trace.js';
+
+export interface OutboxRelayOptions {
+  /**
+   * The service's pool (connections with `search_path` = its schema, as `createDb` makes them). The
+   * leader keeps one connection for itself: the advisory lock, LISTEN, and the outbox queries.
+   */
+  pool: pg.Pool;
+  js: JetStreamClient;
+  /** '' in production; a `testNamespace()` in tests. */
+  namespace: string;
+  /** CloudEvents `source`, e.g. `/punchcard/entitlement-ledger`. */
+  source: string;
+  logger?: Logger;
+  /** Poll fallback when no NOTIFY arrives, and how often a standby relay tries to take over; default 1000. */
+  pollIntervalMs?: number;
+  /** Rows per query; default 100. */
+  batchSize?: number;
+  /** JetStream publish ack timeout; default the client's. */
+  publishTimeoutMs?: number;
+}
+
+export interface OutboxRelayStats {
+  /** Events stored by JetStream for the first time by this relay. */
+  published: number;
+  /** Publishes JetStream recognised as duplicates (`Nats-Msg-Id` seen in its window). */
+  duplicates: number;
+  /** Times this relay became the leader. */
+  leaderships: number;
+}
+
+export interface OutboxRelay {
+  /** Resolves when every row committed so far is published (by whichever relay leads); rejects after `timeoutMs`. */
+  flush(timeoutMs?: number): Promise<void>;
+  /** Stops publishing and releases the lock (a standby takes over). */
+  stop(): Promise<void>;
+  isLeader(): boolean;
+  stats(): OutboxRelayStats;
+}
+
+interface Leadership {
+  client: pg.PoolClient;
+  table: string;
+  lost: boolean;
+  onError: (err: Error) => void;
+}
+
+/** An outbox row as the relay reads it (int8 columns as pg returns them: bigint or string). */
+export interface OutboxRow {
+  id: string;
+  event_type: string;
+  subject: string;
+  tenant_id: string;
+  aggregate_id: string;
+  aggregate_version: bigint | string | number | null;
+  data_type: string;
+  payload: Uint8Array;
+  headers: Record<string, string> | null;
+  created_at: Date;
+}
+
+/** Publishes one outbox row as its event, continuing the trace stored with it. */
+export function publishOutboxRow(js: JetStreamClient, namespace: string, source: string, row: OutboxRow, timeoutMs?: number): Promise<PubAck> {
+  const headers = row.headers ?? {};
+  return publishEnvelope(js, {
+    namespace,
+    subject: row.subject,
+    envelope: {
+      id: row.id,
+      source,
+      type: row.event_type,
+      time: row.created_at,
+      tenantId: row.tenant_id,
+      aggregateId: row.aggregate_id,
+      aggregateVersion: row.aggregate_version === null ? undefined : Number(row.aggregate_version),
+      dataType: row.data_type,
+    },
+    payload: row.payload,
+    headers,
+    parent: contextFromHeaders(headers),
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
+}
+
+/** Session advisory lock (two int4 keys): the constant names the purpose, the second the schema. */
+const LOCK_SQL = `select pg_try_advisory_lock(hashtext('punchcard.outbox'), hashtext(current_schema())) as locked, current_schema() as schema`;
+const IDENTIFIER = /^[a-z_][a-z0-9_$]*$/;
+
+/**
+ * Publishes the outbox of the pool's schema in `seq` order with `Nats-Msg-Id` = event id, marking rows
+ * published after JetStream acks them. Any number of relays may run against one schema: one holds a
+ * session advisory lock on its own connection and publishes; the others stand by and take over when that
+ * connection ends. A crash between publish and mark republishes the rows; JetStream drops them as
+ * duplicates inside the stream's duplicate window and consumers' inboxes drop them after it.
+ */
+export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const log = options.logger ?? pino({ level: 'silent' });
+  const pollMs = options.pollIntervalMs ?? 1000;
+  const batchSize = options.batchSize ?? 100;
+  const stats: OutboxRelayStats = { published: 0, duplicates: 0, leaderships: 0 };
+  let leader: Leadership | undefined;
+  let stopped = false;
+  let wakePending = false;
+  let wakeWaiter: (() => void) | undefined;
+
+  const wake = () => {
+    wakePending = true;
+    wakeWaiter?.();
+  };
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (wakePending || stopped) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        wakeWaiter = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wakeWaiter = done;
+    });
+
+  async function acquire(): Promise<Leadership | undefined> {
+    const client = await options.pool.connect();
+    const held: Leadership = { client, table: '', lost: false, onError: () => undefined };
+    held.onError = (err: Error) => {
+      held.lost = true;
+      log.warn({ err }, 'outbox relay lost its lock connection');
+      wake();
+    };
+    client.on('error', held.onError);
+    try {
+      const { rows } = await client.query<{ locked: boolean; schema: string }>(LOCK_SQL);
+      const row = rows[0];
+      if (!row?.locked) {
+        client.removeListener('error', held.onError);
+        client.release();
+        return undefined;
+      }
+      if (!IDENTIFIER.test(row.schema)) throw new Error(`outbox schema ${JSON.stringify(row.schema)} is not a plain identifier`);
+      held.table = `"${row.schema}".outbox`;
+      client.on('notification', (n) => {
+        if (n.channel === OUTBOX_CHANNEL && n.payload === row.schema) wake();
+      });
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      stats.leaderships++;
+      log.info({ schema: row.schema }, 'outbox relay is the leader');
+      return held;
+    } catch (err) {
+      // Destroy rather than return to the pool: it may hold the lock.
+      client.release(err as Error);
+      throw err;
+    }
+  }
+
+  async function resign(held: Leadership): Promise<void> {
+    if (leader === held) leader = undefined;
+    if (!held.lost) {
+      // Unlock before closing: the session ends asynchronously, and a standby should not wait for it.
+      await held.client.query('select pg_advisory_unlock_all()').catch(() => undefined);
+    }
+    held.client.release(true);
+  }
+
+  /** Publishes one batch; returns how many rows it read. */
+  async function drain(held: Leadership): Promise<number> {
+    wakePending = false;
+    const { rows } = await held.client.query<OutboxRow>(
+      `select id, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at
+         from ${held.table} where published_at is null order by seq limit $1`,
+      [batchSize],
+    );
+    const acked: string[] = [];
+    let failure: unknown;
+    for (const row of rows) {
+      if (held.lost || stopped) break;
+      try {
+        const ack = await publishOutboxRow(options.js, options.namespace, options.source, row, options.publishTimeoutMs);
+        if (ack.duplicate) stats.duplicates++;
+        else stats.published++;
+        acked.push(row.id);
+      } catch (err) {
+        // Stop at the first failure so later rows never overtake it.
+        failure = err;
+        break;
+      }
+    }
+    if (acked.length > 0) {
+      await held.client.query(`update ${held.table} set published_at = now() where id = any($1::uuid[])`, [acked]);
+    }
+    if (failure !== undefined) throw failure;
+    return rows.length;
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopped) {
+      try {
+        if (!leader) {
+          leader = await acquire();
+          if (!leader) {
+            await sleep(pollMs);
+            wakePending = false;
+            continue;
+          }
+        }
+        if (leader.lost) {
+          await resign(leader);
+          continue;
+        }
+        const read = await drain(leader);
+        if (read < batchSize) await sleep(pollMs);
+      } catch (err) {
+        log.error({ err }, 'outbox relay cycle failed');
+        if (leader?.lost) await resign(leader);
+        await sleep(pollMs);
+        wakePending = false;
+      }
+    }
+    if (leader) await resign(leader);
+  }
+
+  const running = loop();
+
+  return {
+    async flush(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        wake();
+        const { rows } = await options.pool.query<{ n: number }>(
+          'select count(*)::int as n from outbox where published_at is null',
+        );
+        const pending = rows[0]?.n ?? 0;
+        if (pending === 0) return;
+        if (Date.now() > deadline) throw new Error(`outbox still has ${pending} unpublished events after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async stop() {
+      stopped = true;
+      wakeWaiter?.();
+      await running;
+    },
+    isLeader: () => leader !== undefined && !leader.lost,
+    stats: () => ({ ...stats }),
+  };
+}

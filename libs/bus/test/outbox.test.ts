@@ -1,0 +1,218 @@
+import { StringValueSchema } from '@bufbuild/protobuf/wkt';
+import { fromBinary } from '@bufbuild/protobuf';
+import { inTransaction } from '@punchcard/db';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CE,
+  enqueue,
+  headerRecord,
+  publishOutboxRow,
+  startConsumer,
+  startOutboxRelay,
+  streamName,
+  type OutboxRelay,
+  type OutboxRow,
+} from '../src/index.js';
+import { applicationsPerEvent, harness, Outcomes, readStream, type Harness } from './helpers.js';
+
+const SOURCE = '/punchcard/test-ledger';
+let h: Harness;
+
+beforeAll(async () => {
+  h = await harness('outbox');
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+/** Enqueues one ledger event per transaction for aggregate `agg`, versions `from`..`to`. */
+async function enqueueVersions(agg: string, from: number, to: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let v = from; v <= to; v++) {
+    const { id } = await inTransaction(h.db, (tx) =>
+      enqueue(tx, {
+        producer: 'ledger',
+        event: 'session_consumed',
+        tenantId: 'tenant-a',
+        aggregateId: agg,
+        aggregateVersion: v,
+        schema: StringValueSchema,
+        message: { value: `${agg}#${v}` },
+        time: new Date(Date.UTC(2030, 0, 1, 0, 0, v)),
+      }),
+    );
+    ids.push(id);
+  }
+  return ids;
+}
+
+async function unpublished(): Promise<number> {
+  const { rows } = await h.pool.query<{ n: number }>('select count(*)::int as n from outbox where published_at is null');
+  return rows[0]?.n ?? -1;
+}
+
+async function stopAll(relays: OutboxRelay[]): Promise<void> {
+  await Promise.all(relays.map((r) => r.stop()));
+}
+
+describe('outbox relay', () => {
+  it('publishes committed events once, in order, with CloudEvents headers; a rolled-back event never leaves', async () => {
+    const ids = await enqueueVersions('ent-order', 1, 12);
+    await expect(
+      inTransaction(h.db, async (tx) => {
+        await enqueue(tx, {
+          producer: 'ledger',
+          event: 'session_consumed',
+          tenantId: 'tenant-a',
+          aggregateId: 'ent-rolled-back',
+          schema: StringValueSchema,
+          message: { value: 'never' },
+        });
+        throw new Error('the state change failed');
+      }),
+    ).rejects.toThrow('the state change failed');
+
+    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+    try {
+      await relay.flush();
+    } finally {
+      await relay.stop();
+    }
+
+    const messages = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => m.headers?.get(CE.subject) === 'ent-order');
+    expect(messages.map((m) => headerRecord(m.headers)[CE.id])).toEqual(ids);
+    expect(messages.map((m) => fromBinary(StringValueSchema, m.data).value)).toEqual(ids.map((_, i) => `ent-order#${i + 1}`));
+    const first = headerRecord(messages[0]?.headers);
+    expect(first).toMatchObject({
+      'nats-msg-id': ids[0],
+      [CE.specversion]: '1.0',
+      [CE.id]: ids[0],
+      [CE.source]: SOURCE,
+      [CE.type]: 'punchcard.ledger.session_consumed',
+      [CE.time]: '2030-01-01T00:00:01.000Z',
+      [CE.subject]: 'ent-order',
+      [CE.tenantid]: 'tenant-a',
+      [CE.entityversion]: '1',
+      [CE.dataschema]: 'proto:google.protobuf.StringValue',
+      'content-type': 'application/protobuf',
+    });
+    expect(messages[0]?.subject).toBe(`${h.namespace}.punchcard.ledger.session_consumed.tenant-a`);
+    const all = await readStream(h.bus, h.namespace, 'LEDGER');
+    expect(all.some((m) => m.headers?.get(CE.subject) === 'ent-rolled-back')).toBe(false);
+    expect(await unpublished()).toBe(0);
+  });
+
+  it('a relay that crashed after publishing but before marking leaves no duplicate for consumers', async () => {
+    const ids = await enqueueVersions('ent-crash', 1, 6);
+    // What a relay does before it dies: read the batch and publish it; the mark never happens.
+    const { rows } = await h.pool.query<OutboxRow>(
+      'select * from outbox where published_at is null order by seq',
+    );
+    expect(rows.map((r) => r.id)).toEqual(ids);
+    for (const row of rows) {
+      const ack = await publishOutboxRow(h.bus.js, h.namespace, SOURCE, row);
+      expect(ack.duplicate).toBe(false);
+    }
+    expect(await unpublished()).toBe(6);
+
+    // The restarted relay republishes all six; JetStream recognises every one by Nats-Msg-Id.
+    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+    try {
+      await relay.flush();
+      expect(relay.stats()).toMatchObject({ published: 0, duplicates: 6 });
+    } finally {
+      await relay.stop();
+    }
+
+    const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => m.headers?.get(CE.subject) === 'ent-crash');
+    expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual(ids);
+
+    const outcomes = new Outcomes();
+    const consumer = await startConsumer({
+      db: h.db,
+      js: h.bus.js,
+      namespace: h.namespace,
+      stream: 'LEDGER',
+      durable: 'crash_check',
+      filterSubjects: ['punchcard.ledger.session_consumed.*'],
+      schema: StringValueSchema,
+      onOutcome: outcomes.record,
+      handler: async (tx, event) => {
+        if (event.aggregateId !== 'ent-crash') return;
+        await tx
+          .insertInto('effects')
+          .values({ consumer: 'crash_check', event_id: event.id, aggregate_id: event.aggregateId, aggregate_version: event.aggregateVersion ?? null, value: event.data.value })
+          .execute();
+      },
+    });
+    try {
+      const info = await h.bus.jsm.streams.info(streamName(h.namespace, 'LEDGER'));
+      await outcomes.until((all) => all.length >= info.state.messages);
+    } finally {
+      await consumer.stop();
+    }
+    const applied = await applicationsPerEvent(h.db, 'crash_check');
+    expect([...applied.keys()].sort()).toEqual([...ids].sort());
+    expect([...applied.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('two relays on one schema: one publishes, the other takes over when the leader’s connection dies', async () => {
+    const relays = [0, 1].map(() =>
+      startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 }),
+    );
+    try {
+      const before = (await h.bus.jsm.streams.info(streamName(h.namespace, 'LEDGER'))).state.messages;
+      const firstIds = await enqueueVersions('ent-pair', 1, 10);
+      await relays[0]!.flush();
+      const afterFirst = relays.map((r) => r.stats());
+      expect(afterFirst.map((s) => s.published).sort()).toEqual([0, 10]);
+      expect(afterFirst.reduce((n, s) => n + s.duplicates, 0)).toBe(0);
+      expect(relays.filter((r) => r.isLeader())).toHaveLength(1);
+
+      // Kill the leader's session the way a crashed pod or a failover would.
+      const killed = await sql<{ pid: number }>`
+        select pg_terminate_backend(pid) as killed, pid from pg_locks
+        where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`.execute(h.db);
+      expect(killed.rows).toHaveLength(1);
+
+      const secondIds = await enqueueVersions('ent-pair', 11, 20);
+      await relays[1]!.flush();
+      const stats = relays.map((r) => r.stats());
+      expect(stats.reduce((n, s) => n + s.published, 0)).toBe(20);
+      expect(stats.reduce((n, s) => n + s.duplicates, 0)).toBe(0);
+      expect(stats.reduce((n, s) => n + s.leaderships, 0)).toBe(2);
+
+      const after = (await h.bus.jsm.streams.info(streamName(h.namespace, 'LEDGER'))).state.messages;
+      expect(after - before).toBe(20);
+      const pair = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => m.headers?.get(CE.subject) === 'ent-pair');
+      expect(pair.map((m) => m.headers?.get(CE.id))).toEqual([...firstIds, ...secondIds]);
+    } finally {
+      await stopAll(relays);
+    }
+  });
+
+  it('wakes on NOTIFY rather than waiting for the poll', async () => {
+    // A poll interval far beyond the test timeout: only the notification can get the event out.
+    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000 });
+    try {
+      await waitUntil(() => relay.isLeader());
+      const [id] = await enqueueVersions('ent-notify', 1, 1);
+      await waitUntil(async () => {
+        const { rows } = await h.pool.query('select 1 from outbox where id = $1 and published_at is not null', [id]);
+        return rows.length === 1;
+      });
+      expect(relay.stats().published).toBe(1);
+    } finally {
+      await relay.stop();
+    }
+  });
+});
+
+async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
