@@ -1,0 +1,176 @@
+import { create, fromBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { ConnectError } from '@connectrpc/connect';
+import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { CatalogueService } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import {
+  BranchChangedSchema,
+  DefinitionPublishedSchema,
+  DefinitionRetiredSchema,
+  TenantChangedSchema,
+} from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
+import { connectBus, declareStreams, startOutboxRelay, streamName, withNamespace } from '@punchcard/bus';
+import { createDb, ensureSchema, migrateToLatest } from '@punchcard/db';
+import { createTestDatabase, testNamespace, testNats } from '@punchcard/testing';
+import { randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
+import { catalogueHandlers, type Caller } from '../../src/api/handlers.js';
+import { toConnectError } from '../../src/api/errors.js';
+import type { CatalogueTables } from '../../src/store/schema.js';
+import { migrations } from '../../src/store/migrations.js';
+
+type Methods = typeof CatalogueService.method;
+type MethodName = keyof Methods & string;
+type In<K extends MethodName> = MessageInitShape<Methods[K]['input']>;
+type Out<K extends MethodName> = MessageShape<Methods[K]['output']>;
+
+/** Who calls: a tenant and roles, as a token would carry them. */
+export interface Who {
+  tenantId: string;
+  roles: string[];
+  subject?: string;
+}
+
+export interface CatalogueClient {
+  call<K extends MethodName>(method: K, request: In<K>, who: Who): Promise<Out<K>>;
+}
+
+export interface ReceivedEvent {
+  subject: string;
+  type: string;
+  id: string;
+  tenantId: string;
+  entityVersion: string | undefined;
+  contentType: string | undefined;
+  data: MessageShape<DescMessage>;
+}
+
+export interface TestEnv {
+  client: CatalogueClient;
+  namespace: string;
+  /** Every catalogue event of the tenant published so far, decoded by a plain JetStream consumer. */
+  events(tenantId: string): Promise<ReceivedEvent[]>;
+  close(): Promise<void>;
+}
+
+const EVENT_SCHEMAS: Record<string, DescMessage> = {
+  tenant_changed: TenantChangedSchema,
+  branch_changed: BranchChangedSchema,
+  definition_published: DefinitionPublishedSchema,
+  definition_retired: DefinitionRetiredSchema,
+};
+
+/** A fresh tenant id per test keeps tests of one file independent. */
+export function newTenantId(label = 't'): string {
+  return `${label}-${randomBytes(4).toString('hex')}`;
+}
+
+export const admin = (tenantId: string): Who => ({ tenantId, roles: ['admin'] });
+export const manager = (tenantId: string): Who => ({ tenantId, roles: ['manager'] });
+export const staff = (tenantId: string): Who => ({ tenantId, roles: ['staff'] });
+
+export async function startTestEnv(): Promise<TestEnv> {
+  const database = await createTestDatabase('catalogue');
+  const natsUrl = await testNats();
+  const namespace = testNamespace('cat');
+  await ensureSchema(database.url, 'catalogue');
+  const db = createDb<CatalogueTables>({ url: database.url, schema: 'catalogue' });
+  await migrateToLatest(db.db, 'catalogue', migrations);
+  const bus = await connectBus({ url: natsUrl, name: 'catalogue-test' });
+  await declareStreams(bus.jsm, { namespace, streams: ['CATALOGUE'] });
+  const relay = startOutboxRelay({ pool: db.pool, js: bus.js, namespace, source: '/punchcard/catalogue', pollIntervalMs: 200 });
+  const handlers = catalogueHandlers({ db: db.db, now: () => new Date() });
+
+  const client: CatalogueClient = {
+    async call(method, request, who) {
+      const desc = CatalogueService.method[method];
+      const caller: Caller = { subject: who.subject ?? 'test-user', tenantId: who.tenantId, roles: who.roles };
+      const fn = handlers[method as keyof typeof handlers] as (c: Caller, r: unknown) => Promise<never>;
+      try {
+        return await fn(caller, create(desc.input, request as never));
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+  };
+
+  const subscriber = await connect({ servers: natsUrl, name: 'catalogue-test-subscriber' });
+  return {
+    client,
+    namespace,
+    async events(tenantId) {
+      await relay.flush(10_000);
+      return readAll(subscriber, namespace, tenantId);
+    },
+    async close() {
+      await relay.stop();
+      await bus.close();
+      await subscriber.close();
+      await db.close();
+      await database.drop();
+    },
+  };
+}
+
+/** Reads the tenant's catalogue events with a plain JetStream consumer, as any platform would. */
+async function readAll(nc: NatsConnection, namespace: string, tenantId: string): Promise<ReceivedEvent[]> {
+  const jsm: JetStreamManager = await jetstreamManager(nc);
+  const stream = streamName(namespace, 'CATALOGUE');
+  const info = await jsm.consumers.add(stream, {
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: withNamespace(namespace, `punchcard.catalogue.*.${tenantId}`),
+    inactive_threshold: 30_000_000_000,
+  });
+  const consumer = await jetstream(nc).consumers.get(stream, info.name);
+  const out: ReceivedEvent[] = [];
+  let pending = info.num_pending;
+  while (pending > 0) {
+    const batch = await consumer.fetch({ max_messages: pending, expires: 5000 });
+    let got = 0;
+    for await (const m of batch) {
+      out.push(decode(m, namespace));
+      got++;
+    }
+    if (got === 0) break;
+    pending -= got;
+  }
+  await jsm.consumers.delete(stream, info.name);
+  return out;
+}
+
+function decode(m: JsMsg, namespace: string): ReceivedEvent {
+  const event = m.subject.slice(namespace.length + 1).split('.')[2]!;
+  const schema = EVENT_SCHEMAS[event];
+  if (!schema) throw new Error(`unexpected event subject ${m.subject}`);
+  return {
+    subject: m.subject.slice(namespace.length + 1),
+    type: m.headers?.get('ce-type') ?? '',
+    id: m.headers?.get('Nats-Msg-Id') ?? '',
+    tenantId: m.headers?.get('ce-tenantid') ?? '',
+    entityVersion: m.headers?.get('ce-entityversion') || undefined,
+    contentType: m.headers?.get('content-type') || undefined,
+    data: fromBinary(schema, m.data),
+  };
+}
+
+/** Asserts that a call fails with the gRPC code and a message containing `message`. */
+export async function expectError(promise: Promise<unknown>, code: number, message: string | RegExp): Promise<void> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, 'expected the call to fail').toBeDefined();
+  const { code: actual, text } = statusOf(err);
+  expect({ code: actual, text }).toMatchObject({ code });
+  if (typeof message === 'string') expect(text).toContain(message);
+  else expect(text).toMatch(message);
+}
+
+function statusOf(err: unknown): { code: number; text: string } {
+  if (err instanceof ConnectError) return { code: err.code, text: err.rawMessage };
+  const e = err as { code?: unknown; details?: unknown; message?: unknown };
+  if (typeof e.code === 'number') return { code: e.code, text: String(e.details ?? e.message) };
+  throw err;
+}
