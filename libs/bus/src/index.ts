@@ -35,6 +35,7 @@ export {
   pruneOutbox,
   OUTBOX_CHANNEL,
   type EnqueueInput,
+  type EventInput,
   type EnqueuedEvent,
   type OutboxTable,
   type OutboxTables,

@@ -56,8 +56,9 @@ export interface OutboxTables {
   outbox: OutboxTable;
 }
 
-export interface EnqueueInput<S extends DescMessage> {
-  /** The producing service's token, which picks the stream: `ledger`, `catalogue`, `expiry`, `revenue`, `billing`. */
+/** One event as a producer describes it (see {@link enqueue}); {@link publishEvent} takes the same. */
+export interface EventInput<S extends DescMessage> {
+  /** The producer's token, which picks the stream: `ledger`, `catalogue`, `expiry`, `revenue`, `billing`, `visits`. */
   producer: string;
   /** snake_case event name, e.g. `session_consumed`. */
   event: string;
@@ -68,13 +69,15 @@ export interface EnqueueInput<S extends DescMessage> {
   aggregateVersion?: number;
   schema: S;
   message: MessageInitShape<S>;
-  /** Default a random UUID. */
+  /** Default a random UUID; a sender that retries a publish must reuse its id so the retry is deduplicated. */
   id?: string;
   /** Event time (CloudEvents `time`); default now. Pass the service's clock. */
   time?: Date;
   /** Extra message headers (lower-case names). */
   headers?: Record<string, string>;
 }
+
+export type EnqueueInput<S extends DescMessage> = EventInput<S>;
 
 export interface EnqueuedEvent {
   id: string;

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { context, SpanKind, SpanStatusCode, type Context } from '@opentelemetry/api';
 import { eventHeaders, TRACEPARENT, TRACESTATE, type EventEnvelope } from './cloudevents.js';
 import { eventSubject, eventType, streamKeyOf, streamName, withNamespace } from './names.js';
+import type { EventInput } from './outbox.js';
 import { busTracer, traceHeaders } from './trace.js';
 
 export interface PublishEnvelopeOptions {
@@ -68,23 +69,10 @@ export async function publishEnvelope(js: JetStreamClient, options: PublishEnvel
   );
 }
 
-export interface PublishEventInput<S extends DescMessage> {
+export interface PublishEventInput<S extends DescMessage> extends EventInput<S> {
   namespace: string;
   /** CloudEvents `source` of the sender, e.g. `/booking/acme-clinic`. */
   source: string;
-  /** `visits` for booking systems; a service name token otherwise. */
-  producer: string;
-  /** snake_case event name, e.g. `visit_recorded`. */
-  event: string;
-  tenantId: string;
-  aggregateId: string;
-  aggregateVersion?: number;
-  schema: S;
-  message: MessageInitShape<S>;
-  /** Default a random UUID; a sender that retries must reuse its id so the retry is deduplicated. */
-  id?: string;
-  time?: Date;
-  headers?: Record<string, string>;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { fromBinary, toBinary, create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { StringValueSchema, StructSchema, type StringValue } from '@bufbuild/protobuf/wkt';
 import { sql, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,8 @@ import {
   streamName,
   subjectFor,
   type ConsumedEvent,
-  type RunningConsumer,
+  type ConsumeOutcome,
+  type ConsumerOptions,
 } from '../src/index.js';
 import { applicationsPerEvent, harness, Outcomes, readStream, type Harness, type TestDb } from './helpers.js';
 
@@ -52,36 +53,50 @@ function recordEffect(consumer: string) {
   };
 }
 
-async function withConsumer(start: () => Promise<RunningConsumer>, body: () => Promise<void>): Promise<void> {
-  const consumer = await start();
+type VisitConsumerOptions = ConsumerOptions<typeof StringValueSchema, TestDb>;
+
+/** Runs a VISITS consumer until its outcomes satisfy `done`, then stops it; returns the outcomes. */
+async function consumeVisits(
+  options: Pick<VisitConsumerOptions, 'durable' | 'handler'> & Partial<VisitConsumerOptions>,
+  done: (all: ConsumeOutcome[]) => boolean,
+): Promise<Outcomes> {
+  const outcomes = new Outcomes();
+  const consumer = await startConsumer({
+    db: h.db,
+    js: h.bus.js,
+    namespace: h.namespace,
+    stream: 'VISITS',
+    schema: StringValueSchema,
+    onOutcome: outcomes.record,
+    ...options,
+  });
   try {
-    await body();
+    await outcomes.until(done);
   } finally {
     await consumer.stop();
   }
+  return outcomes;
 }
+
+async function deadLetters(durable: string) {
+  return (await readStream(h.bus, h.namespace, 'DEADLETTER')).filter((m) => m.headers?.get(DEADLETTER_HEADERS.consumer) === durable);
+}
+
+const appliedCount = (n: number) => (all: ConsumeOutcome[]) => all.filter((o) => o.outcome === 'applied').length === n;
 
 describe('consumer with inbox', () => {
   it('hands the handler a decoded event with its CloudEvents attributes', async () => {
-    const outcomes = new Outcomes();
     const seen: ConsumedEvent<StringValue>[] = [];
     const sent = await visit('member-attrs', 'hello', { aggregateVersion: 3, tenantId: 'tenant-z' });
-    await withConsumer(
-      () =>
-        startConsumer({
-          db: h.db,
-          js: h.bus.js,
-          namespace: h.namespace,
-          stream: 'VISITS',
-          durable: 'attrs',
-          filterSubjects: ['punchcard.visits.*.tenant-z'],
-          schema: StringValueSchema,
-          onOutcome: outcomes.record,
-          handler: async (_tx, event) => {
-            seen.push(event);
-          },
-        }),
-      () => outcomes.until((all) => all.length === 1),
+    await consumeVisits(
+      {
+        durable: 'attrs',
+        filterSubjects: ['punchcard.visits.*.tenant-z'],
+        handler: async (_tx, event) => {
+          seen.push(event);
+        },
+      },
+      (all) => all.length === 1,
     );
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({
@@ -102,21 +117,8 @@ describe('consumer with inbox', () => {
     const durable = 'once';
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await visit(`member-once-${i}`, `v${i}`, { event: 'visit_once' })).id);
-    const options = {
-      db: h.db,
-      js: h.bus.js,
-      namespace: h.namespace,
-      stream: 'VISITS' as const,
-      durable,
-      filterSubjects: ['punchcard.visits.visit_once.*'],
-      schema: StringValueSchema,
-      handler: recordEffect(durable),
-    };
-    const first = new Outcomes();
-    await withConsumer(
-      () => startConsumer({ ...options, onOutcome: first.record }),
-      () => first.until((all) => all.length === 4),
-    );
+    const options = { durable, filterSubjects: ['punchcard.visits.visit_once.*'], handler: recordEffect(durable) };
+    const first = await consumeVisits(options, (all) => all.length === 4);
     expect(first.count('applied')).toBe(4);
 
     // Ops replay: the durable consumer is recreated and JetStream delivers the whole stream again.
@@ -125,11 +127,7 @@ describe('consumer with inbox', () => {
     const original = (await readStream(h.bus, h.namespace, 'VISITS')).find((m) => m.headers?.get(CE.id) === ids[0]);
     await h.bus.js.publish(original!.subject, original!.data, { headers: original!.headers!, msgID: randomUUID() });
 
-    const second = new Outcomes();
-    await withConsumer(
-      () => startConsumer({ ...options, onOutcome: second.record }),
-      () => second.until((all) => all.length === 5),
-    );
+    const second = await consumeVisits(options, (all) => all.length === 5);
     expect(second.count('duplicate')).toBe(5);
     expect(second.count('applied')).toBe(0);
     const applied = await applicationsPerEvent(h.db, durable);
@@ -138,70 +136,53 @@ describe('consumer with inbox', () => {
 
   it('RetryLater naks with the delay and applies once the missing version has been applied', async () => {
     const durable = 'ordered';
-    const outcomes = new Outcomes();
     // Version 2 reaches the stream before version 1.
     const v2 = await visit('ent-gap', 'second', { aggregateVersion: 2, event: 'visit_ordered' });
     const v1 = await visit('ent-gap', 'first', { aggregateVersion: 1, event: 'visit_ordered' });
-    await withConsumer(
-      () =>
-        startConsumer({
-          db: h.db,
-          js: h.bus.js,
-          namespace: h.namespace,
-          stream: 'VISITS',
-          durable,
-          filterSubjects: ['punchcard.visits.visit_ordered.*'],
-          schema: StringValueSchema,
-          onOutcome: outcomes.record,
-          handler: async (tx, event) => {
-            const { rows } = await sql<{ v: number | null }>`
-              select max(aggregate_version) as v from effects where consumer = ${durable} and aggregate_id = ${event.aggregateId}`.execute(tx);
-            const current = rows[0]?.v ?? 0;
-            const version = event.aggregateVersion ?? 0;
-            if (version > current + 1) throw new RetryLater(`${event.aggregateId} is at version ${current}, got ${version}`, 100);
-            await recordEffect(durable)(tx, event);
-          },
-        }),
-      () => outcomes.until((all) => all.filter((o) => o.outcome === 'applied').length === 2),
+    const outcomes = await consumeVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_ordered.*'],
+        handler: async (tx, event) => {
+          const { rows } = await sql<{ v: number | null }>`
+            select max(aggregate_version) as v from effects where consumer = ${durable} and aggregate_id = ${event.aggregateId}`.execute(tx);
+          const current = rows[0]?.v ?? 0;
+          const version = event.aggregateVersion ?? 0;
+          if (version > current + 1) throw new RetryLater(`${event.aggregateId} is at version ${current}, got ${version}`, 100);
+          await recordEffect(durable)(tx, event);
+        },
+      },
+      appliedCount(2),
     );
     const retried = outcomes.all.filter((o) => o.outcome === 'retry');
     expect(retried.length).toBeGreaterThanOrEqual(1);
     expect(retried.every((o) => o.eventId === v2.id)).toBe(true);
-    const applied = outcomes.all.filter((o) => o.outcome === 'applied').map((o) => o.eventId);
-    expect(applied).toEqual([v1.id, v2.id]);
+    expect(outcomes.all.filter((o) => o.outcome === 'applied').map((o) => o.eventId)).toEqual([v1.id, v2.id]);
     const rows = await h.db.selectFrom('effects').select(['aggregate_version']).where('consumer', '=', durable).orderBy('id').execute();
     expect(rows.map((r) => r.aggregate_version)).toEqual([1, 2]);
   });
 
   it('dead-letters after max deliveries with the reason, and keeps consuming', async () => {
     const durable = 'poison';
-    const outcomes = new Outcomes();
     const bad = await visit('member-bad', 'boom', { event: 'visit_poison' });
     const good = await visit('member-good', 'fine', { event: 'visit_poison' });
-    await withConsumer(
-      () =>
-        startConsumer({
-          db: h.db,
-          js: h.bus.js,
-          namespace: h.namespace,
-          stream: 'VISITS',
-          durable,
-          filterSubjects: ['punchcard.visits.visit_poison.*'],
-          schema: StringValueSchema,
-          maxDeliver: 3,
-          retryDelayMs: () => 50,
-          onOutcome: outcomes.record,
-          handler: async (tx, event) => {
-            if (event.data.value === 'boom') throw new Error('branch br-9 does not exist');
-            await recordEffect(durable)(tx, event);
-          },
-        }),
-      () => outcomes.until((all) => all.some((o) => o.outcome === 'deadlettered') && all.some((o) => o.outcome === 'applied')),
+    const outcomes = await consumeVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_poison.*'],
+        maxDeliver: 3,
+        retryDelayMs: () => 50,
+        handler: async (tx, event) => {
+          if (event.data.value === 'boom') throw new Error('branch br-9 does not exist');
+          await recordEffect(durable)(tx, event);
+        },
+      },
+      (all) => all.some((o) => o.outcome === 'deadlettered') && all.some((o) => o.outcome === 'applied'),
     );
     expect(outcomes.all.filter((o) => o.eventId === bad.id).map((o) => o.outcome)).toEqual(['failed', 'failed', 'deadlettered']);
     expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map([[good.id, 1]]));
 
-    const dead = (await readStream(h.bus, h.namespace, 'DEADLETTER')).filter((m) => m.headers?.get(DEADLETTER_HEADERS.consumer) === durable);
+    const dead = await deadLetters(durable);
     expect(dead).toHaveLength(1);
     expect(dead[0]?.subject).toBe(`${h.namespace}.punchcard.deadletter.poison`);
     const headers = headerRecord(dead[0]?.headers);
@@ -220,35 +201,26 @@ describe('consumer with inbox', () => {
 
   it('dead-letters an event still waiting after maxRetryLater deliveries', async () => {
     const durable = 'waiting';
-    const outcomes = new Outcomes();
     const stuck = await visit('ent-stuck', 'v9', { aggregateVersion: 9, event: 'visit_waiting' });
-    await withConsumer(
-      () =>
-        startConsumer({
-          db: h.db,
-          js: h.bus.js,
-          namespace: h.namespace,
-          stream: 'VISITS',
-          durable,
-          filterSubjects: ['punchcard.visits.visit_waiting.*'],
-          schema: StringValueSchema,
-          maxRetryLater: 3,
-          onOutcome: outcomes.record,
-          handler: async (_tx, event) => {
-            throw new RetryLater(`${event.aggregateId} is at version 0, got ${event.aggregateVersion}`, 20);
-          },
-        }),
-      () => outcomes.until((all) => all.some((o) => o.outcome === 'deadlettered')),
+    const outcomes = await consumeVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_waiting.*'],
+        maxRetryLater: 3,
+        handler: async (_tx, event) => {
+          throw new RetryLater(`${event.aggregateId} is at version 0, got ${event.aggregateVersion}`, 20);
+        },
+      },
+      (all) => all.some((o) => o.outcome === 'deadlettered'),
     );
     expect(outcomes.all.map((o) => o.outcome)).toEqual(['retry', 'retry', 'deadlettered']);
-    const dead = (await readStream(h.bus, h.namespace, 'DEADLETTER')).filter((m) => m.headers?.get(DEADLETTER_HEADERS.consumer) === durable);
+    const dead = await deadLetters(durable);
     expect(dead.map((m) => m.headers?.get(CE.id))).toEqual([stuck.id]);
     expect(dead[0]?.headers?.get(DEADLETTER_HEADERS.reason)).toContain('still waiting after 3 deliveries: ent-stuck is at version 0, got 9');
   });
 
   it('dead-letters a malformed message at once: wrong schema, missing id, tenant mismatch', async () => {
     const durable = 'malformed';
-    const outcomes = new Outcomes();
     const subject = subjectFor(h.namespace, 'visits', 'visit_malformed', 'tenant-a');
     const envelope = {
       id: randomUUID(),
@@ -267,28 +239,18 @@ describe('consumer with inbox', () => {
     const otherTenant = { ...envelope, id: randomUUID(), tenantId: 'tenant-b', dataType: StringValueSchema.typeName };
     await h.bus.js.publish(subject, payload, { headers: eventHeaders(otherTenant), msgID: otherTenant.id });
 
-    await withConsumer(
-      () =>
-        startConsumer({
-          db: h.db,
-          js: h.bus.js,
-          namespace: h.namespace,
-          stream: 'VISITS',
-          durable,
-          filterSubjects: ['punchcard.visits.visit_malformed.*'],
-          schema: StringValueSchema,
-          onOutcome: outcomes.record,
-          handler: async () => {
-            throw new Error('a malformed event must not reach the handler');
-          },
-        }),
-      () => outcomes.until((all) => all.length === 3),
+    const outcomes = await consumeVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_malformed.*'],
+        handler: async () => {
+          throw new Error('a malformed event must not reach the handler');
+        },
+      },
+      (all) => all.length === 3,
     );
     expect(outcomes.all.map((o) => o.outcome)).toEqual(['deadlettered', 'deadlettered', 'deadlettered']);
-    const reasons = (await readStream(h.bus, h.namespace, 'DEADLETTER'))
-      .filter((m) => m.headers?.get(DEADLETTER_HEADERS.consumer) === durable)
-      .map((m) => m.headers?.get(DEADLETTER_HEADERS.reason));
-    expect(reasons).toEqual([
+    expect((await deadLetters(durable)).map((m) => m.headers?.get(DEADLETTER_HEADERS.reason))).toEqual([
       expect.stringContaining('no schema for google.protobuf.Struct'),
       expect.stringContaining('no ce-id'),
       expect.stringContaining('does not match the subject'),
@@ -297,34 +259,26 @@ describe('consumer with inbox', () => {
 
   it('several filter subjects work on a 2.9 server (filtered in the client there)', async () => {
     const durable = 'multi';
-    const outcomes = new Outcomes();
     // The unwanted event goes first: by the time both wanted ones are applied it has been passed over.
     await visit('member-m', 'n', { event: 'visit_noshow_m' });
     const recorded = await visit('member-m', 'r', { event: 'visit_recorded_m' });
     const cancelled = await visit('member-m', 'c', { event: 'visit_cancelled_m' });
-    await withConsumer(
-      () =>
-        startConsumer({
-          db: h.db,
-          js: h.bus.js,
-          namespace: h.namespace,
-          stream: 'VISITS',
-          durable,
-          filterSubjects: ['punchcard.visits.visit_recorded_m.*', 'punchcard.visits.visit_cancelled_m.*'],
-          schema: StringValueSchema,
-          onOutcome: outcomes.record,
-          handler: recordEffect(durable),
-        }),
-      () => outcomes.until((all) => all.filter((o) => o.outcome === 'applied').length === 2),
+    await consumeVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_recorded_m.*', 'punchcard.visits.visit_cancelled_m.*'],
+        handler: recordEffect(durable),
+      },
+      appliedCount(2),
     );
     const applied = await applicationsPerEvent(h.db, durable);
     expect([...applied.keys()].sort()).toEqual([recorded.id, cancelled.id].sort());
   });
 
   it('changes a durable consumer’s filter and ack wait on the next start (a deploy)', async () => {
-    const base = { db: h.db, js: h.bus.js, namespace: h.namespace, stream: 'VISITS' as const, durable: 'redeployed', schema: StringValueSchema, handler: async () => undefined };
-    await (await startConsumer({ ...base, filterSubjects: ['punchcard.visits.old_event.*'] })).stop();
-    await (await startConsumer({ ...base, filterSubjects: ['punchcard.visits.new_event.*'], ackWaitMs: 10_000 })).stop();
+    const base = { durable: 'redeployed', handler: async () => undefined };
+    await consumeVisits({ ...base, filterSubjects: ['punchcard.visits.old_event.*'] }, () => true);
+    await consumeVisits({ ...base, filterSubjects: ['punchcard.visits.new_event.*'], ackWaitMs: 10_000 }, () => true);
     const { config } = await h.bus.jsm.consumers.info(streamName(h.namespace, 'VISITS'), 'redeployed');
     expect(config.filter_subject).toBe(`${h.namespace}.punchcard.visits.new_event.*`);
     expect(config.ack_wait).toBe(10_000_000_000);
