@@ -6,11 +6,15 @@ import {
   EntitlementStatus,
   EntryKind,
   LedgerEntrySchema,
+  VisitSchema,
+  VisitState,
   type Entitlement,
   type LedgerEntry,
+  type Visit,
 } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import type { EntryKind as Kind, Status } from '../domain/types.js';
 import type { EntitlementRecord, EntryRecord } from '../store/entitlements.js';
+import type { VisitRecord } from '../store/visits.js';
 
 function ts(d: Date | null | undefined): Timestamp | undefined {
   return d ? timestampFromDate(d) : undefined;
@@ -88,4 +92,28 @@ export function entryToProto(e: EntryRecord): LedgerEntry {
     entitlementVersion: BigInt(e.entitlementVersion),
     expiryTime: ts(e.expiryTime),
   });
+}
+
+export function visitToProto(v: VisitRecord): Visit {
+  return create(VisitSchema, {
+    tenantId: v.tenantId,
+    visitId: v.visitId,
+    state: VisitState[v.state],
+    memberId: v.memberId,
+    serviceCode: v.serviceCode,
+    branchId: v.branchId,
+    occurredTime: ts(v.occurredTime),
+    entitlementId: v.entitlementId ?? '',
+    entryId: v.entryId ?? '',
+    reversalEntryId: v.reversalEntryId ?? '',
+    reason: v.reason,
+    errorCode: v.errorCode,
+    createTime: ts(v.createdAt),
+    updateTime: ts(v.updatedAt),
+  });
+}
+
+export function visitStateFromProto(s: VisitState): VisitRecord['state'] | undefined {
+  const name = VisitState[s];
+  return name === undefined || name === 'UNSPECIFIED' ? undefined : (name as VisitRecord['state']);
 }
