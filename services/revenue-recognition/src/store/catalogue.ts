@@ -1,0 +1,74 @@
+import type { Kysely } from 'kysely';
+import type { EarningRule } from '../domain/types.js';
+import type { RevenueDb } from './schema.js';
+
+export interface TenantRow {
+  tenantId: string;
+  currency: string;
+  earningRule: EarningRule;
+}
+
+/** Keeps the newest version of a tenant: an older update arriving late changes nothing. */
+export async function upsertTenant(db: Kysely<RevenueDb>, t: TenantRow & { updatedAt: Date }): Promise<void> {
+  await db
+    .insertInto('tenant')
+    .values({ tenant_id: t.tenantId, currency: t.currency, earning_rule: t.earningRule, updated_at: t.updatedAt })
+    .onConflict((oc) =>
+      oc
+        .column('tenant_id')
+        .doUpdateSet((eb) => ({ currency: eb.ref('excluded.currency'), earning_rule: eb.ref('excluded.earning_rule'), updated_at: eb.ref('excluded.updated_at') }))
+        .where('tenant.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
+    )
+    .execute();
+}
+
+export async function getTenant(db: Kysely<RevenueDb>, tenantId: string): Promise<TenantRow | undefined> {
+  const row = await db.selectFrom('tenant').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+  return row && { tenantId: row.tenant_id, currency: row.currency, earningRule: row.earning_rule as EarningRule };
+}
+
+export async function upsertBranch(db: Kysely<RevenueDb>, b: { tenantId: string; branchId: string; timeZone: string; updatedAt: Date }): Promise<void> {
+  await db
+    .insertInto('branch')
+    .values({ tenant_id: b.tenantId, branch_id: b.branchId, time_zone: b.timeZone, updated_at: b.updatedAt })
+    .onConflict((oc) =>
+      oc
+        .columns(['tenant_id', 'branch_id'])
+        .doUpdateSet((eb) => ({ time_zone: eb.ref('excluded.time_zone'), updated_at: eb.ref('excluded.updated_at') }))
+        .where('branch.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
+    )
+    .execute();
+}
+
+/** Time zones of the tenant's branches among `branchIds` that revenue has heard of. */
+export async function branchTimeZones(db: Kysely<RevenueDb>, tenantId: string, branchIds: readonly string[]): Promise<Map<string, string>> {
+  const ids = [...new Set(branchIds.filter(Boolean))];
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('branch').select(['branch_id', 'time_zone']).where('tenant_id', '=', tenantId).where('branch_id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.branch_id, r.time_zone]));
+}
+
+/** Definition versions are immutable once published; a republish of the same version refreshes it. */
+export async function upsertDefinition(
+  db: Kysely<RevenueDb>,
+  d: { tenantId: string; definitionId: string; version: number; code: string; name: string; terms: Uint8Array },
+): Promise<void> {
+  await db
+    .insertInto('definition')
+    .values({ tenant_id: d.tenantId, definition_id: d.definitionId, version: d.version, code: d.code, name: d.name, terms: d.terms })
+    .onConflict((oc) =>
+      oc.columns(['tenant_id', 'definition_id', 'version']).doUpdateSet((eb) => ({ code: eb.ref('excluded.code'), name: eb.ref('excluded.name'), terms: eb.ref('excluded.terms') })),
+    )
+    .execute();
+}
+
+export async function getDefinitionTerms(db: Kysely<RevenueDb>, tenantId: string, definitionId: string, version: number): Promise<Uint8Array | undefined> {
+  const row = await db
+    .selectFrom('definition')
+    .select('terms')
+    .where('tenant_id', '=', tenantId)
+    .where('definition_id', '=', definitionId)
+    .where('version', '=', version)
+    .executeTakeFirst();
+  return row?.terms;
+}

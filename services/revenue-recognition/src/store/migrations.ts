@@ -1,0 +1,187 @@
+import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import type { Migration, Migrations } from '@punchcard/db';
+import { sql } from 'kysely';
+
+const ACCOUNTS = [
+  'CASH',
+  'DEFERRED_REVENUE',
+  'PACKAGE_REVENUE',
+  'BREAKAGE_REVENUE',
+  'REFUNDS_PAYABLE',
+  'DUE_FROM_BRANCH',
+  'DUE_TO_BRANCH',
+  'VISIT_REVENUE',
+  'REFUND_GAIN_OR_LOSS',
+  'TRANSFER_CLEARING',
+];
+const MOVEMENTS = ['SALE', 'TOP_UP', 'RECOGNISED', 'BREAKAGE', 'REFUND', 'TRANSFER'];
+const list = (values: string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
+
+/** What revenue knows of the catalogue: tenants, branches and definition versions. */
+const catalogue: Migration = {
+  async up(db) {
+    await sql`
+      create table tenant (
+        tenant_id text primary key,
+        currency text not null,
+        earning_rule text not null check (earning_rule in ('DELIVERING_BRANCH', 'PURCHASING_BRANCH')),
+        updated_at timestamptz not null
+      )`.execute(db);
+    await sql`
+      create table branch (
+        tenant_id text not null,
+        branch_id text not null,
+        time_zone text not null,
+        updated_at timestamptz not null,
+        primary key (tenant_id, branch_id)
+      )`.execute(db);
+    await sql`
+      create table definition (
+        tenant_id text not null,
+        definition_id text not null,
+        version integer not null,
+        code text not null,
+        name text not null,
+        -- punchcard.catalogue.v1.DefinitionTerms, as published.
+        terms bytea not null,
+        primary key (tenant_id, definition_id, version)
+      )`.execute(db);
+  },
+};
+
+/** Contracts and the per-entitlement version applied so far. */
+const contracts: Migration = {
+  async up(db) {
+    await sql`
+      create table entitlement_progress (
+        tenant_id text not null,
+        entitlement_id text not null,
+        applied_version bigint not null check (applied_version >= 0),
+        primary key (tenant_id, entitlement_id)
+      )`.execute(db);
+    await sql`
+      create table contract (
+        tenant_id text not null,
+        entitlement_id text not null,
+        definition_id text not null,
+        definition_version integer not null,
+        member_id text not null,
+        currency text not null,
+        liability_branch_id text not null,
+        breakage_bps integer not null check (breakage_bps between 0 and 10000),
+        session_order text not null,
+        standalone_price_minor bigint not null,
+        costs jsonb not null,
+        status text not null,
+        lines jsonb not null,
+        sessions jsonb not null,
+        package_recognised_minor bigint not null,
+        breakage_recognised_minor bigint not null,
+        updated_at timestamptz not null,
+        primary key (tenant_id, entitlement_id)
+      )`.execute(db);
+  },
+};
+
+/**
+ * The double-entry journal. Lines carry their entry's tenant, date, package and currency (checked by
+ * a composite foreign key) so reports aggregate lines without a join. Balance is checked at commit
+ * by deferred constraint triggers; update, delete and truncate are refused: corrections are new entries.
+ */
+const journal: Migration = {
+  async up(db) {
+    await sql`
+      create table journal_entry (
+        journal_entry_id uuid primary key,
+        seq bigserial not null unique,
+        tenant_id text not null,
+        cause text not null,
+        source_id text not null,
+        entitlement_id text not null,
+        definition_id text not null,
+        currency text not null check (currency ~ '^[A-Z]{3}$'),
+        accounting_date date not null,
+        posted_at timestamptz not null,
+        description text not null,
+        unique (tenant_id, cause, source_id),
+        unique (journal_entry_id, tenant_id, accounting_date, definition_id, currency)
+      )`.execute(db);
+    await sql`
+      create table journal_line (
+        journal_entry_id uuid not null,
+        line_no smallint not null,
+        tenant_id text not null,
+        accounting_date date not null,
+        definition_id text not null,
+        currency text not null,
+        entitlement_id text not null,
+        account text not null check (account in (${list(ACCOUNTS)})),
+        branch_id text not null,
+        counterparty_branch_id text not null,
+        debit_minor bigint not null check (debit_minor >= 0),
+        credit_minor bigint not null check (credit_minor >= 0),
+        movement text check (movement in (${list(MOVEMENTS)})),
+        sessions integer not null,
+        delivery_cost_minor bigint not null,
+        primary key (journal_entry_id, line_no),
+        foreign key (journal_entry_id, tenant_id, accounting_date, definition_id, currency)
+          references journal_entry (journal_entry_id, tenant_id, accounting_date, definition_id, currency),
+        constraint journal_line_one_sided check ((debit_minor > 0) <> (credit_minor > 0)),
+        constraint journal_line_movement_on_deferred check ((account = 'DEFERRED_REVENUE') = (movement is not null)),
+        constraint journal_line_due_counterparty check (account not in ('DUE_TO_BRANCH', 'DUE_FROM_BRANCH') or counterparty_branch_id <> '')
+      )`.execute(db);
+    await sql`create index journal_entry_tenant_date on journal_entry (tenant_id, accounting_date, seq)`.execute(db);
+    await sql`create index journal_entry_tenant_entitlement on journal_entry (tenant_id, entitlement_id, seq)`.execute(db);
+    await sql`create index journal_line_tenant_account_date on journal_line (tenant_id, account, accounting_date)`.execute(db);
+
+    await sql`
+      create function journal_entry_must_balance() returns trigger language plpgsql as $$
+      declare
+        entry uuid := coalesce(new.journal_entry_id, old.journal_entry_id);
+        lines integer;
+        unbalanced text;
+      begin
+        select count(*) into lines from journal_line where journal_entry_id = entry;
+        if lines < 2 then
+          raise exception 'journal entry % has % line(s); an entry needs at least two', entry, lines
+            using errcode = 'check_violation';
+        end if;
+        select string_agg(branch_id || ' (' || net || ')', ', ') into unbalanced from (
+          select branch_id, sum(debit_minor) - sum(credit_minor) as net
+          from journal_line where journal_entry_id = entry group by branch_id
+        ) b where net <> 0;
+        if unbalanced is not null then
+          raise exception 'journal entry % does not balance: debits - credits at %', entry, unbalanced
+            using errcode = 'check_violation';
+        end if;
+        return null;
+      end $$`.execute(db);
+    await sql`
+      create constraint trigger journal_entry_balanced after insert on journal_entry
+      deferrable initially deferred for each row execute function journal_entry_must_balance()`.execute(db);
+    await sql`
+      create constraint trigger journal_line_balanced after insert on journal_line
+      deferrable initially deferred for each row execute function journal_entry_must_balance()`.execute(db);
+
+    await sql`
+      create function journal_is_immutable() returns trigger language plpgsql as $$
+      begin
+        raise exception '% is append-only: % refused; post a correcting entry instead', tg_table_name, tg_op
+          using errcode = 'restrict_violation';
+      end $$`.execute(db);
+    for (const table of ['journal_entry', 'journal_line']) {
+      await sql`create trigger ${sql.raw(`${table}_immutable`)} before update or delete on ${sql.table(table)}
+        for each row execute function journal_is_immutable()`.execute(db);
+      await sql`create trigger ${sql.raw(`${table}_no_truncate`)} before truncate on ${sql.table(table)}
+        for each statement execute function journal_is_immutable()`.execute(db);
+    }
+  },
+};
+
+export const migrations: Migrations = {
+  '0001_outbox': outboxMigration,
+  '0002_inbox': inboxMigration,
+  '0003_catalogue': catalogue,
+  '0004_contracts': contracts,
+  '0005_journal': journal,
+};

@@ -1,0 +1,117 @@
+import { createDb, ensureSchema, inTransaction, migrateToLatest, type Database } from '@punchcard/db';
+import { createTestDatabase, type TestDatabase } from '@punchcard/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apply, purchase, type PostingContext } from '../src/domain/contract.js';
+import { credit, debit } from '../src/domain/journal.js';
+import type { JournalDraft } from '../src/domain/types.js';
+import { loadContract, lockProgress, saveContract, setProgress } from '../src/store/contracts.js';
+import { findJournalEntry, insertJournalEntry, journalEntryId } from '../src/store/journal.js';
+import { migrations } from '../src/store/migrations.js';
+import { SCHEMA, type RevenueDb } from '../src/store/schema.js';
+
+let testDb: TestDatabase;
+let database: Database<RevenueDb>;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase('revenue_store');
+  await ensureSchema(testDb.url, SCHEMA);
+  database = createDb<RevenueDb>({ url: testDb.url, schema: SCHEMA, poolMax: 4 });
+  await migrateToLatest(database.db, SCHEMA, migrations);
+});
+
+afterAll(async () => {
+  await database?.close();
+  await testDb?.drop();
+});
+
+const ctx: PostingContext = { earningRule: 'DELIVERING_BRANCH', accountingDate: (_b, at) => at.toISOString().slice(0, 10) };
+
+function draft(sourceId: string, lines: JournalDraft['lines']): JournalDraft {
+  return {
+    tenantId: 't1', cause: 'test', sourceId, entitlementId: 'e1', definitionId: 'd1', currency: 'SGD',
+    accountingDate: '2025-03-01', description: 'test', lines, recognitions: [],
+  };
+}
+
+describe('journal tables', () => {
+  it('migrate again without applying anything', async () => {
+    expect(await migrateToLatest(database.db, SCHEMA, migrations)).toEqual([]);
+  });
+
+  it('store a balanced entry under an id derived from tenant, cause and source', async () => {
+    const posted = await inTransaction(database.db, (tx) =>
+      insertJournalEntry(tx, draft('ok-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n, { sessions: 1 })]), new Date()),
+    );
+    expect(posted.journalEntryId).toBe(journalEntryId('t1', 'test', 'ok-1'));
+    const found = await findJournalEntry(database.db, 't1', 'test', 'ok-1');
+    expect(found?.lines.map((l) => [l.account, l.debit, l.credit, l.sessions])).toEqual([
+      ['CASH', 500n, 0n, 0],
+      ['VISIT_REVENUE', 0n, 500n, 1],
+    ]);
+    expect(found?.accountingDate).toBe('2025-03-01');
+  });
+
+  it('refuse at commit an entry whose debits and credits differ, overall or per branch', async () => {
+    await expect(
+      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 499n)]), new Date())),
+    ).rejects.toThrow(/does not balance/);
+    await expect(
+      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-2', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'B', 500n)]), new Date())),
+    ).rejects.toThrow(/does not balance: debits - credits at A \(500\), B \(-500\)/);
+    await expect(
+      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-3', [debit('CASH', 'A', 500n)]), new Date())),
+    ).rejects.toThrow(/needs at least two/);
+    expect(await findJournalEntry(database.db, 't1', 'test', 'bad-1')).toBeUndefined();
+  });
+
+  it('refuse two-sided lines and deferred lines without a roll-forward movement', async () => {
+    const twoSided = { ...debit('CASH', 'A', 5n), credit: 5n };
+    await expect(inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-4', [twoSided, twoSided]), new Date()))).rejects.toThrow(/journal_line_one_sided/);
+    await expect(
+      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-5', [debit('CASH', 'A', 5n), credit('DEFERRED_REVENUE', 'A', 5n)]), new Date())),
+    ).rejects.toThrow(/journal_line_movement_on_deferred/);
+  });
+
+  it('never update, delete or truncate a posted entry', async () => {
+    const id = journalEntryId('t1', 'test', 'ok-1');
+    await expect(sql`update journal_line set debit_minor = 1 where journal_entry_id = ${id}`.execute(database.db)).rejects.toThrow(/append-only: UPDATE refused/);
+    await expect(sql`delete from journal_line where journal_entry_id = ${id}`.execute(database.db)).rejects.toThrow(/append-only: DELETE refused/);
+    await expect(sql`update journal_entry set description = 'x' where journal_entry_id = ${id}`.execute(database.db)).rejects.toThrow(/append-only/);
+    await expect(sql`delete from journal_entry where journal_entry_id = ${id}`.execute(database.db)).rejects.toThrow(/append-only/);
+    await expect(sql`truncate journal_line`.execute(database.db)).rejects.toThrow(/append-only: TRUNCATE refused/);
+    expect((await findJournalEntry(database.db, 't1', 'test', 'ok-1'))?.lines).toHaveLength(2);
+  });
+
+  it('refuse a second entry for the same cause and source', async () => {
+    await expect(
+      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('ok-1', [debit('CASH', 'A', 1n), credit('VISIT_REVENUE', 'A', 1n)]), new Date())),
+    ).rejects.toThrow(/duplicate key/);
+  });
+});
+
+describe('contracts', () => {
+  it('round-trip a contract exactly, bigints and consumptions included', async () => {
+    let { contract } = purchase(
+      {
+        tenantId: 't1', entitlementId: 'e-rt', definitionId: 'd1', definitionVersion: 2, memberId: 'm', currency: 'SGD', liabilityBranchId: 'A',
+        breakageBps: 1500, sessionOrder: 'BONUS_FIRST', standalonePrice: 12_000n, costs: { perSession: 2000n, byBranch: { B: 9_007_199_254_740_993n } },
+        entryId: 'p', at: new Date('2025-03-01T00:00:00Z'), status: 'ACTIVE', price: 10_000n, paidSessions: 2, bonusSessions: 1,
+      },
+      ctx,
+    );
+    contract = apply(contract, { kind: 'CONSUME', entryId: 'c', at: new Date('2025-03-02T00:00:00Z'), branchId: 'B', status: 'ACTIVE', bonus: null }, ctx).contract;
+    await inTransaction(database.db, (tx) => saveContract(tx, contract, new Date()));
+    expect(await loadContract(database.db, 't1', 'e-rt')).toEqual(contract);
+    expect(await loadContract(database.db, 't2', 'e-rt')).toBeUndefined();
+  });
+
+  it('track the applied version per entitlement under a row lock', async () => {
+    await inTransaction(database.db, async (tx) => {
+      expect(await lockProgress(tx, 't1', 'e-v')).toBe(0);
+      await setProgress(tx, 't1', 'e-v', 1);
+    });
+    expect(await inTransaction(database.db, (tx) => lockProgress(tx, 't1', 'e-v'))).toBe(1);
+    expect(await inTransaction(database.db, (tx) => lockProgress(tx, 't2', 'e-v'))).toBe(0);
+  });
+});
