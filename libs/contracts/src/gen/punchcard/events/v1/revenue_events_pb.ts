@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/events/v1/revenue_events.proto.
  */
 export const file_punchcard_events_v1_revenue_events: GenFile = /*@__PURE__*/
-  fileDesc("CihwdW5jaGNhcmQvZXZlbnRzL3YxL3JldmVudWVfZXZlbnRzLnByb3RvEhNwdW5jaGNhcmQuZXZlbnRzLnYxIqUBChFSZXZlbnVlUmVjb2duaXplZBIRCgl0ZW5hbnRfaWQYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSEQoJYnJhbmNoX2lkGAMgASgJEioKBmFtb3VudBgEIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSDAoEa2luZBgFIAEoCRIYChBqb3VybmFsX2VudHJ5X2lkGAYgASgJIkIKDUpvdXJuYWxQb3N0ZWQSMQoFZW50cnkYASABKAsyIi5wdW5jaGNhcmQucmV2ZW51ZS52MS5Kb3VybmFsRW50cnliBnByb3RvMw", [file_punchcard_common_v1_common, file_punchcard_revenue_v1_revenue]);
+  fileDesc("CihwdW5jaGNhcmQvZXZlbnRzL3YxL3JldmVudWVfZXZlbnRzLnByb3RvEhNwdW5jaGNhcmQuZXZlbnRzLnYxItUBChFSZXZlbnVlUmVjb2duaXplZBIRCgl0ZW5hbnRfaWQYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSEQoJYnJhbmNoX2lkGAMgASgJEioKBmFtb3VudBgEIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSDAoEa2luZBgFIAEoCRIYChBqb3VybmFsX2VudHJ5X2lkGAYgASgJEhUKDWRlZmluaXRpb25faWQYByABKAkSFwoPYWNjb3VudGluZ19kYXRlGAggASgJIkIKDUpvdXJuYWxQb3N0ZWQSMQoFZW50cnkYASABKAsyIi5wdW5jaGNhcmQucmV2ZW51ZS52MS5Kb3VybmFsRW50cnliBnByb3RvMw", [file_punchcard_common_v1_common, file_punchcard_revenue_v1_revenue]);
 
 /**
  * revenue.recognized: revenue was recognised (a consumed session, or breakage).
@@ -53,6 +53,18 @@ export type RevenueRecognized = Message<"punchcard.events.v1.RevenueRecognized">
    * @generated from field: string journal_entry_id = 6;
    */
   journalEntryId: string;
+
+  /**
+   * @generated from field: string definition_id = 7;
+   */
+  definitionId: string;
+
+  /**
+   * Accounting date in the branch's time zone (YYYY-MM-DD).
+   *
+   * @generated from field: string accounting_date = 8;
+   */
+  accountingDate: string;
 };
 
 /**

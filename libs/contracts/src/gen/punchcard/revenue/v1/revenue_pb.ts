@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/revenue/v1/revenue.proto.
  */
 export const file_punchcard_revenue_v1_revenue: GenFile = /*@__PURE__*/
-  fileDesc("CiJwdW5jaGNhcmQvcmV2ZW51ZS92MS9yZXZlbnVlLnByb3RvEhRwdW5jaGNhcmQucmV2ZW51ZS52MSLHAQoLSm91cm5hbExpbmUSLgoHYWNjb3VudBgBIAEoDjIdLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkFjY291bnQSEQoJYnJhbmNoX2lkGAIgASgJEikKBWRlYml0GAMgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIqCgZjcmVkaXQYBCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5Eh4KFmNvdW50ZXJwYXJ0eV9icmFuY2hfaWQYBSABKAkinQIKDEpvdXJuYWxFbnRyeRIRCgl0ZW5hbnRfaWQYASABKAkSGAoQam91cm5hbF9lbnRyeV9pZBgCIAEoCRINCgVjYXVzZRgDIAEoCRIRCglzb3VyY2VfaWQYBCABKAkSFgoOZW50aXRsZW1lbnRfaWQYBSABKAkSFQoNZGVmaW5pdGlvbl9pZBgGIAEoCRIvCgtwb3N0ZWRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPYWNjb3VudGluZ19kYXRlGAggASgJEjAKBWxpbmVzGAkgAygLMiEucHVuY2hjYXJkLnJldmVudWUudjEuSm91cm5hbExpbmUSEwoLZGVzY3JpcHRpb24YCiABKAkiZQoRU2Vzc2lvbkFsbG9jYXRpb24SFgoOc2Vzc2lvbl9udW1iZXIYASABKAUSDQoFYm9udXMYAiABKAgSKQoFdmFsdWUYAyABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5IpgCCghDb250cmFjdBIRCgl0ZW5hbnRfaWQYASABKAkSFgoOZW50aXRsZW1lbnRfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIpCgVwcmljZRgEIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSOQoIc2Vzc2lvbnMYBSADKAsyJy5wdW5jaGNhcmQucmV2ZW51ZS52MS5TZXNzaW9uQWxsb2NhdGlvbhI0ChBkZWZlcnJlZF9iYWxhbmNlGAYgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIuCgpyZWNvZ25pc2VkGAcgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leSIuCgZQZXJpb2QSEgoKc3RhcnRfZGF0ZRgBIAEoCRIQCghlbmRfZGF0ZRgCIAEoCSIsChJHZXRDb250cmFjdFJlcXVlc3QSFgoOZW50aXRsZW1lbnRfaWQYASABKAkiRwoTR2V0Q29udHJhY3RSZXNwb25zZRIwCghjb250cmFjdBgBIAEoCzIeLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkNvbnRyYWN0IpsBChlMaXN0Sm91cm5hbEVudHJpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiwKBnBlcmlvZBgDIAEoCzIcLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlBlcmlvZBIRCglicmFuY2hfaWQYBCABKAkSFgoOZW50aXRsZW1lbnRfaWQYBSABKAkiagoaTGlzdEpvdXJuYWxFbnRyaWVzUmVzcG9uc2USMwoHZW50cmllcxgBIAMoCzIiLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkpvdXJuYWxFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkipgMKDlJvbGxGb3J3YXJkUm93EhEKCWJyYW5jaF9pZBgBIAEoCRIVCg1kZWZpbml0aW9uX2lkGAIgASgJEisKB29wZW5pbmcYAyABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EikKBXNhbGVzGAQgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIrCgd0b3BfdXBzGAUgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIuCgpyZWNvZ25pc2VkGAYgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIsCghicmVha2FnZRgHIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSKwoHcmVmdW5kcxgIIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSLQoJdHJhbnNmZXJzGAkgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIrCgdjbG9zaW5nGAogASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leSKfAQoeR2V0TGlhYmlsaXR5Um9sbEZvcndhcmRSZXF1ZXN0EiwKBnBlcmlvZBgBIAEoCzIcLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlBlcmlvZBIRCglicmFuY2hfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSKjAQofR2V0TGlhYmlsaXR5Um9sbEZvcndhcmRSZXNwb25zZRIyCgRyb3dzGAEgAygLMiQucHVuY2hjYXJkLnJldmVudWUudjEuUm9sbEZvcndhcmRSb3cSMwoFdG90YWwYAiABKAsyJC5wdW5jaGNhcmQucmV2ZW51ZS52MS5Sb2xsRm9yd2FyZFJvdxIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkizwEKDVJlY29nbmlzZWRSb3cSEQoJYnJhbmNoX2lkGAEgASgJEhUKDWRlZmluaXRpb25faWQYAiABKAkSFwoPYWNjb3VudGluZ19kYXRlGAMgASgJEjMKD3BhY2thZ2VfcmV2ZW51ZRgEIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSNAoQYnJlYWthZ2VfcmV2ZW51ZRgFIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSEAoIc2Vzc2lvbnMYBiABKAUinAEKG0dldFJlY29nbmlzZWRSZXZlbnVlUmVxdWVzdBIsCgZwZXJpb2QYASABKAsyHC5wdW5jaGNhcmQucmV2ZW51ZS52MS5QZXJpb2QSEQoJYnJhbmNoX2lkGAIgASgJEhUKDWRlZmluaXRpb25faWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiagocR2V0UmVjb2duaXNlZFJldmVudWVSZXNwb25zZRIxCgRyb3dzGAEgAygLMiMucHVuY2hjYXJkLnJldmVudWUudjEuUmVjb2duaXNlZFJvdxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWQoWR2V0UmV2ZW51ZVNwbGl0UmVxdWVzdBIsCgZwZXJpb2QYASABKAsyHC5wdW5jaGNhcmQucmV2ZW51ZS52MS5QZXJpb2QSEQoJYnJhbmNoX2lkGAIgASgJIvEBChdHZXRSZXZlbnVlU3BsaXRSZXNwb25zZRIzCg9wYWNrYWdlX3JldmVudWUYASABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjQKEGJyZWFrYWdlX3JldmVudWUYAiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjkKFW9uZV9vZmZfdmlzaXRfcmV2ZW51ZRgDIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSGAoQcGFja2FnZV9zZXNzaW9ucxgEIAEoBRIWCg5vbmVfb2ZmX3Zpc2l0cxgFIAEoBSLqAQoJUHJvZml0Um93EhUKDWRlZmluaXRpb25faWQYASABKAkSEQoJYnJhbmNoX2lkGAIgASgJEi4KCnJlY29nbmlzZWQYAyABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjEKDWRlbGl2ZXJ5X2Nvc3QYBCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EioKBnByb2ZpdBgFIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSEgoKbWFyZ2luX2JwcxgGIAEoBRIQCghzZXNzaW9ucxgHIAEoBSKYAQoXR2V0UGFja2FnZVByb2ZpdFJlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwucHVuY2hjYXJkLnJldmVudWUudjEuUGVyaW9kEhEKCWJyYW5jaF9pZBgCIAEoCRIVCg1kZWZpbml0aW9uX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImIKGEdldFBhY2thZ2VQcm9maXRSZXNwb25zZRItCgRyb3dzGAEgAygLMh8ucHVuY2hjYXJkLnJldmVudWUudjEuUHJvZml0Um93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ7Cg1TZXR0bGVtZW50Um93EhYKDmZyb21fYnJhbmNoX2lkGAEgASgJEhQKDHRvX2JyYW5jaF9pZBgCIAEoCRIqCgZhbW91bnQYAyABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhAKCHNlc3Npb25zGAQgASgFIkQKFEdldFNldHRsZW1lbnRSZXF1ZXN0EiwKBnBlcmlvZBgBIAEoCzIcLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlBlcmlvZCJKChVHZXRTZXR0bGVtZW50UmVzcG9uc2USMQoEcm93cxgBIAMoCzIjLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlNldHRsZW1lbnRSb3cihAEKE0V4cG9ydFJlcG9ydFJlcXVlc3QSLAoGcmVwb3J0GAEgASgOMhwucHVuY2hjYXJkLnJldmVudWUudjEuUmVwb3J0EiwKBnBlcmlvZBgCIAEoCzIcLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlBlcmlvZBIRCglicmFuY2hfaWQYAyABKAkiNgoURXhwb3J0UmVwb3J0UmVzcG9uc2USEQoJZmlsZV9uYW1lGAEgASgJEgsKA2NzdhgCIAEoDCqeAgoHQWNjb3VudBIXChNBQ0NPVU5UX1VOU1BFQ0lGSUVEEAASEAoMQUNDT1VOVF9DQVNIEAESHAoYQUNDT1VOVF9ERUZFUlJFRF9SRVZFTlVFEAISGwoXQUNDT1VOVF9QQUNLQUdFX1JFVkVOVUUQAxIcChhBQ0NPVU5UX0JSRUFLQUdFX1JFVkVOVUUQBBIbChdBQ0NPVU5UX1JFRlVORFNfUEFZQUJMRRAFEhsKF0FDQ09VTlRfRFVFX0ZST01fQlJBTkNIEAYSGQoVQUNDT1VOVF9EVUVfVE9fQlJBTkNIEAcSGQoVQUNDT1VOVF9WSVNJVF9SRVZFTlVFEAgSHwobQUNDT1VOVF9SRUZVTkRfR0FJTl9PUl9MT1NTEAkqwgEKBlJlcG9ydBIWChJSRVBPUlRfVU5TUEVDSUZJRUQQABIhCh1SRVBPUlRfTElBQklMSVRZX1JPTExfRk9SV0FSRBABEh0KGVJFUE9SVF9SRUNPR05JU0VEX1JFVkVOVUUQAhIYChRSRVBPUlRfUkVWRU5VRV9TUExJVBADEhkKFVJFUE9SVF9QQUNLQUdFX1BST0ZJVBAEEhIKDlJFUE9SVF9KT1VSTkFMEAUSFQoRUkVQT1JUX1NFVFRMRU1FTlQQBjKpBwoOUmV2ZW51ZVNlcnZpY2USYgoLR2V0Q29udHJhY3QSKC5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRDb250cmFjdFJlcXVlc3QaKS5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRDb250cmFjdFJlc3BvbnNlEncKEkxpc3RKb3VybmFsRW50cmllcxIvLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkxpc3RKb3VybmFsRW50cmllc1JlcXVlc3QaMC5wdW5jaGNhcmQucmV2ZW51ZS52MS5MaXN0Sm91cm5hbEVudHJpZXNSZXNwb25zZRKGAQoXR2V0TGlhYmlsaXR5Um9sbEZvcndhcmQSNC5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRMaWFiaWxpdHlSb2xsRm9yd2FyZFJlcXVlc3QaNS5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRMaWFiaWxpdHlSb2xsRm9yd2FyZFJlc3BvbnNlEn0KFEdldFJlY29nbmlzZWRSZXZlbnVlEjEucHVuY2hjYXJkLnJldmVudWUudjEuR2V0UmVjb2duaXNlZFJldmVudWVSZXF1ZXN0GjIucHVuY2hjYXJkLnJldmVudWUudjEuR2V0UmVjb2duaXNlZFJldmVudWVSZXNwb25zZRJuCg9HZXRSZXZlbnVlU3BsaXQSLC5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRSZXZlbnVlU3BsaXRSZXF1ZXN0Gi0ucHVuY2hjYXJkLnJldmVudWUudjEuR2V0UmV2ZW51ZVNwbGl0UmVzcG9uc2UScQoQR2V0UGFja2FnZVByb2ZpdBItLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldFBhY2thZ2VQcm9maXRSZXF1ZXN0Gi4ucHVuY2hjYXJkLnJldmVudWUudjEuR2V0UGFja2FnZVByb2ZpdFJlc3BvbnNlEmgKDUdldFNldHRsZW1lbnQSKi5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRTZXR0bGVtZW50UmVxdWVzdBorLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldFNldHRsZW1lbnRSZXNwb25zZRJlCgxFeHBvcnRSZXBvcnQSKS5wdW5jaGNhcmQucmV2ZW51ZS52MS5FeHBvcnRSZXBvcnRSZXF1ZXN0GioucHVuY2hjYXJkLnJldmVudWUudjEuRXhwb3J0UmVwb3J0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
+  fileDesc("CiJwdW5jaGNhcmQvcmV2ZW51ZS92MS9yZXZlbnVlLnByb3RvEhRwdW5jaGNhcmQucmV2ZW51ZS52MSLGAgoLSm91cm5hbExpbmUSLgoHYWNjb3VudBgBIAEoDjIdLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkFjY291bnQSEQoJYnJhbmNoX2lkGAIgASgJEikKBWRlYml0GAMgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIqCgZjcmVkaXQYBCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5Eh4KFmNvdW50ZXJwYXJ0eV9icmFuY2hfaWQYBSABKAkSOAoIbW92ZW1lbnQYBiABKA4yJi5wdW5jaGNhcmQucmV2ZW51ZS52MS5EZWZlcnJlZE1vdmVtZW50EhAKCHNlc3Npb25zGAcgASgFEjEKDWRlbGl2ZXJ5X2Nvc3QYCCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5Ip0CCgxKb3VybmFsRW50cnkSEQoJdGVuYW50X2lkGAEgASgJEhgKEGpvdXJuYWxfZW50cnlfaWQYAiABKAkSDQoFY2F1c2UYAyABKAkSEQoJc291cmNlX2lkGAQgASgJEhYKDmVudGl0bGVtZW50X2lkGAUgASgJEhUKDWRlZmluaXRpb25faWQYBiABKAkSLwoLcG9zdGVkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2FjY291bnRpbmdfZGF0ZRgIIAEoCRIwCgVsaW5lcxgJIAMoCzIhLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkpvdXJuYWxMaW5lEhMKC2Rlc2NyaXB0aW9uGAogASgJIq8BChFTZXNzaW9uQWxsb2NhdGlvbhIWCg5zZXNzaW9uX251bWJlchgBIAEoBRINCgVib251cxgCIAEoCBIpCgV2YWx1ZRgDIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSHAoUY29uc3VtZWRfYnlfZW50cnlfaWQYBCABKAkSGQoRZWFybmluZ19icmFuY2hfaWQYBSABKAkSDwoHcmVtb3ZlZBgGIAEoCCKNAwoIQ29udHJhY3QSEQoJdGVuYW50X2lkGAEgASgJEhYKDmVudGl0bGVtZW50X2lkGAIgASgJEhUKDWRlZmluaXRpb25faWQYAyABKAkSKQoFcHJpY2UYBCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjkKCHNlc3Npb25zGAUgAygLMicucHVuY2hjYXJkLnJldmVudWUudjEuU2Vzc2lvbkFsbG9jYXRpb24SNAoQZGVmZXJyZWRfYmFsYW5jZRgGIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSLgoKcmVjb2duaXNlZBgHIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSNwoTYnJlYWthZ2VfcmVjb2duaXNlZBgIIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSGwoTbGlhYmlsaXR5X2JyYW5jaF9pZBgJIAEoCRIdChVleHBlY3RlZF9icmVha2FnZV9icHMYCiABKAUiLgoGUGVyaW9kEhIKCnN0YXJ0X2RhdGUYASABKAkSEAoIZW5kX2RhdGUYAiABKAkiLAoSR2V0Q29udHJhY3RSZXF1ZXN0EhYKDmVudGl0bGVtZW50X2lkGAEgASgJIkcKE0dldENvbnRyYWN0UmVzcG9uc2USMAoIY29udHJhY3QYASABKAsyHi5wdW5jaGNhcmQucmV2ZW51ZS52MS5Db250cmFjdCKbAQoZTGlzdEpvdXJuYWxFbnRyaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIsCgZwZXJpb2QYAyABKAsyHC5wdW5jaGNhcmQucmV2ZW51ZS52MS5QZXJpb2QSEQoJYnJhbmNoX2lkGAQgASgJEhYKDmVudGl0bGVtZW50X2lkGAUgASgJImoKGkxpc3RKb3VybmFsRW50cmllc1Jlc3BvbnNlEjMKB2VudHJpZXMYASADKAsyIi5wdW5jaGNhcmQucmV2ZW51ZS52MS5Kb3VybmFsRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqYDCg5Sb2xsRm9yd2FyZFJvdxIRCglicmFuY2hfaWQYASABKAkSFQoNZGVmaW5pdGlvbl9pZBgCIAEoCRIrCgdvcGVuaW5nGAMgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIpCgVzYWxlcxgEIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSKwoHdG9wX3VwcxgFIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSLgoKcmVjb2duaXNlZBgGIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSLAoIYnJlYWthZ2UYByABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EisKB3JlZnVuZHMYCCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5Ei0KCXRyYW5zZmVycxgJIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSKwoHY2xvc2luZxgKIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkinwEKHkdldExpYWJpbGl0eVJvbGxGb3J3YXJkUmVxdWVzdBIsCgZwZXJpb2QYASABKAsyHC5wdW5jaGNhcmQucmV2ZW51ZS52MS5QZXJpb2QSEQoJYnJhbmNoX2lkGAIgASgJEhUKDWRlZmluaXRpb25faWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiowEKH0dldExpYWJpbGl0eVJvbGxGb3J3YXJkUmVzcG9uc2USMgoEcm93cxgBIAMoCzIkLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlJvbGxGb3J3YXJkUm93EjMKBXRvdGFsGAIgASgLMiQucHVuY2hjYXJkLnJldmVudWUudjEuUm9sbEZvcndhcmRSb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIs8BCg1SZWNvZ25pc2VkUm93EhEKCWJyYW5jaF9pZBgBIAEoCRIVCg1kZWZpbml0aW9uX2lkGAIgASgJEhcKD2FjY291bnRpbmdfZGF0ZRgDIAEoCRIzCg9wYWNrYWdlX3JldmVudWUYBCABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjQKEGJyZWFrYWdlX3JldmVudWUYBSABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhAKCHNlc3Npb25zGAYgASgFIpwBChtHZXRSZWNvZ25pc2VkUmV2ZW51ZVJlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwucHVuY2hjYXJkLnJldmVudWUudjEuUGVyaW9kEhEKCWJyYW5jaF9pZBgCIAEoCRIVCg1kZWZpbml0aW9uX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImoKHEdldFJlY29nbmlzZWRSZXZlbnVlUmVzcG9uc2USMQoEcm93cxgBIAMoCzIjLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlJlY29nbmlzZWRSb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlkKFkdldFJldmVudWVTcGxpdFJlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwucHVuY2hjYXJkLnJldmVudWUudjEuUGVyaW9kEhEKCWJyYW5jaF9pZBgCIAEoCSLxAQoXR2V0UmV2ZW51ZVNwbGl0UmVzcG9uc2USMwoPcGFja2FnZV9yZXZlbnVlGAEgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRI0ChBicmVha2FnZV9yZXZlbnVlGAIgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRI5ChVvbmVfb2ZmX3Zpc2l0X3JldmVudWUYAyABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhgKEHBhY2thZ2Vfc2Vzc2lvbnMYBCABKAUSFgoOb25lX29mZl92aXNpdHMYBSABKAUi1QIKCVByb2ZpdFJvdxIVCg1kZWZpbml0aW9uX2lkGAEgASgJEhEKCWJyYW5jaF9pZBgCIAEoCRIuCgpyZWNvZ25pc2VkGAMgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIxCg1kZWxpdmVyeV9jb3N0GAQgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIqCgZwcm9maXQYBSABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhIKCm1hcmdpbl9icHMYBiABKAUSEAoIc2Vzc2lvbnMYByABKAUSMwoPcGFja2FnZV9yZXZlbnVlGAggASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRI0ChBicmVha2FnZV9yZXZlbnVlGAkgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leSKYAQoXR2V0UGFja2FnZVByb2ZpdFJlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwucHVuY2hjYXJkLnJldmVudWUudjEuUGVyaW9kEhEKCWJyYW5jaF9pZBgCIAEoCRIVCg1kZWZpbml0aW9uX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImIKGEdldFBhY2thZ2VQcm9maXRSZXNwb25zZRItCgRyb3dzGAEgAygLMh8ucHVuY2hjYXJkLnJldmVudWUudjEuUHJvZml0Um93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKpAQoNU2V0dGxlbWVudFJvdxIWCg5mcm9tX2JyYW5jaF9pZBgBIAEoCRIUCgx0b19icmFuY2hfaWQYAiABKAkSKgoGYW1vdW50GAMgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIQCghzZXNzaW9ucxgEIAEoBRIsCghkdWVfZnJvbRgFIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkiVwoUR2V0U2V0dGxlbWVudFJlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwucHVuY2hjYXJkLnJldmVudWUudjEuUGVyaW9kEhEKCWJyYW5jaF9pZBgCIAEoCSJKChVHZXRTZXR0bGVtZW50UmVzcG9uc2USMQoEcm93cxgBIAMoCzIjLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlNldHRsZW1lbnRSb3cimwEKE0V4cG9ydFJlcG9ydFJlcXVlc3QSLAoGcmVwb3J0GAEgASgOMhwucHVuY2hjYXJkLnJldmVudWUudjEuUmVwb3J0EiwKBnBlcmlvZBgCIAEoCzIcLnB1bmNoY2FyZC5yZXZlbnVlLnYxLlBlcmlvZBIRCglicmFuY2hfaWQYAyABKAkSFQoNZGVmaW5pdGlvbl9pZBgEIAEoCSI2ChRFeHBvcnRSZXBvcnRSZXNwb25zZRIRCglmaWxlX25hbWUYASABKAkSCwoDY3N2GAIgASgMKr0CCgdBY2NvdW50EhcKE0FDQ09VTlRfVU5TUEVDSUZJRUQQABIQCgxBQ0NPVU5UX0NBU0gQARIcChhBQ0NPVU5UX0RFRkVSUkVEX1JFVkVOVUUQAhIbChdBQ0NPVU5UX1BBQ0tBR0VfUkVWRU5VRRADEhwKGEFDQ09VTlRfQlJFQUtBR0VfUkVWRU5VRRAEEhsKF0FDQ09VTlRfUkVGVU5EU19QQVlBQkxFEAUSGwoXQUNDT1VOVF9EVUVfRlJPTV9CUkFOQ0gQBhIZChVBQ0NPVU5UX0RVRV9UT19CUkFOQ0gQBxIZChVBQ0NPVU5UX1ZJU0lUX1JFVkVOVUUQCBIfChtBQ0NPVU5UX1JFRlVORF9HQUlOX09SX0xPU1MQCRIdChlBQ0NPVU5UX1RSQU5TRkVSX0NMRUFSSU5HEAoq7wEKEERlZmVycmVkTW92ZW1lbnQSIQodREVGRVJSRURfTU9WRU1FTlRfVU5TUEVDSUZJRUQQABIaChZERUZFUlJFRF9NT1ZFTUVOVF9TQUxFEAESHAoYREVGRVJSRURfTU9WRU1FTlRfVE9QX1VQEAISIAocREVGRVJSRURfTU9WRU1FTlRfUkVDT0dOSVNFRBADEh4KGkRFRkVSUkVEX01PVkVNRU5UX0JSRUFLQUdFEAQSHAoYREVGRVJSRURfTU9WRU1FTlRfUkVGVU5EEAUSHgoaREVGRVJSRURfTU9WRU1FTlRfVFJBTlNGRVIQBirCAQoGUmVwb3J0EhYKElJFUE9SVF9VTlNQRUNJRklFRBAAEiEKHVJFUE9SVF9MSUFCSUxJVFlfUk9MTF9GT1JXQVJEEAESHQoZUkVQT1JUX1JFQ09HTklTRURfUkVWRU5VRRACEhgKFFJFUE9SVF9SRVZFTlVFX1NQTElUEAMSGQoVUkVQT1JUX1BBQ0tBR0VfUFJPRklUEAQSEgoOUkVQT1JUX0pPVVJOQUwQBRIVChFSRVBPUlRfU0VUVExFTUVOVBAGMqkHCg5SZXZlbnVlU2VydmljZRJiCgtHZXRDb250cmFjdBIoLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldENvbnRyYWN0UmVxdWVzdBopLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldENvbnRyYWN0UmVzcG9uc2USdwoSTGlzdEpvdXJuYWxFbnRyaWVzEi8ucHVuY2hjYXJkLnJldmVudWUudjEuTGlzdEpvdXJuYWxFbnRyaWVzUmVxdWVzdBowLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkxpc3RKb3VybmFsRW50cmllc1Jlc3BvbnNlEoYBChdHZXRMaWFiaWxpdHlSb2xsRm9yd2FyZBI0LnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldExpYWJpbGl0eVJvbGxGb3J3YXJkUmVxdWVzdBo1LnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldExpYWJpbGl0eVJvbGxGb3J3YXJkUmVzcG9uc2USfQoUR2V0UmVjb2duaXNlZFJldmVudWUSMS5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRSZWNvZ25pc2VkUmV2ZW51ZVJlcXVlc3QaMi5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRSZWNvZ25pc2VkUmV2ZW51ZVJlc3BvbnNlEm4KD0dldFJldmVudWVTcGxpdBIsLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldFJldmVudWVTcGxpdFJlcXVlc3QaLS5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRSZXZlbnVlU3BsaXRSZXNwb25zZRJxChBHZXRQYWNrYWdlUHJvZml0Ei0ucHVuY2hjYXJkLnJldmVudWUudjEuR2V0UGFja2FnZVByb2ZpdFJlcXVlc3QaLi5wdW5jaGNhcmQucmV2ZW51ZS52MS5HZXRQYWNrYWdlUHJvZml0UmVzcG9uc2USaAoNR2V0U2V0dGxlbWVudBIqLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkdldFNldHRsZW1lbnRSZXF1ZXN0GisucHVuY2hjYXJkLnJldmVudWUudjEuR2V0U2V0dGxlbWVudFJlc3BvbnNlEmUKDEV4cG9ydFJlcG9ydBIpLnB1bmNoY2FyZC5yZXZlbnVlLnYxLkV4cG9ydFJlcG9ydFJlcXVlc3QaKi5wdW5jaGNhcmQucmV2ZW51ZS52MS5FeHBvcnRSZXBvcnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
 
 /**
  * @generated from message punchcard.revenue.v1.JournalLine
@@ -48,6 +48,27 @@ export type JournalLine = Message<"punchcard.revenue.v1.JournalLine"> & {
    * @generated from field: string counterparty_branch_id = 5;
    */
   counterpartyBranchId: string;
+
+  /**
+   * Deferred revenue lines only: the roll-forward column.
+   *
+   * @generated from field: punchcard.revenue.v1.DeferredMovement movement = 6;
+   */
+  movement: DeferredMovement;
+
+  /**
+   * Sessions the line counts: +1 consumed or one-off visit, -1 reversed or cancelled.
+   *
+   * @generated from field: int32 sessions = 7;
+   */
+  sessions: number;
+
+  /**
+   * Package revenue lines: delivery cost of the session(s), signed like sessions.
+   *
+   * @generated from field: punchcard.common.v1.Money delivery_cost = 8;
+   */
+  deliveryCost?: Money | undefined;
 };
 
 /**
@@ -143,6 +164,27 @@ export type SessionAllocation = Message<"punchcard.revenue.v1.SessionAllocation"
    * @generated from field: punchcard.common.v1.Money value = 3;
    */
   value?: Money | undefined;
+
+  /**
+   * The consume entry that recognised it; empty while unused.
+   *
+   * @generated from field: string consumed_by_entry_id = 4;
+   */
+  consumedByEntryId: string;
+
+  /**
+   * Where its revenue was recognised, once consumed.
+   *
+   * @generated from field: string earning_branch_id = 5;
+   */
+  earningBranchId: string;
+
+  /**
+   * Left the contract (refunded, transferred or upgraded away).
+   *
+   * @generated from field: bool removed = 6;
+   */
+  removed: boolean;
 };
 
 /**
@@ -187,9 +229,30 @@ export type Contract = Message<"punchcard.revenue.v1.Contract"> & {
   deferredBalance?: Money | undefined;
 
   /**
+   * Package revenue recognised (consumed sessions, net of reversals).
+   *
    * @generated from field: punchcard.common.v1.Money recognised = 7;
    */
   recognised?: Money | undefined;
+
+  /**
+   * @generated from field: punchcard.common.v1.Money breakage_recognised = 8;
+   */
+  breakageRecognised?: Money | undefined;
+
+  /**
+   * The branch that sold the package and carries its deferred revenue.
+   *
+   * @generated from field: string liability_branch_id = 9;
+   */
+  liabilityBranchId: string;
+
+  /**
+   * Expected breakage in basis points (proportional method); 0 = breakage at expiry.
+   *
+   * @generated from field: int32 expected_breakage_bps = 10;
+   */
+  expectedBreakageBps: number;
 };
 
 /**
@@ -644,6 +707,18 @@ export type ProfitRow = Message<"punchcard.revenue.v1.ProfitRow"> & {
    * @generated from field: int32 sessions = 7;
    */
   sessions: number;
+
+  /**
+   * recognised = package_revenue + breakage_revenue.
+   *
+   * @generated from field: punchcard.common.v1.Money package_revenue = 8;
+   */
+  packageRevenue?: Money | undefined;
+
+  /**
+   * @generated from field: punchcard.common.v1.Money breakage_revenue = 9;
+   */
+  breakageRevenue?: Money | undefined;
 };
 
 /**
@@ -731,6 +806,8 @@ export type SettlementRow = Message<"punchcard.revenue.v1.SettlementRow"> & {
   toBranchId: string;
 
   /**
+   * As the owing branch carries it (due to).
+   *
    * @generated from field: punchcard.common.v1.Money amount = 3;
    */
   amount?: Money | undefined;
@@ -739,6 +816,13 @@ export type SettlementRow = Message<"punchcard.revenue.v1.SettlementRow"> & {
    * @generated from field: int32 sessions = 4;
    */
   sessions: number;
+
+  /**
+   * As the owed branch carries it (due from); equal to amount in a sound journal.
+   *
+   * @generated from field: punchcard.common.v1.Money due_from = 5;
+   */
+  dueFrom?: Money | undefined;
 };
 
 /**
@@ -756,6 +840,13 @@ export type GetSettlementRequest = Message<"punchcard.revenue.v1.GetSettlementRe
    * @generated from field: punchcard.revenue.v1.Period period = 1;
    */
   period?: Period | undefined;
+
+  /**
+   * Only pairs this branch is part of.
+   *
+   * @generated from field: string branch_id = 2;
+   */
+  branchId: string;
 };
 
 /**
@@ -800,6 +891,13 @@ export type ExportReportRequest = Message<"punchcard.revenue.v1.ExportReportRequ
    * @generated from field: string branch_id = 3;
    */
   branchId: string;
+
+  /**
+   * Reports by package only (not the split or settlement).
+   *
+   * @generated from field: string definition_id = 4;
+   */
+  definitionId: string;
 };
 
 /**
@@ -886,6 +984,13 @@ export enum Account {
    * @generated from enum value: ACCOUNT_REFUND_GAIN_OR_LOSS = 9;
    */
   REFUND_GAIN_OR_LOSS = 9,
+
+  /**
+   * Liability in transit between two contracts (transfer, upgrade); nets to zero once both sides post.
+   *
+   * @generated from enum value: ACCOUNT_TRANSFER_CLEARING = 10;
+   */
+  TRANSFER_CLEARING = 10,
 }
 
 /**
@@ -893,6 +998,54 @@ export enum Account {
  */
 export const AccountSchema: GenEnum<Account> = /*@__PURE__*/
   enumDesc(file_punchcard_revenue_v1_revenue, 0);
+
+/**
+ * The liability roll-forward column a deferred revenue line belongs to.
+ *
+ * @generated from enum punchcard.revenue.v1.DeferredMovement
+ */
+export enum DeferredMovement {
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_SALE = 1;
+   */
+  SALE = 1,
+
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_TOP_UP = 2;
+   */
+  TOP_UP = 2,
+
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_RECOGNISED = 3;
+   */
+  RECOGNISED = 3,
+
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_BREAKAGE = 4;
+   */
+  BREAKAGE = 4,
+
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_REFUND = 5;
+   */
+  REFUND = 5,
+
+  /**
+   * @generated from enum value: DEFERRED_MOVEMENT_TRANSFER = 6;
+   */
+  TRANSFER = 6,
+}
+
+/**
+ * Describes the enum punchcard.revenue.v1.DeferredMovement.
+ */
+export const DeferredMovementSchema: GenEnum<DeferredMovement> = /*@__PURE__*/
+  enumDesc(file_punchcard_revenue_v1_revenue, 1);
 
 /**
  * @generated from enum punchcard.revenue.v1.Report
@@ -938,7 +1091,7 @@ export enum Report {
  * Describes the enum punchcard.revenue.v1.Report.
  */
 export const ReportSchema: GenEnum<Report> = /*@__PURE__*/
-  enumDesc(file_punchcard_revenue_v1_revenue, 1);
+  enumDesc(file_punchcard_revenue_v1_revenue, 2);
 
 /**
  * Deferred revenue, per-session recognition, breakage, the double-entry journal and reports.
