@@ -339,21 +339,18 @@ export async function reverseConsume(
   const reason = requireText('reason', req.reason, 500);
   const first = await getEntry(tx, caller.tenantId, entryId);
   if (!first) throw notFound('entry', entryId);
+  // Lock order everywhere: visit, then entitlement (a visit's cancellation takes them in that order too).
+  const visit = first.visitId ? await lockVisit(tx, caller.tenantId, first.visitId) : undefined;
   const target = await lockEntitlement(tx, caller.tenantId, first.entitlementId);
   if (!target) throw notFound('entitlement', first.entitlementId);
   // Read again under the entitlement's lock: a concurrent reversal has committed or not by now.
   const consumed = (await getEntry(tx, caller.tenantId, entryId))!;
   const t = reverse(target, consumed, reason, now);
   const result = await record(tx, ctx, caller, requestId, target, t, now);
-  if (consumed.visitId) await markVisitReversed(tx, caller.tenantId, consumed, result.entry, now);
-  return result;
-}
-
-async function markVisitReversed(tx: Tx, tenantId: string, consumed: EntryRecord, reversal: EntryRecord, now: Date): Promise<void> {
-  const visit = await lockVisit(tx, tenantId, consumed.visitId!);
   if (visit && visit.entryId === consumed.entryId) {
-    await updateVisit(tx, tenantId, visit.visitId, { state: 'REVERSED', reversalEntryId: reversal.entryId }, now);
+    await updateVisit(tx, caller.tenantId, visit.visitId, { state: 'REVERSED', reversalEntryId: result.entry.entryId }, now);
   }
+  return result;
 }
 
 export async function freezeEntitlement(
