@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/billing/v1/billing.proto.
  */
 export const file_punchcard_billing_v1_billing: GenFile = /*@__PURE__*/
-  fileDesc("CiJwdW5jaGNhcmQvYmlsbGluZy92MS9iaWxsaW5nLnByb3RvEhRwdW5jaGNhcmQuYmlsbGluZy52MSKlAwoHUGF5bWVudBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIaChJwcm92aWRlcl9yZWZlcmVuY2UYBCABKAkSMwoGc3RhdHVzGAUgASgOMiMucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudFN0YXR1cxIqCgZhbW91bnQYBiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhEKCW1lbWJlcl9pZBgHIAEoCRIVCg1kZWZpbml0aW9uX2lkGAggASgJEhEKCWJyYW5jaF9pZBgJIAEoCRIWCg5lbnRpdGxlbWVudF9pZBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2FwdHVyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCRIUCgxjaGVja291dF91cmwYDiABKAkiqwEKFUNyZWF0ZUNoZWNrb3V0UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEQoJbWVtYmVyX2lkGAIgASgJEhUKDWRlZmluaXRpb25faWQYAyABKAkSEQoJYnJhbmNoX2lkGAQgASgJEhAKCHByb3ZpZGVyGAUgASgJEioKBmFtb3VudBgGIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkiSAoWQ3JlYXRlQ2hlY2tvdXRSZXNwb25zZRIuCgdwYXltZW50GAEgASgLMh0ucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudCInChFHZXRQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIkQKEkdldFBheW1lbnRSZXNwb25zZRIuCgdwYXltZW50GAEgASgLMh0ucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudCJdChtDb25maXJtTWFudWFsUGF5bWVudFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhIKCnBheW1lbnRfaWQYAiABKAkSEQoJcmVmZXJlbmNlGAMgASgJIk4KHENvbmZpcm1NYW51YWxQYXltZW50UmVzcG9uc2USLgoHcGF5bWVudBgBIAEoCzIdLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlBheW1lbnQilwEKC1N5bmNGYWlsdXJlEhgKEGpvdXJuYWxfZW50cnlfaWQYASABKAkSEQoJY29ubmVjdG9yGAIgASgJEhAKCGF0dGVtcHRzGAMgASgFEhIKCmxhc3RfZXJyb3IYBCABKAkSNQoRbGFzdF9hdHRlbXB0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKF0xpc3RTeW5jRmFpbHVyZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCWNvbm5lY3RvchgDIAEoCSJoChhMaXN0U3luY0ZhaWx1cmVzUmVzcG9uc2USMwoIZmFpbHVyZXMYASADKAsyIS5wdW5jaGNhcmQuYmlsbGluZy52MS5TeW5jRmFpbHVyZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWAoQUmV0cnlTeW5jUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSGAoQam91cm5hbF9lbnRyeV9pZBgCIAEoCRIRCgljb25uZWN0b3IYAyABKAkiNQoRUmV0cnlTeW5jUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgIEg0KBWVycm9yGAIgASgJIngKE1dlYmhvb2tTdWJzY3JpcHRpb24SFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEgsKA3VybBgCIAEoCRITCgtldmVudF90eXBlcxgDIAMoCRIOCgZhY3RpdmUYBCABKAgSFgoOc2lnbmluZ19zZWNyZXQYBSABKAkiXQogQ3JlYXRlV2ViaG9va1N1YnNjcmlwdGlvblJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEgsKA3VybBgCIAEoCRITCgtldmVudF90eXBlcxgDIAMoCSJkCiFDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVzcG9uc2USPwoMc3Vic2NyaXB0aW9uGAEgASgLMikucHVuY2hjYXJkLmJpbGxpbmcudjEuV2ViaG9va1N1YnNjcmlwdGlvbiLbAQoPV2ViaG9va0RlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEhgKEGxhc3Rfc3RhdHVzX2NvZGUYBiABKAUSEQoJZGVsaXZlcmVkGAcgASgIEjUKEW5leHRfYXR0ZW1wdF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJeChxMaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJzCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRI5CgpkZWxpdmVyaWVzGAEgAygLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuV2ViaG9va0RlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChxSZXBsYXlXZWJob29rRGVsaXZlcnlSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRITCgtkZWxpdmVyeV9pZBgCIAEoCSJYCh1SZXBsYXlXZWJob29rRGVsaXZlcnlSZXNwb25zZRI3CghkZWxpdmVyeRgBIAEoCzIlLnB1bmNoY2FyZC5iaWxsaW5nLnYxLldlYmhvb2tEZWxpdmVyeSqhAQoNUGF5bWVudFN0YXR1cxIeChpQQVlNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlBBWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIbChdQQVlNRU5UX1NUQVRVU19DQVBUVVJFRBACEhkKFVBBWU1FTlRfU1RBVFVTX0ZBSUxFRBADEhwKGFBBWU1FTlRfU1RBVFVTX0ZVTEZJTExFRBAEMsMHCg5CaWxsaW5nU2VydmljZRJrCg5DcmVhdGVDaGVja291dBIrLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVxdWVzdBosLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVzcG9uc2USXwoKR2V0UGF5bWVudBInLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkdldFBheW1lbnRSZXF1ZXN0GigucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UGF5bWVudFJlc3BvbnNlEn0KFENvbmZpcm1NYW51YWxQYXltZW50EjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXNwb25zZRJxChBMaXN0U3luY0ZhaWx1cmVzEi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdFN5bmNGYWlsdXJlc1JlcXVlc3QaLi5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0U3luY0ZhaWx1cmVzUmVzcG9uc2USXAoJUmV0cnlTeW5jEiYucHVuY2hjYXJkLmJpbGxpbmcudjEuUmV0cnlTeW5jUmVxdWVzdBonLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJldHJ5U3luY1Jlc3BvbnNlEowBChlDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uEjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ3JlYXRlV2ViaG9va1N1YnNjcmlwdGlvblJlcXVlc3QaNy5wdW5jaGNhcmQuYmlsbGluZy52MS5DcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVzcG9uc2USgAEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIyLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaMy5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRKAAQoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EjIucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBozLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlcGxheVdlYmhvb2tEZWxpdmVyeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
+  fileDesc("CiJwdW5jaGNhcmQvYmlsbGluZy92MS9iaWxsaW5nLnByb3RvEhRwdW5jaGNhcmQuYmlsbGluZy52MSKNBAoHUGF5bWVudBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIaChJwcm92aWRlcl9yZWZlcmVuY2UYBCABKAkSMwoGc3RhdHVzGAUgASgOMiMucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudFN0YXR1cxIqCgZhbW91bnQYBiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhEKCW1lbWJlcl9pZBgHIAEoCRIVCg1kZWZpbml0aW9uX2lkGAggASgJEhEKCWJyYW5jaF9pZBgJIAEoCRIWCg5lbnRpdGxlbWVudF9pZBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2FwdHVyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCRIUCgxjaGVja291dF91cmwYDiABKAkSGAoQZnVsZmlsbWVudF9lcnJvchgPIAEoCRIbChNmdWxmaWxtZW50X2F0dGVtcHRzGBAgASgFEi8KC2Z1bGZpbF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAQoVQ3JlYXRlQ2hlY2tvdXRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIRCglicmFuY2hfaWQYBCABKAkSEAoIcHJvdmlkZXIYBSABKAkSKgoGYW1vdW50GAYgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leSJIChZDcmVhdGVDaGVja291dFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5wdW5jaGNhcmQuYmlsbGluZy52MS5QYXltZW50IicKEUdldFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkiRAoSR2V0UGF5bWVudFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5wdW5jaGNhcmQuYmlsbGluZy52MS5QYXltZW50Il0KG0NvbmZpcm1NYW51YWxQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIRCglyZWZlcmVuY2UYAyABKAkiTgocQ29uZmlybU1hbnVhbFBheW1lbnRSZXNwb25zZRIuCgdwYXltZW50GAEgASgLMh0ucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudCLfAQoLU3luY0ZhaWx1cmUSGAoQam91cm5hbF9lbnRyeV9pZBgBIAEoCRIRCgljb25uZWN0b3IYAiABKAkSEAoIYXR0ZW1wdHMYAyABKAUSEgoKbGFzdF9lcnJvchgEIAEoCRI1ChFsYXN0X2F0dGVtcHRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZ2F2ZV91cBgGIAEoCBI1ChFuZXh0X2F0dGVtcHRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoXTGlzdFN5bmNGYWlsdXJlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEQoJY29ubmVjdG9yGAMgASgJImgKGExpc3RTeW5jRmFpbHVyZXNSZXNwb25zZRIzCghmYWlsdXJlcxgBIAMoCzIhLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlN5bmNGYWlsdXJlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJYChBSZXRyeVN5bmNSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIYChBqb3VybmFsX2VudHJ5X2lkGAIgASgJEhEKCWNvbm5lY3RvchgDIAEoCSI1ChFSZXRyeVN5bmNSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKAgSDQoFZXJyb3IYAiABKAkieAoTV2ViaG9va1N1YnNjcmlwdGlvbhIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSCwoDdXJsGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJEg4KBmFjdGl2ZRgEIAEoCBIWCg5zaWduaW5nX3NlY3JldBgFIAEoCSJdCiBDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSCwoDdXJsGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJImQKIUNyZWF0ZVdlYmhvb2tTdWJzY3JpcHRpb25SZXNwb25zZRI/CgxzdWJzY3JpcHRpb24YASABKAsyKS5wdW5jaGNhcmQuYmlsbGluZy52MS5XZWJob29rU3Vic2NyaXB0aW9uItsBCg9XZWJob29rRGVsaXZlcnkSEwoLZGVsaXZlcnlfaWQYASABKAkSFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSEAoIYXR0ZW1wdHMYBSABKAUSGAoQbGFzdF9zdGF0dXNfY29kZRgGIAEoBRIRCglkZWxpdmVyZWQYByABKAgSNQoRbmV4dF9hdHRlbXB0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInMKHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEjkKCmRlbGl2ZXJpZXMYASADKAsyJS5wdW5jaGNhcmQuYmlsbGluZy52MS5XZWJob29rRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKHFJlcGxheVdlYmhvb2tEZWxpdmVyeVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJIlgKHVJlcGxheVdlYmhvb2tEZWxpdmVyeVJlc3BvbnNlEjcKCGRlbGl2ZXJ5GAEgASgLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuV2ViaG9va0RlbGl2ZXJ5InUKH0NvbmZpZ3VyZVBheW1lbnRQcm92aWRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg8KB2FwaV9rZXkYAyABKAkSFgoOd2ViaG9va19zZWNyZXQYBCABKAkicAoVUGF5bWVudFByb3ZpZGVyQ29uZmlnEhAKCHByb3ZpZGVyGAEgASgJEhQKDHdlYmhvb2tfcGF0aBgCIAEoCRIvCgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXwogQ29uZmlndXJlUGF5bWVudFByb3ZpZGVyUmVzcG9uc2USOwoGY29uZmlnGAEgASgLMisucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudFByb3ZpZGVyQ29uZmlnIqECCg9Db25uZWN0b3JDb25maWcSEQoJY29ubmVjdG9yGAEgASgJEg8KB2VuYWJsZWQYAiABKAgSTgoNYWNjb3VudF9jb2RlcxgDIAMoCzI3LnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbm5lY3RvckNvbmZpZy5BY2NvdW50Q29kZXNFbnRyeRIaChJleHRlcm5hbF90ZW5hbnRfaWQYBCABKAkSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGhhc19hY2Nlc3NfdG9rZW4YBiABKAgaMwoRQWNjb3VudENvZGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKBAQoZQ29uZmlndXJlQ29ubmVjdG9yUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSNQoGY29uZmlnGAIgASgLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29ubmVjdG9yQ29uZmlnEhQKDGFjY2Vzc190b2tlbhgDIAEoCSJTChpDb25maWd1cmVDb25uZWN0b3JSZXNwb25zZRI1CgZjb25maWcYASABKAsyJS5wdW5jaGNhcmQuYmlsbGluZy52MS5Db25uZWN0b3JDb25maWciFwoVTGlzdENvbm5lY3RvcnNSZXF1ZXN0IlMKFkxpc3RDb25uZWN0b3JzUmVzcG9uc2USOQoKY29ubmVjdG9ycxgBIAMoCzIlLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbm5lY3RvckNvbmZpZyKKAwoSUmVmdW5kUGF5b3V0UmVjb3JkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSFgoOZW50aXRsZW1lbnRfaWQYAyABKAkSEgoKcGF5bWVudF9pZBgEIAEoCRIQCghwcm92aWRlchgFIAEoCRIqCgZhbW91bnQYBiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjgKBnN0YXR1cxgHIAEoDjIoLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlZnVuZFBheW91dFN0YXR1cxIaChJwcm92aWRlcl9yZWZlcmVuY2UYCCABKAkSFgoOZmFpbHVyZV9yZWFzb24YCSABKAkSEAoIYXR0ZW1wdHMYCiABKAUSNQoRbmV4dF9hdHRlbXB0X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXBhaWRfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoWR2V0UmVmdW5kUGF5b3V0UmVxdWVzdBIRCglyZWZ1bmRfaWQYASABKAkiUwoXR2V0UmVmdW5kUGF5b3V0UmVzcG9uc2USOAoGcGF5b3V0GAEgASgLMigucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVmdW5kUGF5b3V0UmVjb3JkIlsKGkNvbmZpcm1NYW51YWxSZWZ1bmRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSEQoJcmVmZXJlbmNlGAMgASgJIlcKG0NvbmZpcm1NYW51YWxSZWZ1bmRSZXNwb25zZRI4CgZwYXlvdXQYASABKAsyKC5wdW5jaGNhcmQuYmlsbGluZy52MS5SZWZ1bmRQYXlvdXRSZWNvcmQiUwobRXhwb3J0Sm91cm5hbEVudHJpZXNSZXF1ZXN0Eg4KBmZvcm1hdBgBIAEoCRISCgpzdGFydF9kYXRlGAIgASgJEhAKCGVuZF9kYXRlGAMgASgJIlYKHEV4cG9ydEpvdXJuYWxFbnRyaWVzUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEg8KB2NvbnRlbnQYAiABKAwSDwoHZW50cmllcxgDIAEoBSqhAQoNUGF5bWVudFN0YXR1cxIeChpQQVlNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlBBWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIbChdQQVlNRU5UX1NUQVRVU19DQVBUVVJFRBACEhkKFVBBWU1FTlRfU1RBVFVTX0ZBSUxFRBADEhwKGFBBWU1FTlRfU1RBVFVTX0ZVTEZJTExFRBAEKsYBChJSZWZ1bmRQYXlvdXRTdGF0dXMSJAogUkVGVU5EX1BBWU9VVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxSRUZVTkRfUEFZT1VUX1NUQVRVU19QRU5ESU5HEAESHQoZUkVGVU5EX1BBWU9VVF9TVEFUVVNfUEFJRBACEh8KG1JFRlVORF9QQVlPVVRfU1RBVFVTX0ZBSUxFRBADEigKJFJFRlVORF9QQVlPVVRfU1RBVFVTX0FXQUlUSU5HX01BTlVBTBAEMqANCg5CaWxsaW5nU2VydmljZRJrCg5DcmVhdGVDaGVja291dBIrLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVxdWVzdBosLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVzcG9uc2USXwoKR2V0UGF5bWVudBInLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkdldFBheW1lbnRSZXF1ZXN0GigucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UGF5bWVudFJlc3BvbnNlEn0KFENvbmZpcm1NYW51YWxQYXltZW50EjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXNwb25zZRJxChBMaXN0U3luY0ZhaWx1cmVzEi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdFN5bmNGYWlsdXJlc1JlcXVlc3QaLi5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0U3luY0ZhaWx1cmVzUmVzcG9uc2USXAoJUmV0cnlTeW5jEiYucHVuY2hjYXJkLmJpbGxpbmcudjEuUmV0cnlTeW5jUmVxdWVzdBonLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJldHJ5U3luY1Jlc3BvbnNlEowBChlDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uEjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ3JlYXRlV2ViaG9va1N1YnNjcmlwdGlvblJlcXVlc3QaNy5wdW5jaGNhcmQuYmlsbGluZy52MS5DcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVzcG9uc2USgAEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIyLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaMy5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRKAAQoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EjIucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBozLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlcGxheVdlYmhvb2tEZWxpdmVyeVJlc3BvbnNlEokBChhDb25maWd1cmVQYXltZW50UHJvdmlkZXISNS5wdW5jaGNhcmQuYmlsbGluZy52MS5Db25maWd1cmVQYXltZW50UHJvdmlkZXJSZXF1ZXN0GjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlndXJlUGF5bWVudFByb3ZpZGVyUmVzcG9uc2USdwoSQ29uZmlndXJlQ29ubmVjdG9yEi8ucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlndXJlQ29ubmVjdG9yUmVxdWVzdBowLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbmZpZ3VyZUNvbm5lY3RvclJlc3BvbnNlEmsKDkxpc3RDb25uZWN0b3JzEisucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdENvbm5lY3RvcnNSZXF1ZXN0GiwucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdENvbm5lY3RvcnNSZXNwb25zZRJuCg9HZXRSZWZ1bmRQYXlvdXQSLC5wdW5jaGNhcmQuYmlsbGluZy52MS5HZXRSZWZ1bmRQYXlvdXRSZXF1ZXN0Gi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UmVmdW5kUGF5b3V0UmVzcG9uc2USegoTQ29uZmlybU1hbnVhbFJlZnVuZBIwLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbmZpcm1NYW51YWxSZWZ1bmRSZXF1ZXN0GjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFJlZnVuZFJlc3BvbnNlEn0KFEV4cG9ydEpvdXJuYWxFbnRyaWVzEjEucHVuY2hjYXJkLmJpbGxpbmcudjEuRXhwb3J0Sm91cm5hbEVudHJpZXNSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuRXhwb3J0Sm91cm5hbEVudHJpZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
 
 /**
  * @generated from message punchcard.billing.v1.Payment
@@ -91,6 +91,23 @@ export type Payment = Message<"punchcard.billing.v1.Payment"> & {
    * @generated from field: string checkout_url = 14;
    */
   checkoutUrl: string;
+
+  /**
+   * Last error creating the entitlement for a captured payment; retried until it succeeds.
+   *
+   * @generated from field: string fulfilment_error = 15;
+   */
+  fulfilmentError: string;
+
+  /**
+   * @generated from field: int32 fulfilment_attempts = 16;
+   */
+  fulfilmentAttempts: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp fulfil_time = 17;
+   */
+  fulfilTime?: Timestamp | undefined;
 };
 
 /**
@@ -269,6 +286,20 @@ export type SyncFailure = Message<"punchcard.billing.v1.SyncFailure"> & {
    * @generated from field: google.protobuf.Timestamp last_attempt_time = 5;
    */
   lastAttemptTime?: Timestamp | undefined;
+
+  /**
+   * True once retries stopped (a billing.sync_failed event was published); RetrySync starts again.
+   *
+   * @generated from field: bool gave_up = 6;
+   */
+  gaveUp: boolean;
+
+  /**
+   * When the next automatic retry is due; unset when gave_up.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 7;
+   */
+  nextAttemptTime?: Timestamp | undefined;
 };
 
 /**
@@ -602,6 +633,425 @@ export const ReplayWebhookDeliveryResponseSchema: GenMessage<ReplayWebhookDelive
   messageDesc(file_punchcard_billing_v1_billing, 19);
 
 /**
+ * @generated from message punchcard.billing.v1.ConfigurePaymentProviderRequest
+ */
+export type ConfigurePaymentProviderRequest = Message<"punchcard.billing.v1.ConfigurePaymentProviderRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * A card processor adapter name, e.g. "testpay".
+   *
+   * @generated from field: string provider = 2;
+   */
+  provider: string;
+
+  /**
+   * Write-only secrets.
+   *
+   * @generated from field: string api_key = 3;
+   */
+  apiKey: string;
+
+  /**
+   * @generated from field: string webhook_secret = 4;
+   */
+  webhookSecret: string;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConfigurePaymentProviderRequest.
+ * Use `create(ConfigurePaymentProviderRequestSchema)` to create a new message.
+ */
+export const ConfigurePaymentProviderRequestSchema: GenMessage<ConfigurePaymentProviderRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 20);
+
+/**
+ * @generated from message punchcard.billing.v1.PaymentProviderConfig
+ */
+export type PaymentProviderConfig = Message<"punchcard.billing.v1.PaymentProviderConfig"> & {
+  /**
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * Path of this tenant's webhook endpoint on the billing webhook listener.
+   *
+   * @generated from field: string webhook_path = 2;
+   */
+  webhookPath: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 3;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.PaymentProviderConfig.
+ * Use `create(PaymentProviderConfigSchema)` to create a new message.
+ */
+export const PaymentProviderConfigSchema: GenMessage<PaymentProviderConfig> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 21);
+
+/**
+ * @generated from message punchcard.billing.v1.ConfigurePaymentProviderResponse
+ */
+export type ConfigurePaymentProviderResponse = Message<"punchcard.billing.v1.ConfigurePaymentProviderResponse"> & {
+  /**
+   * @generated from field: punchcard.billing.v1.PaymentProviderConfig config = 1;
+   */
+  config?: PaymentProviderConfig | undefined;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConfigurePaymentProviderResponse.
+ * Use `create(ConfigurePaymentProviderResponseSchema)` to create a new message.
+ */
+export const ConfigurePaymentProviderResponseSchema: GenMessage<ConfigurePaymentProviderResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 22);
+
+/**
+ * @generated from message punchcard.billing.v1.ConnectorConfig
+ */
+export type ConnectorConfig = Message<"punchcard.billing.v1.ConnectorConfig"> & {
+  /**
+   * "xero", "qbo", "csv" or "json".
+   *
+   * @generated from field: string connector = 1;
+   */
+  connector: string;
+
+  /**
+   * @generated from field: bool enabled = 2;
+   */
+  enabled: boolean;
+
+  /**
+   * Our account (punchcard.revenue.v1.Account name, e.g. "ACCOUNT_CASH") -> the tenant's account:
+   * a Xero AccountCode, a QuickBooks Online account Id.
+   *
+   * @generated from field: map<string, string> account_codes = 3;
+   */
+  accountCodes: { [key: string]: string };
+
+  /**
+   * Xero tenant id (xero-tenant-id) or QuickBooks Online realm id.
+   *
+   * @generated from field: string external_tenant_id = 4;
+   */
+  externalTenantId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * True when an access token is stored (the token itself is never returned).
+   *
+   * @generated from field: bool has_access_token = 6;
+   */
+  hasAccessToken: boolean;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConnectorConfig.
+ * Use `create(ConnectorConfigSchema)` to create a new message.
+ */
+export const ConnectorConfigSchema: GenMessage<ConnectorConfig> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 23);
+
+/**
+ * @generated from message punchcard.billing.v1.ConfigureConnectorRequest
+ */
+export type ConfigureConnectorRequest = Message<"punchcard.billing.v1.ConfigureConnectorRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: punchcard.billing.v1.ConnectorConfig config = 2;
+   */
+  config?: ConnectorConfig | undefined;
+
+  /**
+   * Write-only; empty keeps the stored token.
+   *
+   * @generated from field: string access_token = 3;
+   */
+  accessToken: string;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConfigureConnectorRequest.
+ * Use `create(ConfigureConnectorRequestSchema)` to create a new message.
+ */
+export const ConfigureConnectorRequestSchema: GenMessage<ConfigureConnectorRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 24);
+
+/**
+ * @generated from message punchcard.billing.v1.ConfigureConnectorResponse
+ */
+export type ConfigureConnectorResponse = Message<"punchcard.billing.v1.ConfigureConnectorResponse"> & {
+  /**
+   * @generated from field: punchcard.billing.v1.ConnectorConfig config = 1;
+   */
+  config?: ConnectorConfig | undefined;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConfigureConnectorResponse.
+ * Use `create(ConfigureConnectorResponseSchema)` to create a new message.
+ */
+export const ConfigureConnectorResponseSchema: GenMessage<ConfigureConnectorResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 25);
+
+/**
+ * @generated from message punchcard.billing.v1.ListConnectorsRequest
+ */
+export type ListConnectorsRequest = Message<"punchcard.billing.v1.ListConnectorsRequest"> & {
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ListConnectorsRequest.
+ * Use `create(ListConnectorsRequestSchema)` to create a new message.
+ */
+export const ListConnectorsRequestSchema: GenMessage<ListConnectorsRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 26);
+
+/**
+ * @generated from message punchcard.billing.v1.ListConnectorsResponse
+ */
+export type ListConnectorsResponse = Message<"punchcard.billing.v1.ListConnectorsResponse"> & {
+  /**
+   * @generated from field: repeated punchcard.billing.v1.ConnectorConfig connectors = 1;
+   */
+  connectors: ConnectorConfig[];
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ListConnectorsResponse.
+ * Use `create(ListConnectorsResponseSchema)` to create a new message.
+ */
+export const ListConnectorsResponseSchema: GenMessage<ListConnectorsResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 27);
+
+/**
+ * @generated from message punchcard.billing.v1.RefundPayoutRecord
+ */
+export type RefundPayoutRecord = Message<"punchcard.billing.v1.RefundPayoutRecord"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string refund_id = 2;
+   */
+  refundId: string;
+
+  /**
+   * @generated from field: string entitlement_id = 3;
+   */
+  entitlementId: string;
+
+  /**
+   * @generated from field: string payment_id = 4;
+   */
+  paymentId: string;
+
+  /**
+   * @generated from field: string provider = 5;
+   */
+  provider: string;
+
+  /**
+   * @generated from field: punchcard.common.v1.Money amount = 6;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * @generated from field: punchcard.billing.v1.RefundPayoutStatus status = 7;
+   */
+  status: RefundPayoutStatus;
+
+  /**
+   * @generated from field: string provider_reference = 8;
+   */
+  providerReference: string;
+
+  /**
+   * @generated from field: string failure_reason = 9;
+   */
+  failureReason: string;
+
+  /**
+   * @generated from field: int32 attempts = 10;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 11;
+   */
+  nextAttemptTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp paid_time = 12;
+   */
+  paidTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.RefundPayoutRecord.
+ * Use `create(RefundPayoutRecordSchema)` to create a new message.
+ */
+export const RefundPayoutRecordSchema: GenMessage<RefundPayoutRecord> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 28);
+
+/**
+ * @generated from message punchcard.billing.v1.GetRefundPayoutRequest
+ */
+export type GetRefundPayoutRequest = Message<"punchcard.billing.v1.GetRefundPayoutRequest"> & {
+  /**
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.GetRefundPayoutRequest.
+ * Use `create(GetRefundPayoutRequestSchema)` to create a new message.
+ */
+export const GetRefundPayoutRequestSchema: GenMessage<GetRefundPayoutRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 29);
+
+/**
+ * @generated from message punchcard.billing.v1.GetRefundPayoutResponse
+ */
+export type GetRefundPayoutResponse = Message<"punchcard.billing.v1.GetRefundPayoutResponse"> & {
+  /**
+   * @generated from field: punchcard.billing.v1.RefundPayoutRecord payout = 1;
+   */
+  payout?: RefundPayoutRecord | undefined;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.GetRefundPayoutResponse.
+ * Use `create(GetRefundPayoutResponseSchema)` to create a new message.
+ */
+export const GetRefundPayoutResponseSchema: GenMessage<GetRefundPayoutResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 30);
+
+/**
+ * @generated from message punchcard.billing.v1.ConfirmManualRefundRequest
+ */
+export type ConfirmManualRefundRequest = Message<"punchcard.billing.v1.ConfirmManualRefundRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string refund_id = 2;
+   */
+  refundId: string;
+
+  /**
+   * Receipt or transfer reference.
+   *
+   * @generated from field: string reference = 3;
+   */
+  reference: string;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConfirmManualRefundRequest.
+ * Use `create(ConfirmManualRefundRequestSchema)` to create a new message.
+ */
+export const ConfirmManualRefundRequestSchema: GenMessage<ConfirmManualRefundRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 31);
+
+/**
+ * @generated from message punchcard.billing.v1.ConfirmManualRefundResponse
+ */
+export type ConfirmManualRefundResponse = Message<"punchcard.billing.v1.ConfirmManualRefundResponse"> & {
+  /**
+   * @generated from field: punchcard.billing.v1.RefundPayoutRecord payout = 1;
+   */
+  payout?: RefundPayoutRecord | undefined;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ConfirmManualRefundResponse.
+ * Use `create(ConfirmManualRefundResponseSchema)` to create a new message.
+ */
+export const ConfirmManualRefundResponseSchema: GenMessage<ConfirmManualRefundResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 32);
+
+/**
+ * @generated from message punchcard.billing.v1.ExportJournalEntriesRequest
+ */
+export type ExportJournalEntriesRequest = Message<"punchcard.billing.v1.ExportJournalEntriesRequest"> & {
+  /**
+   * "csv" or "json".
+   *
+   * @generated from field: string format = 1;
+   */
+  format: string;
+
+  /**
+   * Inclusive start and exclusive end accounting dates (YYYY-MM-DD); empty = unbounded.
+   *
+   * @generated from field: string start_date = 2;
+   */
+  startDate: string;
+
+  /**
+   * @generated from field: string end_date = 3;
+   */
+  endDate: string;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ExportJournalEntriesRequest.
+ * Use `create(ExportJournalEntriesRequestSchema)` to create a new message.
+ */
+export const ExportJournalEntriesRequestSchema: GenMessage<ExportJournalEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 33);
+
+/**
+ * @generated from message punchcard.billing.v1.ExportJournalEntriesResponse
+ */
+export type ExportJournalEntriesResponse = Message<"punchcard.billing.v1.ExportJournalEntriesResponse"> & {
+  /**
+   * @generated from field: string content_type = 1;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+
+  /**
+   * @generated from field: int32 entries = 3;
+   */
+  entries: number;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.ExportJournalEntriesResponse.
+ * Use `create(ExportJournalEntriesResponseSchema)` to create a new message.
+ */
+export const ExportJournalEntriesResponseSchema: GenMessage<ExportJournalEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 34);
+
+/**
  * @generated from enum punchcard.billing.v1.PaymentStatus
  */
 export enum PaymentStatus {
@@ -638,6 +1088,44 @@ export enum PaymentStatus {
  */
 export const PaymentStatusSchema: GenEnum<PaymentStatus> = /*@__PURE__*/
   enumDesc(file_punchcard_billing_v1_billing, 0);
+
+/**
+ * @generated from enum punchcard.billing.v1.RefundPayoutStatus
+ */
+export enum RefundPayoutStatus {
+  /**
+   * @generated from enum value: REFUND_PAYOUT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: REFUND_PAYOUT_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * @generated from enum value: REFUND_PAYOUT_STATUS_PAID = 2;
+   */
+  PAID = 2,
+
+  /**
+   * @generated from enum value: REFUND_PAYOUT_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * Paid with the manual provider: staff pay it out and confirm.
+   *
+   * @generated from enum value: REFUND_PAYOUT_STATUS_AWAITING_MANUAL = 4;
+   */
+  AWAITING_MANUAL = 4,
+}
+
+/**
+ * Describes the enum punchcard.billing.v1.RefundPayoutStatus.
+ */
+export const RefundPayoutStatusSchema: GenEnum<RefundPayoutStatus> = /*@__PURE__*/
+  enumDesc(file_punchcard_billing_v1_billing, 1);
 
 /**
  * Payments for purchases and top-ups, refund payouts, accounting connectors and webhooks.
@@ -712,6 +1200,66 @@ export const BillingService: GenService<{
     methodKind: "unary";
     input: typeof ReplayWebhookDeliveryRequestSchema;
     output: typeof ReplayWebhookDeliveryResponseSchema;
+  },
+  /**
+   * Admin: a card processor's API key and webhook signing secret for the caller's tenant (stored
+   * encrypted; never returned).
+   *
+   * @generated from rpc punchcard.billing.v1.BillingService.ConfigurePaymentProvider
+   */
+  configurePaymentProvider: {
+    methodKind: "unary";
+    input: typeof ConfigurePaymentProviderRequestSchema;
+    output: typeof ConfigurePaymentProviderResponseSchema;
+  },
+  /**
+   * Admin (ENTERPRISE): an accounting connector, its credentials and the mapping of our accounts to
+   * the tenant's chart of accounts. Journal entries posted after this are pushed to it.
+   *
+   * @generated from rpc punchcard.billing.v1.BillingService.ConfigureConnector
+   */
+  configureConnector: {
+    methodKind: "unary";
+    input: typeof ConfigureConnectorRequestSchema;
+    output: typeof ConfigureConnectorResponseSchema;
+  },
+  /**
+   * @generated from rpc punchcard.billing.v1.BillingService.ListConnectors
+   */
+  listConnectors: {
+    methodKind: "unary";
+    input: typeof ListConnectorsRequestSchema;
+    output: typeof ListConnectorsResponseSchema;
+  },
+  /**
+   * The payout of an approved refund (ledger.refund_approved).
+   *
+   * @generated from rpc punchcard.billing.v1.BillingService.GetRefundPayout
+   */
+  getRefundPayout: {
+    methodKind: "unary";
+    input: typeof GetRefundPayoutRequestSchema;
+    output: typeof GetRefundPayoutResponseSchema;
+  },
+  /**
+   * The manual provider: staff confirm they paid a refund out (cash, bank transfer).
+   *
+   * @generated from rpc punchcard.billing.v1.BillingService.ConfirmManualRefund
+   */
+  confirmManualRefund: {
+    methodKind: "unary";
+    input: typeof ConfirmManualRefundRequestSchema;
+    output: typeof ConfirmManualRefundResponseSchema;
+  },
+  /**
+   * Journal entries received for the tenant as a CSV or JSON file, for accounting systems without a connector.
+   *
+   * @generated from rpc punchcard.billing.v1.BillingService.ExportJournalEntries
+   */
+  exportJournalEntries: {
+    methodKind: "unary";
+    input: typeof ExportJournalEntriesRequestSchema;
+    output: typeof ExportJournalEntriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_punchcard_billing_v1_billing, 0);
