@@ -101,13 +101,16 @@ describe('firing', () => {
     expect(idempotencyKeyFor('abc')).not.toBe(idempotencyKeyFor('abd'));
   });
 
-  it('retries transient failures with growing delays, gives up on the rest', () => {
-    expect(afterFailure('unavailable', 1)).toEqual({ retry: true, delayMs: 5_000 });
-    expect(afterFailure('unavailable', 3)).toEqual({ retry: true, delayMs: 20_000 });
-    expect(afterFailure('deadline_exceeded', 11)).toEqual({ retry: true, delayMs: 3_600_000 });
-    expect(afterFailure('unavailable', MAX_ATTEMPTS)).toEqual({ retry: false });
-    expect(afterFailure('failed_precondition', 1)).toEqual({ retry: false });
-    expect(afterFailure('not_found', 1)).toEqual({ retry: false });
+  it('retries transient failures with growing delays, rule refusals a few times, gives up on the rest', () => {
+    expect(afterFailure('EXPIRE', 'unavailable', 1)).toEqual({ outcome: 'retry', delayMs: 5_000 });
+    expect(afterFailure('EXPIRE', 'unavailable', 3)).toEqual({ outcome: 'retry', delayMs: 20_000 });
+    expect(afterFailure('EXPIRE', 'deadline_exceeded', 11)).toEqual({ outcome: 'retry', delayMs: 3_600_000 });
+    expect(afterFailure('EXPIRE', 'unavailable', MAX_ATTEMPTS)).toEqual({ outcome: 'fail' });
+    expect(afterFailure('ENTER_GRACE', 'failed_precondition', 1)).toEqual({ outcome: 'retry', delayMs: 5_000 });
+    expect(afterFailure('ENTER_GRACE', 'failed_precondition', 3)).toEqual({ outcome: 'fail' });
+    expect(afterFailure('EXPIRE', 'not_found', 1)).toEqual({ outcome: 'fail' });
+    expect(afterFailure('EXPIRE', 'permission_denied', 1)).toEqual({ outcome: 'fail' });
+    expect(afterFailure('UNFREEZE', 'failed_precondition', 1)).toEqual({ outcome: 'done' });
   });
 });
 

@@ -43,19 +43,33 @@ export function idempotencyKeyFor(timerId: string): string {
 
 /** gRPC codes worth retrying: the ledger or the network is having a moment. */
 const TRANSIENT = new Set(['unavailable', 'deadline_exceeded', 'resource_exhausted', 'aborted', 'internal', 'unknown', 'canceled']);
+/**
+ * A rule refusal can be a race that settles by itself: the ledger's clock a moment behind ours ("not
+ * passed yet"), or a change it is about to publish. A few retries, then it is real.
+ */
+const SETTLING = new Set(['failed_precondition', 'invalid_argument']);
+const SETTLING_ATTEMPTS = 3;
 
 export const MAX_ATTEMPTS = 12;
 const BASE_DELAY_MS = 5_000;
 const MAX_DELAY_MS = 3_600_000;
 
-export type FailureOutcome = { readonly retry: true; readonly delayMs: number } | { readonly retry: false };
+export type FailureOutcome =
+  | { readonly outcome: 'retry'; readonly delayMs: number }
+  | { readonly outcome: 'fail' }
+  /** The refusal means the timer's work is already done (e.g. unfreezing what is no longer frozen). */
+  | { readonly outcome: 'done' };
 
 /**
  * After a failed ledger call (attempts counts this one): transient failures retry with exponential
- * backoff (5 s doubling, at most an hour apart) up to {@link MAX_ATTEMPTS}; anything else (a rule, a
- * bad request, a missing entitlement) will not improve by retrying and fails the timer for an operator.
+ * backoff (5 s doubling, at most an hour apart) up to {@link MAX_ATTEMPTS}; a rule refusal retries
+ * {@link SETTLING_ATTEMPTS} times; anything else (a missing entitlement, no permission) fails the
+ * timer for an operator at once.
  */
-export function afterFailure(code: string, attempts: number): FailureOutcome {
-  if (!TRANSIENT.has(code.toLowerCase()) || attempts >= MAX_ATTEMPTS) return { retry: false };
-  return { retry: true, delayMs: Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** Math.max(0, attempts - 1)) };
+export function afterFailure(kind: TimerKind, code: string, attempts: number): FailureOutcome {
+  const c = code.toLowerCase();
+  if (kind === 'UNFREEZE' && c === 'failed_precondition') return { outcome: 'done' };
+  const budget = TRANSIENT.has(c) ? MAX_ATTEMPTS : SETTLING.has(c) ? SETTLING_ATTEMPTS : 0;
+  if (attempts >= budget) return { outcome: 'fail' };
+  return { outcome: 'retry', delayMs: Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** Math.max(0, attempts - 1)) };
 }

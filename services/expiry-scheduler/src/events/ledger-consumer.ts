@@ -1,0 +1,75 @@
+import { RetryLater, startConsumer, type Bus, type ConsumedEvent, type ConsumeOutcome, type RunningConsumer } from '@punchcard/bus';
+import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import { applyLedgerFact, ordering } from '../domain/entitlement.js';
+import { validateRule } from '../domain/rules.js';
+import { planSchedule, reconcile } from '../domain/schedule.js';
+import type { ExpiryDb } from '../store/schema.js';
+import { applyReconciliation, existingTimer, lockEntitlement, saveEntitlement, timersOf } from '../store/store.js';
+import { ledgerFactFromEvent } from './ledger-mapping.js';
+
+export const LEDGER_DURABLE = 'expiry_scheduler_ledger';
+
+/** How long an event that arrived ahead of its predecessor waits before it is tried again. */
+export const GAP_RETRY_MS = 1_000;
+
+/**
+ * Applies one ledger event: the entitlement's state moves to the event's version (strictly in order;
+ * a gap waits), its schedule is recomputed, and its timers are reconciled with the plan — purchase,
+ * first use, consume (rolling rules), extension, freeze and unfreeze move them; exhausted, refunded,
+ * transferred, upgraded and expired cancel them.
+ */
+export async function applyLedgerEvent(
+  tx: Transaction<ExpiryDb>,
+  event: Pick<ConsumedEvent<LedgerEntryRecorded>, 'tenantId' | 'data'>,
+  now: Date,
+  logger?: Logger,
+): Promise<'applied' | 'duplicate'> {
+  const fact = ledgerFactFromEvent(event.tenantId, event.data);
+  const prev = await lockEntitlement(tx, fact.tenantId, fact.entitlementId);
+  switch (ordering(prev?.version, fact.version)) {
+    case 'duplicate':
+      return 'duplicate';
+    case 'gap':
+      throw new RetryLater(`entitlement ${fact.entitlementId} is at version ${prev?.version ?? 0}; version ${fact.version} waits for the ones before it`, GAP_RETRY_MS);
+    case 'apply':
+      break;
+  }
+  if (!prev && fact.policy.customRule) {
+    const problems = validateRule(fact.policy.customRule);
+    if (problems.length > 0) logger?.warn({ entitlementId: fact.entitlementId, problems }, 'custom expiry rule is invalid; evaluating it as far as it goes');
+  }
+  const next = applyLedgerFact(prev, fact);
+  const schedule = planSchedule(next);
+  await saveEntitlement(tx, next, schedule, now);
+  const existing = (await timersOf(tx, next.tenantId, next.entitlementId)).map(existingTimer);
+  await applyReconciliation(tx, next, reconcile(existing, schedule.timers, now), now);
+  return 'applied';
+}
+
+export interface LedgerConsumerOptions {
+  db: Kysely<ExpiryDb>;
+  js: Bus['js'];
+  namespace: string;
+  clock: () => Date;
+  logger?: Logger;
+  onOutcome?: (outcome: ConsumeOutcome) => void;
+}
+
+/** The durable consumer of every `ledger.*` event. */
+export function startLedgerConsumer(options: LedgerConsumerOptions): Promise<RunningConsumer> {
+  return startConsumer({
+    db: options.db,
+    js: options.js,
+    namespace: options.namespace,
+    stream: 'LEDGER',
+    durable: LEDGER_DURABLE,
+    schema: LedgerEntryRecordedSchema,
+    handler: async (tx, event) => {
+      await applyLedgerEvent(tx, event, options.clock(), options.logger);
+    },
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+  });
+}

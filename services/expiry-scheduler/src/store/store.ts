@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { EntitlementState } from '../domain/entitlement.js';
+import { KIND_RANK, type ExistingTimer, type Reconciliation, type Schedule } from '../domain/schedule.js';
+import type { EntitlementsTable, ExpiryDb, TimersTable } from './schema.js';
+
+type Db = Kysely<ExpiryDb>;
+type Tx = Transaction<ExpiryDb>;
+
+export type TimerRow = Selectable<TimersTable>;
+export type EntitlementRow = Selectable<EntitlementsTable>;
+
+const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+const orUndefined = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+export function stateFromRow(r: EntitlementRow): EntitlementState {
+  return {
+    tenantId: r.tenant_id,
+    entitlementId: r.entitlement_id,
+    memberId: r.member_id,
+    version: Number(r.version),
+    status: r.status,
+    remaining: r.remaining,
+    policy: r.policy,
+    timeZone: r.time_zone,
+    purchaseTime: r.purchase_time,
+    firstUseTime: orUndefined(r.first_use_time),
+    lastUseTime: orUndefined(r.last_use_time),
+    frozenDays: r.frozen_days,
+    freeze: r.freeze_from ? { from: r.freeze_from, until: orUndefined(r.freeze_until) } : undefined,
+    ledgerExpiryTime: orUndefined(r.ledger_expiry_time),
+    ledgerGraceEndTime: orUndefined(r.ledger_grace_end_time),
+  };
+}
+
+/** The entitlement's row, locked until the transaction ends, so its events apply one at a time across replicas. */
+export async function lockEntitlement(tx: Tx, tenantId: string, entitlementId: string): Promise<EntitlementState | undefined> {
+  const row = await tx
+    .selectFrom('entitlements')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('entitlement_id', '=', entitlementId)
+    .forUpdate()
+    .executeTakeFirst();
+  return row ? stateFromRow(row) : undefined;
+}
+
+export async function saveEntitlement(tx: Tx, s: EntitlementState, schedule: Schedule, now: Date): Promise<void> {
+  const values = {
+    member_id: s.memberId,
+    version: s.version,
+    status: s.status,
+    remaining: s.remaining,
+    policy: JSON.stringify(s.policy),
+    time_zone: s.timeZone,
+    purchase_time: s.purchaseTime,
+    first_use_time: orNull(s.firstUseTime),
+    last_use_time: orNull(s.lastUseTime),
+    frozen_days: s.frozenDays,
+    freeze_from: orNull(s.freeze?.from),
+    freeze_until: orNull(s.freeze?.until),
+    ledger_expiry_time: orNull(s.ledgerExpiryTime),
+    ledger_grace_end_time: orNull(s.ledgerGraceEndTime),
+    expiry_time: orNull(schedule.expiryTime),
+    grace_end_time: orNull(schedule.graceEndTime),
+    update_time: now,
+  };
+  await tx
+    .insertInto('entitlements')
+    .values({ tenant_id: s.tenantId, entitlement_id: s.entitlementId, ...values })
+    .onConflict((oc) => oc.columns(['tenant_id', 'entitlement_id']).doUpdateSet(values))
+    .execute();
+}
+
+export async function timersOf(db: Db | Tx, tenantId: string, entitlementId: string): Promise<TimerRow[]> {
+  return db
+    .selectFrom('timers')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('entitlement_id', '=', entitlementId)
+    .orderBy('due_time')
+    .orderBy('rank')
+    .orderBy('timer_id')
+    .execute();
+}
+
+export function existingTimer(r: TimerRow): ExistingTimer {
+  return { timerId: r.timer_id, kind: r.kind, state: r.state, dueTime: r.due_time, offsetDays: r.offset_days };
+}
+
+/** Cancels and creates timers; a timer the sweep holds is waited for, and not cancelled once it fired. */
+export async function applyReconciliation(tx: Tx, s: EntitlementState, rec: Reconciliation, now: Date): Promise<void> {
+  if (rec.cancel.length > 0) {
+    await tx
+      .updateTable('timers')
+      .set({ state: 'CANCELLED', update_time: now })
+      .where('timer_id', 'in', rec.cancel)
+      .where('state', '=', 'PENDING')
+      .execute();
+  }
+  if (rec.create.length > 0) {
+    await tx
+      .insertInto('timers')
+      .values(
+        rec.create.map((t) => ({
+          timer_id: randomUUID(),
+          tenant_id: s.tenantId,
+          entitlement_id: s.entitlementId,
+          kind: t.kind,
+          state: 'PENDING' as const,
+          due_time: t.dueTime,
+          rank: KIND_RANK[t.kind],
+          offset_days: t.offsetDays,
+          expiry_time: orNull(t.expiryTime),
+          grace_end_time: orNull(t.graceEndTime),
+          next_attempt_time: t.dueTime,
+          create_time: now,
+          update_time: now,
+        })),
+      )
+      .execute();
+  }
+}
+
+/** A due timer claimed by a sweep, with what its reminder needs to say. */
+export interface ClaimedTimer extends TimerRow {
+  member_id: string;
+  remaining: number;
+}
+
+/**
+ * Claims up to `limit` due timers in due order, locking them until the transaction ends; rows other
+ * sweeps hold are skipped, so replicas share a backlog without firing anything twice. Only the
+ * earliest pending timer of each entitlement is eligible, so its timers fire in order (grace before
+ * expiry) even when replicas race.
+ */
+export async function claimDue(tx: Tx, options: { now: Date; limit: number; tenantId?: string }): Promise<ClaimedTimer[]> {
+  const tenant = options.tenantId === undefined ? sql`` : sql`and t.tenant_id = ${options.tenantId}`;
+  const result = await sql<ClaimedTimer>`
+    select t.*, e.member_id, e.remaining
+    from timers t
+    join entitlements e on e.tenant_id = t.tenant_id and e.entitlement_id = t.entitlement_id
+    where t.state = 'PENDING'
+      and t.due_time <= ${options.now}
+      and t.next_attempt_time <= ${options.now}
+      ${tenant}
+      and not exists (
+        select 1 from timers p
+        where p.tenant_id = t.tenant_id and p.entitlement_id = t.entitlement_id and p.state = 'PENDING'
+          and (p.due_time, p.rank, p.timer_id) < (t.due_time, t.rank, t.timer_id)
+      )
+    order by t.due_time, t.rank, t.timer_id
+    limit ${options.limit}
+    for update of t skip locked`.execute(tx);
+  return result.rows;
+}
+
+export async function markFired(tx: Tx, timerId: string, now: Date, noOp: boolean, attempts: number): Promise<void> {
+  await tx
+    .updateTable('timers')
+    .set({ state: 'FIRED', fired_time: now, no_op: noOp, attempts, last_error: null, update_time: now })
+    .where('timer_id', '=', timerId)
+    .execute();
+}
+
+export async function markRetry(tx: Tx, timerId: string, attempts: number, nextAttempt: Date, error: string, now: Date): Promise<void> {
+  await tx
+    .updateTable('timers')
+    .set({ attempts, next_attempt_time: nextAttempt, last_error: error, update_time: now })
+    .where('timer_id', '=', timerId)
+    .execute();
+}
+
+export async function markFailed(tx: Tx, timerId: string, attempts: number, error: string, now: Date): Promise<void> {
+  await tx
+    .updateTable('timers')
+    .set({ state: 'FAILED', attempts, last_error: error, update_time: now })
+    .where('timer_id', '=', timerId)
+    .execute();
+}
+
+/** Pending timers due at `now` (including ones backing off after a failure). */
+export async function countDue(db: Db, now: Date, tenantId?: string): Promise<number> {
+  let q = db
+    .selectFrom('timers')
+    .select((eb) => eb.fn.countAll<bigint>().as('n'))
+    .where('state', '=', 'PENDING')
+    .where('due_time', '<=', now);
+  if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+  const row = await q.executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Where a ListDue page ends: the last timer's sort key. */
+export interface DueCursor {
+  dueTime: Date;
+  rank: number;
+  timerId: string;
+}
+
+export async function listDue(db: Db, options: { tenantId: string; before: Date; limit: number; after?: DueCursor }): Promise<TimerRow[]> {
+  let q = db
+    .selectFrom('timers')
+    .selectAll()
+    .where('tenant_id', '=', options.tenantId)
+    .where('state', '=', 'PENDING')
+    .where('due_time', '<=', options.before);
+  const after = options.after;
+  if (after) {
+    q = q.where((eb) => eb(eb.refTuple('due_time', 'rank', 'timer_id'), '>', eb.tuple(after.dueTime, after.rank, after.timerId)));
+  }
+  return q.orderBy('due_time').orderBy('rank').orderBy('timer_id').limit(options.limit).execute();
+}
+
+export async function getEntitlement(db: Db, tenantId: string, entitlementId: string): Promise<EntitlementRow | undefined> {
+  return db.selectFrom('entitlements').selectAll().where('tenant_id', '=', tenantId).where('entitlement_id', '=', entitlementId).executeTakeFirst();
+}
+
