@@ -254,6 +254,7 @@ export interface JournalQuery {
   period?: DateRange;
   branchId?: string;
   entitlementId?: string;
+  definitionId?: string;
   after?: readonly [string, bigint];
   limit: number;
 }
@@ -263,6 +264,7 @@ export async function journalPage(db: Kysely<RevenueDb>, j: JournalQuery): Promi
   let q = db.selectFrom('journal_entry').selectAll().where('tenant_id', '=', j.tenantId);
   if (j.period) q = q.where('accounting_date', '>=', j.period.start).where('accounting_date', '<', j.period.end);
   if (j.entitlementId) q = q.where('entitlement_id', '=', j.entitlementId);
+  if (j.definitionId) q = q.where('definition_id', '=', j.definitionId);
   if (j.branchId) {
     const branchId = j.branchId;
     q = q.where((eb) =>

@@ -1,0 +1,311 @@
+import { create, fromBinary, toBinary, type MessageShape } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { connectBus, declareStreams, deleteStreams, eventHeaders, eventType, headerRecord, publishEvent, streamName, subjectFor, type Bus, type ConsumeOutcome } from '@punchcard/bus';
+import { EarningRule } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import {
+  BranchChangedSchema,
+  DefinitionPublishedSchema,
+  TenantChangedSchema,
+} from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
+import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
+import { VisitCancelledSchema, VisitCompletedSchema } from '@punchcard/contracts/punchcard/events/v1/visit_events_pb';
+import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
+import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
+import { randomUUID } from 'node:crypto';
+import { revenueHandlers, type Caller, type RevenueHandlers } from '../../src/api/handlers.js';
+import { startRevenueEvents, type RevenueEvents } from '../../src/events/wiring.js';
+import { migrations } from '../../src/store/migrations.js';
+import { SCHEMA, type RevenueDb } from '../../src/store/schema.js';
+import type { LedgerEvent, Terms } from './ledger-sim.js';
+
+type Methods = (typeof RevenueService)['method'];
+
+export interface PublishedRevenueEvent {
+  subject: string;
+  type: string;
+  id: string;
+  data: MessageShape<typeof JournalPostedSchema> | MessageShape<typeof RevenueRecognizedSchema>;
+}
+
+/**
+ * The revenue service's database, consumers and relay against real Postgres and NATS, with helpers
+ * that publish ledger, catalogue and visit events exactly as their producers do.
+ */
+export class Harness {
+  private readonly outcomes = new Map<string, ConsumeOutcome[]>();
+  readonly handlers: RevenueHandlers;
+
+  private constructor(
+    readonly namespace: string,
+    readonly bus: Bus,
+    readonly database: Database<RevenueDb>,
+    private readonly testDb: TestDatabase,
+    private events: RevenueEvents | undefined,
+  ) {
+    this.handlers = revenueHandlers({ db: database.db });
+  }
+
+  static async start(label: string): Promise<Harness> {
+    const testDb = await createTestDatabase(`revenue_${label}`);
+    await ensureSchema(testDb.url, SCHEMA);
+    const database = createDb<RevenueDb>({ url: testDb.url, schema: SCHEMA, poolMax: 6 });
+    await migrateToLatest(database.db, SCHEMA, migrations);
+    const bus = await connectBus({ url: await testNats(), name: `revenue-test-${label}` });
+    const namespace = testNamespace(label);
+    await declareStreams(bus.jsm, { namespace });
+    const h = new Harness(namespace, bus, database, testDb, undefined);
+    await h.startEvents();
+    return h;
+  }
+
+  get db() {
+    return this.database.db;
+  }
+
+  async startEvents(): Promise<void> {
+    this.events = await startRevenueEvents({
+      db: this.database.db,
+      pool: this.database.pool,
+      js: this.bus.js,
+      namespace: this.namespace,
+      now: () => new Date(),
+      retryDelayMs: 100,
+      errorRetryDelayMs: () => 100,
+      maxDeliver: 3,
+      relayPollMs: 100,
+      onOutcome: (o) => {
+        if (!o.eventId) return;
+        const list = this.outcomes.get(o.eventId) ?? [];
+        list.push(o);
+        this.outcomes.set(o.eventId, list);
+      },
+    });
+  }
+
+  async stopEvents(): Promise<void> {
+    await this.events?.stop();
+    this.events = undefined;
+  }
+
+  /** Forgets the durable consumers so a restart replays every stream from the start. */
+  async resetConsumers(): Promise<void> {
+    for (const [stream, durable] of [
+      ['LEDGER', 'revenue_ledger'],
+      ['CATALOGUE', 'revenue_catalogue'],
+      ['VISITS', 'revenue_visits'],
+    ] as const) {
+      await this.bus.jsm.consumers.delete(streamName(this.namespace, stream), durable);
+    }
+  }
+
+  outcomesOf(id: string): ConsumeOutcome[] {
+    return this.outcomes.get(id) ?? [];
+  }
+
+  /** Waits until every event id has been applied (or found a duplicate) at least `times` times in all. */
+  async settled(ids: readonly string[], timeoutMs = 15_000, times = 1): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const pending = ids.filter((id) => this.outcomesOf(id).filter((o) => o.outcome === 'applied' || o.outcome === 'duplicate').length < times);
+      if (pending.length === 0) return;
+      const failed = ids.flatMap((id) => this.outcomesOf(id).filter((o) => o.outcome === 'deadlettered'));
+      if (failed.length > 0) throw new Error(`dead-lettered: ${JSON.stringify(failed)}`);
+      if (Date.now() > deadline) {
+        throw new Error(`events not settled: ${pending.map((id) => `${id} ${JSON.stringify(this.outcomesOf(id).map((o) => o.outcome))}`).join('; ')}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Waits until an event has been dead-lettered. */
+  async deadLettered(id: string, timeoutMs = 15_000): Promise<ConsumeOutcome> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const o = this.outcomesOf(id).find((x) => x.outcome === 'deadlettered');
+      if (o) return o;
+      if (Date.now() > deadline) throw new Error(`${id} was not dead-lettered: ${JSON.stringify(this.outcomesOf(id))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  // -- producers -----------------------------------------------------------------------------
+
+  async tenant(tenantId: string, o: { currency?: string; earningRule?: 'DELIVERING_BRANCH' | 'PURCHASING_BRANCH'; at?: Date } = {}): Promise<string> {
+    const at = o.at ?? new Date();
+    const { id } = await publishEvent(this.bus.js, {
+      namespace: this.namespace,
+      source: '/punchcard/catalogue',
+      producer: 'catalogue',
+      event: 'tenant_changed',
+      tenantId,
+      aggregateId: tenantId,
+      schema: TenantChangedSchema,
+      message: {
+        tenant: {
+          tenantId,
+          name: tenantId,
+          defaultCurrency: o.currency ?? 'SGD',
+          earningRule: o.earningRule === 'PURCHASING_BRANCH' ? EarningRule.PURCHASING_BRANCH : EarningRule.DELIVERING_BRANCH,
+          updateTime: timestampFromDate(at),
+        },
+      },
+    });
+    return id;
+  }
+
+  async branch(tenantId: string, branchId: string, timeZone: string): Promise<string> {
+    const { id } = await publishEvent(this.bus.js, {
+      namespace: this.namespace,
+      source: '/punchcard/catalogue',
+      producer: 'catalogue',
+      event: 'branch_changed',
+      tenantId,
+      aggregateId: branchId,
+      schema: BranchChangedSchema,
+      message: { branch: { tenantId, branchId, code: branchId.toUpperCase(), name: branchId, timeZone, active: true, updateTime: timestampFromDate(new Date()) } },
+    });
+    return id;
+  }
+
+  async definition(tenantId: string, definitionId: string, terms: Terms, version = 1): Promise<string> {
+    const { id } = await publishEvent(this.bus.js, {
+      namespace: this.namespace,
+      source: '/punchcard/catalogue',
+      producer: 'catalogue',
+      event: 'definition_published',
+      tenantId,
+      aggregateId: definitionId,
+      aggregateVersion: version,
+      schema: DefinitionPublishedSchema,
+      message: { definition: { tenantId, definitionId, version, terms } },
+    });
+    return id;
+  }
+
+  /** Publishes a ledger event as the ledger's relay does (event id = entry id, entitlement version). */
+  async ledger(e: LedgerEvent, o: { id?: string } = {}): Promise<string> {
+    const { id } = await publishEvent(this.bus.js, {
+      namespace: this.namespace,
+      source: '/punchcard/entitlement-ledger',
+      producer: 'ledger',
+      event: e.event,
+      tenantId: e.tenantId,
+      aggregateId: e.entitlementId,
+      aggregateVersion: e.version,
+      schema: LedgerEntryRecordedSchema,
+      message: e.message,
+      id: o.id ?? e.id,
+    });
+    return id;
+  }
+
+  /**
+   * Delivers an event again with the same event id under a new Nats-Msg-Id, as a relay that
+   * crashed before marking it published would after the stream's duplicate window.
+   */
+  async redeliver(e: LedgerEvent): Promise<void> {
+    const subject = subjectFor(this.namespace, 'ledger', e.event, e.tenantId);
+    const headers = eventHeaders({
+      id: e.id,
+      source: '/punchcard/entitlement-ledger',
+      type: eventType('ledger', e.event),
+      time: new Date(),
+      tenantId: e.tenantId,
+      aggregateId: e.entitlementId,
+      aggregateVersion: e.version,
+      dataType: LedgerEntryRecordedSchema.typeName,
+    });
+    await this.bus.js.publish(subject, toBinary(LedgerEntryRecordedSchema, e.message), { msgID: randomUUID(), headers });
+  }
+
+  async visit(v: { tenantId: string; visitId?: string; branchId: string; at: Date; price?: bigint; currency?: string; oneOff?: boolean }): Promise<{ id: string; visitId: string }> {
+    const visitId = v.visitId ?? randomUUID();
+    const { id } = await publishEvent(this.bus.js, {
+      namespace: this.namespace,
+      source: '/booking/test',
+      producer: 'visits',
+      event: 'visit_completed',
+      tenantId: v.tenantId,
+      aggregateId: visitId,
+      schema: VisitCompletedSchema,
+      message: {
+        tenantId: v.tenantId,
+        visitId,
+        memberId: 'walk-in',
+        serviceCode: 'CHIRO_ADJUST',
+        branchId: v.branchId,
+        occurredTime: timestampFromDate(v.at),
+        ...(v.price !== undefined ? { price: { currencyCode: v.currency ?? 'SGD', amountMinor: v.price } } : {}),
+        oneOff: v.oneOff ?? true,
+      },
+      id: visitId,
+    });
+    return { id, visitId };
+  }
+
+  async cancelVisit(tenantId: string, visitId: string, at: Date): Promise<string> {
+    const { id } = await publishEvent(this.bus.js, {
+      namespace: this.namespace,
+      source: '/booking/test',
+      producer: 'visits',
+      event: 'visit_cancelled',
+      tenantId,
+      aggregateId: visitId,
+      schema: VisitCancelledSchema,
+      message: { tenantId, visitId, reason: 'no-show refunded', occurredTime: timestampFromDate(at) },
+    });
+    return id;
+  }
+
+  // -- consumers of what revenue publishes ----------------------------------------------------
+
+  /** Every revenue event of the tenant the relay has published, in stream order. */
+  async published(tenantId: string): Promise<PublishedRevenueEvent[]> {
+    await this.events?.relay.flush(10_000);
+    const stream = streamName(this.namespace, 'REVENUE');
+    const info = await this.bus.jsm.streams.info(stream);
+    const out: PublishedRevenueEvent[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const m = await this.bus.jsm.streams.getMessage(stream, { seq });
+      if (!m || !m.subject.endsWith(`.${tenantId}`)) continue;
+      const h = headerRecord(m.header);
+      const type = h['ce-type'] ?? '';
+      const schema = type.endsWith('journal_posted') ? JournalPostedSchema : RevenueRecognizedSchema;
+      out.push({ subject: m.subject, type, id: h['ce-id'] ?? '', data: fromBinary(schema, m.data) });
+    }
+    return out;
+  }
+
+  // -- the API ----------------------------------------------------------------------------------
+
+  async call<K extends keyof Methods & keyof RevenueHandlers>(
+    method: K,
+    request: Parameters<typeof create<Methods[K]['input']>>[1],
+    caller: Caller,
+  ): Promise<MessageShape<Methods[K]['output']>> {
+    const desc = RevenueService.method[method];
+    const fn = this.handlers[method] as (c: Caller, r: unknown) => Promise<MessageShape<Methods[K]['output']>>;
+    return fn(caller, create(desc.input, request as never));
+  }
+
+  async close(): Promise<void> {
+    await this.stopEvents();
+    await deleteStreams(this.bus.jsm, this.namespace).catch(() => undefined);
+    await this.bus.close();
+    await this.database.close();
+    await this.testDb.drop();
+  }
+}
+
+export const finance = (tenantId: string, branchIds?: string[]): Caller => ({
+  subject: 'finance-bot',
+  tenantId,
+  roles: ['finance'],
+  ...(branchIds ? { branchIds } : {}),
+});
+
+export const day = (iso: string, hour = 10) => new Date(`${iso}T${String(hour).padStart(2, '0')}:00:00Z`);
+
+export const newTenant = (label = 't') => `${label}-${randomUUID().slice(0, 8)}`;
