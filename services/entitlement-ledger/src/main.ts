@@ -1,0 +1,4 @@
+import { runService } from '@punchcard/platform';
+import { ledgerService } from './service.js';
+
+await runService(ledgerService());
