@@ -122,6 +122,9 @@ describe('grace and expiry from the scheduler', () => {
     expect(enterGrace(g.next, soft.expiryTime!, undefined, after)).toHaveProperty('noop');
     expect(enterGrace(soft, new Date('2025-01-01Z'), undefined, after)).toHaveProperty('noop');
     expect(() => enterGrace(entitlement(), soft.expiryTime!, undefined, after)).toThrow(/HARD/);
+    expect(() => enterGrace(soft, soft.expiryTime!, soft.expiryTime!, after)).toThrow(/grace_end_time: must be after expiry_time/);
+    const given = enterGrace(soft, soft.expiryTime!, new Date('2025-02-20T00:00:00Z'), after);
+    expect('noop' in given ? undefined : given.next.graceEndTime).toEqual(new Date('2025-02-20T00:00:00Z'));
   });
 
   it('expires forfeiting the remaining sessions; stale or repeated calls change nothing', () => {

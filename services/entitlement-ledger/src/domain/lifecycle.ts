@@ -255,6 +255,7 @@ export function enterGrace(e: Entitlement, expiryTime: Date, graceEndTime: Date 
     return { noop: `stale: the expiry is now ${e.expiryTime.toISOString()}` };
   }
   if (expiryTime > now) throw precondition(`expiry_time ${expiryTime.toISOString()} has not passed yet`);
+  if (graceEndTime !== undefined && graceEndTime <= expiryTime) throw invalid('grace_end_time', 'must be after expiry_time');
   const end = graceEndTime ?? graceEnd(e, expiryTime);
   const next: Entitlement = { ...e, status: 'IN_GRACE', expiryTime, graceEndTime: end, version: e.version + 1 };
   return { next, entry: marker(e, next, 'GRACE', 'grace period started', now) };

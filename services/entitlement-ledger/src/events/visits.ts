@@ -2,6 +2,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { RetryLater, type ConsumedEvent } from '@punchcard/bus';
 import type { VisitCancelled, VisitCompleted } from '@punchcard/contracts/punchcard/events/v1/visit_events_pb';
 import { sql, type Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { RuleViolation } from '../domain/errors.js';
 import { consumeSession, reverseConsume, tenantFacts, type Caller, type OperationContext } from '../operations/ledger.js';
 import type { LedgerDb } from '../store/schema.js';
@@ -35,7 +36,11 @@ async function savepoint<T>(tx: Tx, name: string, fn: () => Promise<T>): Promise
  * event id or the number of deliveries. A visit the rules refuse (no package, exhausted, BASIC plan
  * …) is recorded as REJECTED with the reason, never dropped silently; one-off visits consume nothing.
  */
-export async function onVisitCompleted(tx: Tx, ctx: OperationContext, event: ConsumedEvent<VisitCompleted>): Promise<void> {
+export async function onVisitCompleted(
+  tx: Tx,
+  ctx: OperationContext & { logger?: Logger },
+  event: ConsumedEvent<VisitCompleted>,
+): Promise<void> {
   const v = event.data;
   if (v.visitId === '') throw new Error('visit_completed without visit_id');
   const now = ctx.clock();
@@ -61,7 +66,10 @@ export async function onVisitCompleted(tx: Tx, ctx: OperationContext, event: Con
   );
   // Already consumed, rejected, cancelled or reported through the API: nothing more to do.
   if (existing) return;
-  const reject = (errorCode: string, reason: string) => updateVisit(tx, event.tenantId, v.visitId, { state: 'REJECTED', errorCode, reason }, now);
+  const reject = (errorCode: string, reason: string) => {
+    ctx.logger?.warn({ tenantId: event.tenantId, visitId: v.visitId, memberId: v.memberId, errorCode, reason }, 'visit not deducted: recorded as REJECTED');
+    return updateVisit(tx, event.tenantId, v.visitId, { state: 'REJECTED', errorCode, reason }, now);
+  };
 
   if (v.tenantId !== '' && v.tenantId !== event.tenantId) {
     return reject('invalid_argument', `payload tenant_id ${v.tenantId} does not match the event's tenant ${event.tenantId}`);
