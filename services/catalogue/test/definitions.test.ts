@@ -58,7 +58,7 @@ describe('definitions', () => {
     expect(await read(2)).toMatchObject({ version: 2, status: DefinitionStatus.SUPERSEDED, terms: { price: { amountMinor: 55_000n } } });
     expect(await read(0)).toEqual(v3);
     expect(await read(3)).toEqual(v3);
-    await expectError(env.client.call('getDefinition', { definitionId: id, version: 4 }, staff(tenantId)), Code.NotFound, `definition ${id} has no version 4 (latest is 3)`);
+    await expectError(env.client.call('getDefinition', { definitionId: id, version: 4 }, staff(tenantId)), Code.NotFound, `version 4 of definition "${id}" not found`);
     await expectError(env.client.call('getDefinition', { definitionId: id, version: -1 }, staff(tenantId)), Code.InvalidArgument, 'version: must not be negative');
 
     // An unchanged edit writes no version.
@@ -107,7 +107,7 @@ describe('definitions', () => {
       'definition code "DUP" already exists',
     );
     const missing = '00000000-0000-4000-8000-000000000000';
-    await expectError(env.client.call('getDefinition', { definitionId: missing }, who), Code.NotFound, `definition ${missing}`);
+    await expectError(env.client.call('getDefinition', { definitionId: missing }, who), Code.NotFound, `definition "${missing}" not found`);
     await expectError(env.client.call('publishDefinition', { idempotencyKey: key(), definitionId: missing }, who), Code.NotFound, 'definition');
     await expectError(env.client.call('retireDefinition', { idempotencyKey: key(), definitionId: missing }, who), Code.NotFound, 'definition');
     await expectError(env.client.call('updateDefinition', { idempotencyKey: key(), definitionId: missing, terms: basicTerms(branch.branchId) }, who), Code.NotFound, 'definition');

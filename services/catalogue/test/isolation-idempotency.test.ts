@@ -156,14 +156,14 @@ describe('idempotent replay', () => {
     const { branch } = await setupTenant(env.client, tenantId);
     const who = admin(tenantId);
     const calls = [
-      env.client.call('updateTenant', { name: 'x' }, who),
-      env.client.call('createBranch', { code: 'Y', name: 'Y', timeZone: 'UTC' }, who),
-      env.client.call('updateBranch', { branchId: branch.branchId, name: 'x' }, who),
-      env.client.call('createDefinition', { terms: basicTerms(branch.branchId) }, who),
-      env.client.call('updateDefinition', { definitionId: branch.branchId, terms: basicTerms(branch.branchId) }, who),
-      env.client.call('publishDefinition', { definitionId: branch.branchId }, who),
-      env.client.call('retireDefinition', { definitionId: branch.branchId }, who),
+      () => env.client.call('updateTenant', { name: 'x' }, who),
+      () => env.client.call('createBranch', { code: 'Y', name: 'Y', timeZone: 'UTC' }, who),
+      () => env.client.call('updateBranch', { branchId: branch.branchId, name: 'x' }, who),
+      () => env.client.call('createDefinition', { terms: basicTerms(branch.branchId) }, who),
+      () => env.client.call('updateDefinition', { definitionId: branch.branchId, terms: basicTerms(branch.branchId) }, who),
+      () => env.client.call('publishDefinition', { definitionId: branch.branchId }, who),
+      () => env.client.call('retireDefinition', { definitionId: branch.branchId }, who),
     ];
-    for (const call of calls) await expectError(call, Code.InvalidArgument, 'idempotency_key: required');
+    for (const call of calls) await expectError(call(), Code.InvalidArgument, 'idempotency_key: required');
   });
 });

@@ -45,7 +45,7 @@ describe('tenants', () => {
     const tenantId = newTenantId();
     const req = { name: 'A', planTier: PlanTier.BASIC, defaultCurrency: 'SGD' };
     await env.client.call('createTenant', { ...req, idempotencyKey: key() }, admin(tenantId));
-    await expectError(env.client.call('createTenant', { ...req, idempotencyKey: key() }, admin(tenantId)), Code.AlreadyExists, `tenant ${tenantId} already exists`);
+    await expectError(env.client.call('createTenant', { ...req, idempotencyKey: key() }, admin(tenantId)), Code.AlreadyExists, `tenant "${tenantId}" already exists`);
     await expectError(env.client.call('getTenant', {}, admin(newTenantId())), Code.NotFound, 'tenant');
   });
 
@@ -74,6 +74,30 @@ describe('tenants', () => {
     expect(tenant).toMatchObject({ name: 'A Chain', planTier: PlanTier.ENTERPRISE, defaultCurrency: 'SGD', earningRule: EarningRule.PURCHASING_BRANCH });
     expect(tenant?.features).toHaveLength(17);
     await expectError(env.client.call('updateTenant', { idempotencyKey: key(), name: 'x' }, admin(newTenantId())), Code.NotFound, 'tenant');
+  });
+
+  it('refuses calls without a valid token', async () => {
+    const res = await fetch(`${env.apiUrl}/punchcard.catalogue.v1.CatalogueService/GetTenant`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: 'unauthenticated' });
+  });
+
+  it('speaks the Connect protocol with JSON too (what curl and browsers use)', async () => {
+    const tenantId = newTenantId();
+    await env.client.call('createTenant', { idempotencyKey: key(), name: 'Curl Clinic', planTier: PlanTier.BASIC, defaultCurrency: 'SGD' }, admin(tenantId));
+    const res = await fetch(`${env.apiUrl}/punchcard.catalogue.v1.CatalogueService/GetTenant`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await env.token(staff(tenantId))}` },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      tenant: { tenantId, planTier: 'PLAN_TIER_BASIC', features: ['FEATURE_MANUAL_DEDUCTION', 'FEATURE_HARD_EXPIRY', 'FEATURE_PACKAGE_HISTORY'] },
+    });
   });
 
   it('only admins create tenants', async () => {

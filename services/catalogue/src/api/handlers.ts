@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
 import {
   CatalogueService,
   CreateBranchRequestSchema,
@@ -41,8 +40,9 @@ import {
   type UpdateTenantRequest,
 } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { inTransaction, isUniqueViolation, requestHash, withIdempotency } from '@punchcard/db';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, requireRole, type Caller } from '@punchcard/platform';
 import type { Kysely } from 'kysely';
-import { assertValid, ValidationFailed } from '../domain/errors.js';
+import { assertValid } from '../domain/errors.js';
 import { assertCanActivate, assertTermsInPlan } from '../domain/plan-gates.js';
 import { newBranch, newTenant, updateBranch, updateTenant, type EarningRule as DomainEarningRule, type TenantFields } from '../domain/tenant.js';
 import type { NormalizedTerms } from '../domain/terms.js';
@@ -55,21 +55,12 @@ import * as store from '../store/store.js';
 import { branchToProto, definitionToProto, enumName, storedTerms, tenantToProto, termsFromProto, termsToJson } from './convert.js';
 import { decodePageToken, page, pageSize } from './pagination.js';
 
-/** Who is calling, from the verified token; the only source of the tenant. */
-export interface Caller {
-  subject: string;
-  tenantId: string;
-  roles: readonly string[];
-}
-
 export interface HandlerDeps {
   db: Kysely<CatalogueTables>;
   /** The service clock; tests inject a fixed one. */
   now: () => Date;
 }
 
-const ADMIN = ['admin'] as const;
-const EDITORS = ['admin', 'manager'] as const;
 /** Tenant ids appear in event subjects, so they must be subject tokens. */
 const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -92,7 +83,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     output: O,
     run: (tx: store.Db, at: Date) => Promise<MessageShape<O>>,
   ): Promise<MessageShape<O>> {
-    if (request.idempotencyKey === '') throw invalid('idempotency_key', 'required');
+    if (request.idempotencyKey === '') throw invalidArgument('idempotency_key', 'required');
     const hash = requestHash(toBinary(input, { ...request, idempotencyKey: '' }));
     const { response } = await inTransaction(db, (tx) =>
       withIdempotency(tx, { tenantId: caller.tenantId, key: request.idempotencyKey, method: `${CatalogueService.typeName}/${method}`, requestHash: hash }, async () =>
@@ -104,7 +95,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
 
   async function tenantOf(tx: store.Db, caller: Caller, lock = false): Promise<store.TenantRecord> {
     const tenant = await store.getTenant(tx, caller.tenantId, lock);
-    if (!tenant) throw new ConnectError(`tenant ${caller.tenantId} is not set up; call CreateTenant first`, Code.FailedPrecondition);
+    if (!tenant) throw failedPrecondition(`tenant ${caller.tenantId} is not set up; call CreateTenant first`);
     return tenant;
   }
 
@@ -122,7 +113,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
   }
 
   async function definitionHead(tx: store.Db, caller: Caller, definitionId: string) {
-    if (definitionId === '') throw invalid('definition_id', 'required');
+    if (definitionId === '') throw invalidArgument('definition_id', 'required');
     const head = await store.getDefinitionHead(tx, caller.tenantId, definitionId, true);
     if (!head) throw notFound('definition', definitionId);
     const latest = await store.getVersion(tx, caller.tenantId, definitionId, head.latestVersion);
@@ -132,16 +123,16 @@ export function catalogueHandlers(deps: HandlerDeps) {
 
   return {
     async createTenant(caller: Caller, req: CreateTenantRequest) {
-      requireRole(caller, ADMIN);
+      requireRole(caller, 'admin');
       if (!TENANT_ID.test(caller.tenantId)) {
-        throw invalid('tenant_id', `the token's tenant id ${JSON.stringify(caller.tenantId)} must be 1-64 letters, digits, "_" or "-"`);
+        throw invalidArgument('tenant_id', `the token's tenant id ${JSON.stringify(caller.tenantId)} must be 1-64 letters, digits, "_" or "-"`);
       }
       const fields = newTenant(tenantInput(req));
       return mutate(caller, 'CreateTenant', CreateTenantRequestSchema, req, CreateTenantResponseSchema, async (tx, at) => {
-        if (await store.getTenant(tx, caller.tenantId)) throw new ConnectError(`tenant ${caller.tenantId} already exists`, Code.AlreadyExists);
+        if (await store.getTenant(tx, caller.tenantId)) throw alreadyExists('tenant', caller.tenantId);
         const record = await store
           .insertTenant(tx, { tenantId: caller.tenantId, ...fields, createTime: at })
-          .catch(rethrowUnique(`tenant ${caller.tenantId} already exists`));
+          .catch(rethrowUnique('tenant', caller.tenantId));
         const tenant = tenantToProto(record);
         await events.tenantChanged(tx, tenant, record.revision, at);
         return create(CreateTenantResponseSchema, { tenant });
@@ -155,7 +146,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async updateTenant(caller: Caller, req: UpdateTenantRequest) {
-      requireRole(caller, ADMIN);
+      requireRole(caller, 'admin');
       return mutate(caller, 'UpdateTenant', UpdateTenantRequestSchema, req, UpdateTenantResponseSchema, async (tx, at) => {
         const current = await store.getTenant(tx, caller.tenantId, true);
         if (!current) throw notFound('tenant', caller.tenantId);
@@ -170,13 +161,13 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async createBranch(caller: Caller, req: CreateBranchRequest) {
-      requireRole(caller, EDITORS);
+      requireRole(caller, 'admin', 'manager');
       const fields = newBranch({ code: req.code, name: req.name, timeZone: req.timeZone });
       return mutate(caller, 'CreateBranch', CreateBranchRequestSchema, req, CreateBranchResponseSchema, async (tx, at) => {
         await tenantOf(tx, caller);
         const record = await store
           .insertBranch(tx, { tenantId: caller.tenantId, branchId: randomUUID(), ...fields, createTime: at })
-          .catch(rethrowUnique(`branch code ${JSON.stringify(fields.code)} already exists`));
+          .catch(rethrowUnique('branch code', fields.code));
         const branch = branchToProto(record);
         await events.branchChanged(tx, branch, record.revision, at);
         return create(CreateBranchResponseSchema, { branch });
@@ -184,8 +175,8 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async updateBranch(caller: Caller, req: UpdateBranchRequest) {
-      requireRole(caller, EDITORS);
-      if (req.branchId === '') throw invalid('branch_id', 'required');
+      requireRole(caller, 'admin', 'manager');
+      if (req.branchId === '') throw invalidArgument('branch_id', 'required');
       return mutate(caller, 'UpdateBranch', UpdateBranchRequestSchema, req, UpdateBranchResponseSchema, async (tx, at) => {
         const current = await store.getBranch(tx, caller.tenantId, req.branchId, true);
         if (!current) throw notFound('branch', req.branchId);
@@ -201,7 +192,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async getBranch(caller: Caller, req: GetBranchRequest) {
-      if (req.branchId === '') throw invalid('branch_id', 'required');
+      if (req.branchId === '') throw invalidArgument('branch_id', 'required');
       const branch = await store.getBranch(db, caller.tenantId, req.branchId);
       if (!branch) throw notFound('branch', req.branchId);
       return create(GetBranchResponseSchema, { branch: branchToProto(branch) });
@@ -217,7 +208,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async createDefinition(caller: Caller, req: CreateDefinitionRequest) {
-      requireRole(caller, EDITORS);
+      requireRole(caller, 'admin', 'manager');
       return mutate(caller, 'CreateDefinition', CreateDefinitionRequestSchema, req, CreateDefinitionResponseSchema, async (tx, at) => {
         const tenant = await tenantOf(tx, caller, true);
         const terms = await checkedTerms(tx, tenant, req.terms);
@@ -230,13 +221,13 @@ export function catalogueHandlers(deps: HandlerDeps) {
             index: indexOf(terms),
             createTime: at,
           })
-          .catch(rethrowUnique(`definition code ${JSON.stringify(terms.code)} already exists`));
+          .catch(rethrowUnique('definition code', terms.code));
         return create(CreateDefinitionResponseSchema, { definition: definitionToProto(record) });
       });
     },
 
     async updateDefinition(caller: Caller, req: UpdateDefinitionRequest) {
-      requireRole(caller, EDITORS);
+      requireRole(caller, 'admin', 'manager');
       return mutate(caller, 'UpdateDefinition', UpdateDefinitionRequestSchema, req, UpdateDefinitionResponseSchema, async (tx, at) => {
         const tenant = await tenantOf(tx, caller);
         const { head, latest, state } = await definitionHead(tx, caller, req.definitionId);
@@ -271,14 +262,12 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async getDefinition(caller: Caller, req: GetDefinitionRequest) {
-      if (req.definitionId === '') throw invalid('definition_id', 'required');
-      if (req.version < 0) throw invalid('version', 'must not be negative (0 = the latest)');
+      if (req.definitionId === '') throw invalidArgument('definition_id', 'required');
+      if (req.version < 0) throw invalidArgument('version', 'must not be negative (0 = the latest)');
       const record = await store.getVersion(db, caller.tenantId, req.definitionId, req.version);
       if (!record) {
         const exists = req.version !== 0 && (await store.getDefinitionHead(db, caller.tenantId, req.definitionId));
-        throw exists
-          ? new ConnectError(`definition ${req.definitionId} has no version ${req.version} (latest is ${exists.latestVersion})`, Code.NotFound)
-          : notFound('definition', req.definitionId);
+        throw exists ? notFound(`version ${req.version} of definition`, req.definitionId) : notFound('definition', req.definitionId);
       }
       return create(GetDefinitionResponseSchema, { definition: definitionToProto(record) });
     },
@@ -294,7 +283,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async publishDefinition(caller: Caller, req: PublishDefinitionRequest) {
-      requireRole(caller, EDITORS);
+      requireRole(caller, 'admin', 'manager');
       return mutate(caller, 'PublishDefinition', PublishDefinitionRequestSchema, req, PublishDefinitionResponseSchema, async (tx, at) => {
         // The tenant row lock makes concurrent publishes of one tenant take turns, so BASIC's
         // one-active-package check cannot be raced.
@@ -315,7 +304,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     },
 
     async retireDefinition(caller: Caller, req: RetireDefinitionRequest) {
-      requireRole(caller, EDITORS);
+      requireRole(caller, 'admin', 'manager');
       return mutate(caller, 'RetireDefinition', RetireDefinitionRequestSchema, req, RetireDefinitionResponseSchema, async (tx, at) => {
         const { head, state } = await definitionHead(tx, caller, req.definitionId);
         assertCanRetire(state, head.definitionId);
@@ -353,24 +342,10 @@ function sameFields(a: TenantFields, b: TenantFields): boolean {
   return a.name === b.name && a.planTier === b.planTier && a.defaultCurrency === b.defaultCurrency && a.earningRule === b.earningRule;
 }
 
-function requireRole(caller: Caller, roles: readonly string[]): void {
-  if (!roles.some((r) => caller.roles.includes(r))) {
-    throw new ConnectError(`needs role ${roles.join(' or ')}`, Code.PermissionDenied);
-  }
-}
-
-function invalid(field: string, reason: string): ValidationFailed {
-  return new ValidationFailed([{ field, reason }]);
-}
-
-function notFound(what: string, id: string): ConnectError {
-  return new ConnectError(`${what} ${id} not found`, Code.NotFound);
-}
-
 /** A unique violation on create means the caller asked for something that already exists. */
-function rethrowUnique(message: string) {
+function rethrowUnique(what: string, id: string) {
   return (err: unknown): never => {
-    if (isUniqueViolation(err)) throw new ConnectError(message, Code.AlreadyExists);
+    if (isUniqueViolation(err)) throw alreadyExists(what, id);
     throw err;
   };
 }

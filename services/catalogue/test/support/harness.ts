@@ -1,4 +1,4 @@
-import { create, fromBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { fromBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -10,15 +10,12 @@ import {
   DefinitionRetiredSchema,
   TenantChangedSchema,
 } from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
-import { connectBus, declareStreams, startOutboxRelay, streamName, withNamespace } from '@punchcard/bus';
-import { createDb, ensureSchema, migrateToLatest } from '@punchcard/db';
-import { createTestDatabase, testNamespace, testNats } from '@punchcard/testing';
+import { streamName, withNamespace } from '@punchcard/bus';
+import { loadConfig, mintToken, startService } from '@punchcard/platform';
+import { createTestDatabase, grpcJsClient, testNamespace, testNats } from '@punchcard/testing';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
-import { catalogueHandlers, type Caller } from '../../src/api/handlers.js';
-import { toConnectError } from '../../src/api/errors.js';
-import type { CatalogueTables } from '../../src/store/schema.js';
-import { migrations } from '../../src/store/migrations.js';
+import { catalogueService, migrateSchema } from '../../src/service.js';
 
 type Methods = typeof CatalogueService.method;
 type MethodName = keyof Methods & string;
@@ -49,6 +46,9 @@ export interface ReceivedEvent {
 export interface TestEnv {
   client: CatalogueClient;
   namespace: string;
+  apiUrl: string;
+  /** A bearer token for the caller, signed with the service's test secret. */
+  token(who: Who): Promise<string>;
   /** Every catalogue event of the tenant published so far, decoded by a plain JetStream consumer. */
   events(tenantId: string): Promise<ReceivedEvent[]>;
   close(): Promise<void>;
@@ -70,28 +70,40 @@ export const admin = (tenantId: string): Who => ({ tenantId, roles: ['admin'] })
 export const manager = (tenantId: string): Who => ({ tenantId, roles: ['manager'] });
 export const staff = (tenantId: string): Who => ({ tenantId, roles: ['staff'] });
 
+const SECRET = 'catalogue-integration-tests-secret-0123456789';
+
 export async function startTestEnv(): Promise<TestEnv> {
   const database = await createTestDatabase('catalogue');
   const natsUrl = await testNats();
   const namespace = testNamespace('cat');
-  await ensureSchema(database.url, 'catalogue');
-  const db = createDb<CatalogueTables>({ url: database.url, schema: 'catalogue' });
-  await migrateToLatest(db.db, 'catalogue', migrations);
-  const bus = await connectBus({ url: natsUrl, name: 'catalogue-test' });
-  await declareStreams(bus.jsm, { namespace, streams: ['CATALOGUE'] });
-  const relay = startOutboxRelay({ pool: db.pool, js: bus.js, namespace, source: '/punchcard/catalogue', pollIntervalMs: 200 });
-  const handlers = catalogueHandlers({ db: db.db, now: () => new Date() });
+  await migrateSchema(database.url, 'catalogue');
+  const definition = catalogueService({ relayPollMs: 200 });
+  const config = loadConfig(definition, {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    OPS_PORT: '0',
+    DATABASE_URL: database.url,
+    NATS_URL: natsUrl,
+    BUS_NAMESPACE: namespace,
+    AUTH_JWT_SECRET: SECRET,
+    LOG_LEVEL: 'silent',
+  });
+  const service = await startService(definition, config);
+  const grpc = grpcJsClient(CatalogueService, service.apiUrl);
+  const tokens = new Map<string, Promise<string>>();
+  const tokenFor = (who: Who) => {
+    const k = JSON.stringify(who);
+    let token = tokens.get(k);
+    if (!token) {
+      token = mintToken({ tenantId: who.tenantId, roles: who.roles, subject: who.subject ?? 'test-user' }, SECRET);
+      tokens.set(k, token);
+    }
+    return token;
+  };
 
   const client: CatalogueClient = {
     async call(method, request, who) {
-      const desc = CatalogueService.method[method];
-      const caller: Caller = { subject: who.subject ?? 'test-user', tenantId: who.tenantId, roles: who.roles };
-      const fn = handlers[method as keyof typeof handlers] as (c: Caller, r: unknown) => Promise<never>;
-      try {
-        return await fn(caller, create(desc.input, request as never));
-      } catch (err) {
-        throw toConnectError(err);
-      }
+      return grpc.call(method as never, request as never, { token: await tokenFor(who) }) as never;
     },
   };
 
@@ -99,15 +111,16 @@ export async function startTestEnv(): Promise<TestEnv> {
   return {
     client,
     namespace,
+    apiUrl: service.apiUrl,
+    token: tokenFor,
     async events(tenantId) {
-      await relay.flush(10_000);
+      await service.state.relay!.flush(10_000);
       return readAll(subscriber, namespace, tenantId);
     },
     async close() {
-      await relay.stop();
-      await bus.close();
+      grpc.close();
       await subscriber.close();
-      await db.close();
+      await service.stop();
       await database.drop();
     },
   };
@@ -171,6 +184,7 @@ export async function expectError(promise: Promise<unknown>, code: number, messa
 function statusOf(err: unknown): { code: number; text: string } {
   if (err instanceof ConnectError) return { code: err.code, text: err.rawMessage };
   const e = err as { code?: unknown; details?: unknown; message?: unknown };
-  if (typeof e.code === 'number') return { code: e.code, text: String(e.details ?? e.message) };
+  // grpc-js decodes grpc-message with decodeURI, which leaves reserved characters (":") escaped.
+  if (typeof e.code === 'number') return { code: e.code, text: decodeURIComponent(String(e.details ?? e.message)) };
   throw err;
 }
