@@ -96,9 +96,9 @@ describe('redelivery and replay', () => {
     await h.settled([events[2]!.id], 10_000, 2);
     expect(h.outcomesOf(events[2]!.id).map((o) => o.outcome).filter((o) => o !== 'retry')).toEqual(['applied', 'duplicate']);
 
-    await h.stopEvents();
+    await h.stopService();
     await h.resetConsumers();
-    await h.startEvents();
+    await h.startService();
     await h.settled([...events.map((e) => e.id), visit.id], 15_000, 2);
     expect(await normalised(t, sim.entitlementId)).toEqual(before);
     const { entries } = await h.call('listJournalEntries', { branchId: 'B', period: { startDate: '2025-03-09', endDate: '2025-03-10' } }, finance(t));

@@ -20,8 +20,8 @@ const APRIL = { startDate: '2025-04-01', endDate: '2025-05-01' };
 beforeAll(async () => {
   h = await Harness.start('reports');
   await h.settled([await h.tenant(T), await h.branch(T, O, 'Asia/Singapore'), await h.branch(T, TP, 'Asia/Singapore')]);
-  const b3f1 = { ...buy3free1(), deliveryCostByBranch: [{ branchId: TP, costPerSession: { currencyCode: 'SGD', amountMinor: 2500n } }] };
-  const p3 = { ...threeForHundred(), expectedBreakageBps: 2000 };
+  const b3f1 = buy3free1({ costBranch: TP });
+  const p3 = threeForHundred({ breakageBps: 2000 });
   const at = (d: string) => day(d);
   const e1 = new SimEntitlement({ tenantId: T, definitionId: 'B3F1', terms: b3f1, branchId: O, timeZone: 'Asia/Singapore', at: at('2025-03-01') });
   const e2 = new SimEntitlement({ tenantId: T, definitionId: 'P3', terms: p3, branchId: TP, timeZone: 'Asia/Singapore', at: at('2025-03-03') });

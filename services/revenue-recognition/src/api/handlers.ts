@@ -20,6 +20,7 @@ import {
   type Period,
   type RevenueService,
 } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
+import { invalidArgument, notFound, permissionDenied, type Caller } from '@punchcard/platform';
 import type { Kysely } from 'kysely';
 import { parsePeriod, type DateRange } from '../domain/calendar.js';
 import { marginBps, type RollForward } from '../domain/reports.js';
@@ -37,17 +38,9 @@ import {
   type ReportScope,
 } from '../store/reports.js';
 import type { RevenueDb } from '../store/schema.js';
-import { invalidArgument, notFound, permissionDenied, toConnectError } from './errors.js';
+import { toConnectError } from './errors.js';
 import { journalCsv, profitCsv, recognisedCsv, rollForwardCsv, settlementCsv, splitCsv } from './export.js';
 import { decodePageToken, encodePageToken, MAX_PAGE_SIZE, pageSize } from './pagination.js';
-
-/** The authenticated caller, as @punchcard/platform's `callerOf` returns it. */
-export interface Caller {
-  subject: string;
-  tenantId: string;
-  roles: readonly string[];
-  branchIds?: readonly string[];
-}
 
 /** Revenue figures are for finance: managers, admins, finance staff and system integrations. */
 export const READ_ROLES = ['manager', 'admin', 'finance', 'system'] as const;

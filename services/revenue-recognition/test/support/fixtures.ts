@@ -22,7 +22,7 @@ export function buy3free1(o: { breakageBps?: number; costBranch?: string } = {})
 }
 
 /** 100.00 over three sessions: 33.34 + 33.33 + 33.33; delivering costs 10.00. */
-export function threeForHundred(): Terms {
+export function threeForHundred(o: { breakageBps?: number } = {}): Terms {
   return {
     code: 'P3',
     name: 'Three for a hundred',
@@ -31,5 +31,6 @@ export function threeForHundred(): Terms {
     bonusSessions: 0,
     serviceCodes: ['PHYSIO'],
     deliveryCostPerSession: sgd(1000n),
+    expectedBreakageBps: o.breakageBps ?? 0,
   };
 }

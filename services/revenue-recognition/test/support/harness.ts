@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary, type MessageShape } from '@bufbuild/protobuf';
+import { fromBinary, toBinary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { connectBus, declareStreams, deleteStreams, eventHeaders, eventType, headerRecord, publishEvent, streamName, subjectFor, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { EarningRule } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
@@ -11,13 +11,12 @@ import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events
 import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
 import { VisitCancelledSchema, VisitCompletedSchema } from '@punchcard/contracts/punchcard/events/v1/visit_events_pb';
 import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
-import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
-import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
-import { randomUUID } from 'node:crypto';
-import { revenueHandlers, type Caller, type RevenueHandlers } from '../../src/api/handlers.js';
-import { startRevenueEvents, type RevenueEvents } from '../../src/events/wiring.js';
-import { migrations } from '../../src/store/migrations.js';
-import { SCHEMA, type RevenueDb } from '../../src/store/schema.js';
+import { ConnectError } from '@connectrpc/connect';
+import { loadConfig, mintToken, startService, type Caller, type RunningService } from '@punchcard/platform';
+import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { migrateSchema, revenueService, type RevenueState } from '../../src/service.js';
+import { SCHEMA } from '../../src/store/schema.js';
 import type { LedgerEvent, Terms } from './ledger-sim.js';
 
 type Methods = (typeof RevenueService)['method'];
@@ -30,47 +29,42 @@ export interface PublishedRevenueEvent {
 }
 
 /**
- * The revenue service's database, consumers and relay against real Postgres and NATS, with helpers
- * that publish ledger, catalogue and visit events exactly as their producers do.
+ * The revenue-recognition service as it runs in production (startService: Connect + gRPC server with
+ * auth, consumers, outbox relay) against real Postgres and NATS, with helpers that publish ledger,
+ * catalogue and visit events exactly as their producers do and call the API over plain gRPC.
  */
 export class Harness {
   private readonly outcomes = new Map<string, ConsumeOutcome[]>();
-  readonly handlers: RevenueHandlers;
+  private readonly secret = randomBytes(24).toString('hex');
+  private running: RunningService<RevenueState> | undefined;
+  private client: GrpcJsClient<typeof RevenueService> | undefined;
 
   private constructor(
     readonly namespace: string,
     readonly bus: Bus,
-    readonly database: Database<RevenueDb>,
+    private readonly natsUrl: string,
     private readonly testDb: TestDatabase,
-    private events: RevenueEvents | undefined,
-  ) {
-    this.handlers = revenueHandlers({ db: database.db });
-  }
+  ) {}
 
   static async start(label: string): Promise<Harness> {
     const testDb = await createTestDatabase(`revenue_${label}`);
-    await ensureSchema(testDb.url, SCHEMA);
-    const database = createDb<RevenueDb>({ url: testDb.url, schema: SCHEMA, poolMax: 6 });
-    await migrateToLatest(database.db, SCHEMA, migrations);
-    const bus = await connectBus({ url: await testNats(), name: `revenue-test-${label}` });
+    await migrateSchema(testDb.url, SCHEMA);
+    const natsUrl = await testNats();
+    const bus = await connectBus({ url: natsUrl, name: `revenue-test-${label}` });
     const namespace = testNamespace(label);
     await declareStreams(bus.jsm, { namespace });
-    const h = new Harness(namespace, bus, database, testDb, undefined);
-    await h.startEvents();
+    const h = new Harness(namespace, bus, natsUrl, testDb);
+    await h.startService();
     return h;
   }
 
   get db() {
-    return this.database.db;
+    if (!this.running) throw new Error('service not running');
+    return this.running.state.database.db;
   }
 
-  async startEvents(): Promise<void> {
-    this.events = await startRevenueEvents({
-      db: this.database.db,
-      pool: this.database.pool,
-      js: this.bus.js,
-      namespace: this.namespace,
-      now: () => new Date(),
+  async startService(): Promise<void> {
+    const definition = revenueService({
       retryDelayMs: 100,
       errorRetryDelayMs: () => 100,
       maxDeliver: 3,
@@ -82,11 +76,24 @@ export class Harness {
         this.outcomes.set(o.eventId, list);
       },
     });
+    const config = loadConfig(definition, {
+      DATABASE_URL: this.testDb.url,
+      NATS_URL: this.natsUrl,
+      BUS_NAMESPACE: this.namespace,
+      PORT: '0',
+      OPS_PORT: '0',
+      HOST: '127.0.0.1',
+      AUTH_JWT_SECRET: this.secret,
+      LOG_LEVEL: 'silent',
+    });
+    this.running = await startService(definition, config);
+    this.client = grpcJsClient(RevenueService, this.running.apiUrl);
   }
 
-  async stopEvents(): Promise<void> {
-    await this.events?.stop();
-    this.events = undefined;
+  async stopService(): Promise<void> {
+    this.client?.close();
+    await this.running?.stop();
+    this.running = undefined;
   }
 
   /** Forgets the durable consumers so a restart replays every stream from the start. */
@@ -263,7 +270,7 @@ export class Harness {
 
   /** Every revenue event of the tenant the relay has published, in stream order. */
   async published(tenantId: string): Promise<PublishedRevenueEvent[]> {
-    await this.events?.relay.flush(10_000);
+    await this.running?.state.events?.relay.flush(10_000);
     const stream = streamName(this.namespace, 'REVENUE');
     const info = await this.bus.jsm.streams.info(stream);
     const out: PublishedRevenueEvent[] = [];
@@ -280,21 +287,24 @@ export class Harness {
 
   // -- the API ----------------------------------------------------------------------------------
 
-  async call<K extends keyof Methods & keyof RevenueHandlers>(
-    method: K,
-    request: Parameters<typeof create<Methods[K]['input']>>[1],
-    caller: Caller,
-  ): Promise<MessageShape<Methods[K]['output']>> {
-    const desc = RevenueService.method[method];
-    const fn = this.handlers[method] as (c: Caller, r: unknown) => Promise<MessageShape<Methods[K]['output']>>;
-    return fn(caller, create(desc.input, request as never));
+  /** Calls the API over gRPC (grpc-js) with a token carrying the caller; errors come back as ConnectError. */
+  async call<K extends keyof Methods & string>(method: K, request: MessageInitShape<Methods[K]['input']>, caller: Caller): Promise<MessageShape<Methods[K]['output']>> {
+    if (!this.client) throw new Error('service not running');
+    const token = await mintToken({ tenantId: caller.tenantId, roles: caller.roles, subject: caller.subject, ...(caller.branchIds ? { branchIds: caller.branchIds } : {}) }, this.secret);
+    try {
+      return (await this.client.call(method as never, request as never, { token })) as MessageShape<Methods[K]['output']>;
+    } catch (err) {
+      const e = err as { code?: number; details?: string };
+      // grpc-js decodes grpc-message with decodeURI, which leaves reserved characters (":") escaped.
+      if (typeof e.code === 'number') throw new ConnectError(decodeURIComponent(e.details ?? ''), e.code);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
-    await this.stopEvents();
+    await this.stopService();
     await deleteStreams(this.bus.jsm, this.namespace).catch(() => undefined);
     await this.bus.close();
-    await this.database.close();
     await this.testDb.drop();
   }
 }

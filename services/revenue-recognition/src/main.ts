@@ -1,0 +1,4 @@
+import { runService } from '@punchcard/platform';
+import { revenueService } from './service.js';
+
+await runService(revenueService());
