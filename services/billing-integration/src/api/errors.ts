@@ -1,0 +1,20 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import { IdempotencyKeyError } from '@punchcard/db';
+import { InvalidField, RuleViolation } from '../domain/errors.js';
+
+/**
+ * Domain and library errors as gRPC statuses: a broken field is InvalidArgument naming it, a rule is
+ * FailedPrecondition. Anything else passes through (the server reports it as Internal).
+ */
+export function toConnectError(err: unknown): unknown {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof InvalidField) return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
+  if (err instanceof RuleViolation) return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
+  if (err instanceof IdempotencyKeyError) return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
+  return err;
+}
+
+export const invalid = (field: string, reason: string) => new ConnectError(`${field}: ${reason}`, Code.InvalidArgument);
+export const precondition = (reason: string) => new ConnectError(reason, Code.FailedPrecondition);
+export const notFound = (what: string, id: string) => new ConnectError(`${what} ${JSON.stringify(id)} not found`, Code.NotFound);
+export const denied = (reason: string) => new ConnectError(reason, Code.PermissionDenied);

@@ -1,0 +1,101 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
+const VERSION = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/** What a secret is for; bound into the ciphertext so one row's secret cannot be pasted into another. */
+export interface SecretContext {
+  tenantId: string;
+  /** e.g. `provider:testpay:api_key`, `connector:xero:access_token`, `webhook:<subscription id>`. */
+  purpose: string;
+}
+
+/**
+ * AES-256-GCM for secrets at rest (provider keys, connector tokens, webhook signing secrets).
+ * Stored as version byte | 12-byte random IV | 16-byte tag | ciphertext, with the tenant and purpose
+ * as additional authenticated data.
+ */
+export class SecretBox {
+  readonly #key: Buffer;
+
+  constructor(key: Buffer) {
+    if (key.length !== 32) throw new Error('BILLING_SECRETS_KEY must be 32 bytes (base64 or 64 hex characters)');
+    this.#key = Buffer.from(key);
+  }
+
+  /** BILLING_SECRETS_KEY: 32 bytes as 64 hex characters or base64. */
+  static fromEnv(value: string | undefined): SecretBox {
+    if (!value) throw new Error('BILLING_SECRETS_KEY is required: 32 random bytes, base64 or hex (e.g. `openssl rand -base64 32`)');
+    const bytes = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+    return new SecretBox(bytes);
+  }
+
+  encrypt(plaintext: string, ctx: SecretContext): Buffer {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    cipher.setAAD(aad(ctx));
+    const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return Buffer.concat([Buffer.from([VERSION]), iv, cipher.getAuthTag(), ct]);
+  }
+
+  decrypt(sealed: Uint8Array, ctx: SecretContext): string {
+    const buf = Buffer.from(sealed);
+    if (buf.length < 1 + IV_BYTES + TAG_BYTES || buf[0] !== VERSION) throw new Error(`secret for ${ctx.purpose} is not a sealed value`);
+    const iv = buf.subarray(1, 1 + IV_BYTES);
+    const tag = buf.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES);
+    const decipher = createDecipheriv('aes-256-gcm', this.#key, iv);
+    decipher.setAAD(aad(ctx));
+    decipher.setAuthTag(tag);
+    try {
+      return Buffer.concat([decipher.update(buf.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
+    } catch {
+      throw new Error(`secret for ${ctx.purpose} of tenant ${ctx.tenantId} cannot be decrypted (wrong BILLING_SECRETS_KEY or tampered)`);
+    }
+  }
+
+  /** Keeps the key out of logs and inspection. */
+  toJSON(): string {
+    return '[SecretBox]';
+  }
+}
+
+function aad(ctx: SecretContext): Buffer {
+  return Buffer.from(`punchcard-billing\0${ctx.tenantId}\0${ctx.purpose}`, 'utf8');
+}
+
+/**
+ * pino redact paths for anything secret that might end up in a log object: request bodies, adapter
+ * configs, HTTP headers. Logging code must still never log a secret on purpose; this is the net.
+ */
+export const REDACT_PATHS = [
+  'apiKey',
+  'api_key',
+  'accessToken',
+  'access_token',
+  'webhookSecret',
+  'webhook_secret',
+  'signingSecret',
+  'signing_secret',
+  'secret',
+  'token',
+  'authorization',
+  'password',
+  '*.apiKey',
+  '*.api_key',
+  '*.accessToken',
+  '*.access_token',
+  '*.webhookSecret',
+  '*.webhook_secret',
+  '*.signingSecret',
+  '*.signing_secret',
+  '*.secret',
+  '*.token',
+  '*.authorization',
+  '*.Authorization',
+  '*.password',
+  '*.headers.authorization',
+  '*.headers.Authorization',
+  '*.*.authorization',
+  '*.*.Authorization',
+];
