@@ -128,6 +128,15 @@ describe('idempotent replay', () => {
     ]);
   });
 
+  it('concurrent repeats of one request apply it once and all get the same answer', async () => {
+    const tenantId = newTenantId();
+    const { branch } = await setupTenant(env.client, tenantId);
+    const req = { idempotencyKey: key(), terms: basicTerms(branch.branchId, { code: 'ONCE' }) };
+    const results = await Promise.all(Array.from({ length: 5 }, () => env.client.call('createDefinition', req, manager(tenantId))));
+    for (const r of results) expect(r).toEqual(results[0]);
+    expect((await env.client.call('listDefinitions', {}, manager(tenantId))).definitions).toHaveLength(1);
+  });
+
   it('the same key with a different request is refused, naming idempotency_key', async () => {
     const tenantId = newTenantId();
     const { branch } = await setupTenant(env.client, tenantId);

@@ -76,6 +76,14 @@ describe('tenants', () => {
     await expectError(env.client.call('updateTenant', { idempotencyKey: key(), name: 'x' }, admin(newTenantId())), Code.NotFound, 'tenant');
   });
 
+  it('needs a tenant id from the token that can name event subjects', async () => {
+    await expectError(
+      env.client.call('createTenant', { idempotencyKey: key(), name: 'A', planTier: PlanTier.BASIC, defaultCurrency: 'SGD' }, admin('acme.sg')),
+      Code.InvalidArgument,
+      `tenant_id: the token's tenant id "acme.sg" must be 1-64 letters, digits, "_" or "-"`,
+    );
+  });
+
   it('refuses calls without a valid token', async () => {
     const res = await fetch(`${env.apiUrl}/punchcard.catalogue.v1.CatalogueService/GetTenant`, {
       method: 'POST',

@@ -10,7 +10,7 @@ import {
   DefinitionRetiredSchema,
   TenantChangedSchema,
 } from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
-import { streamName, withNamespace } from '@punchcard/bus';
+import { deleteStreams, streamName, withNamespace } from '@punchcard/bus';
 import { loadConfig, mintToken, startService } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, testNamespace, testNats } from '@punchcard/testing';
 import { randomBytes } from 'node:crypto';
@@ -119,8 +119,9 @@ export async function startTestEnv(): Promise<TestEnv> {
     },
     async close() {
       grpc.close();
-      await subscriber.close();
       await service.stop();
+      await deleteStreams(await jetstreamManager(subscriber), namespace);
+      await subscriber.close();
       await database.drop();
     },
   };
