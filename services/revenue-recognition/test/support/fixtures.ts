@@ -32,5 +32,6 @@ export function threeForHundred(o: { breakageBps?: number } = {}): Terms {
     serviceCodes: ['PHYSIO'],
     deliveryCostPerSession: sgd(1000n),
     expectedBreakageBps: o.breakageBps ?? 0,
+    topUp: { enabled: true, pricePerSession: sgd(3500n) },
   };
 }
