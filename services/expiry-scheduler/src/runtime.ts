@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import { expiryHandlers, type ExpiryHandlers } from './api/handlers.js';
 import { startLedgerConsumer } from './events/ledger-consumer.js';
 import type { LedgerPort } from './ledger/port.js';
+import { guardCheckedOutClients } from './store/connections.js';
 import type { ExpiryDb } from './store/schema.js';
 import { startSweeper, type Sweeper } from './sweep.js';
 
@@ -23,6 +24,10 @@ export interface RuntimeOptions {
   batchSize?: number;
   concurrency?: number;
   progressIntervalMs?: number;
+  /** Redelivery delay of a ledger event that arrived before its predecessor; default 1000. */
+  gapRetryMs?: number;
+  /** How long a ledger event handed to this process may go unacknowledged before redelivery; default the bus's. */
+  consumerAckWaitMs?: number;
   /** Outbox relay poll fallback; default the relay's. */
   relayPollIntervalMs?: number;
   onConsumed?: (outcome: ConsumeOutcome) => void;
@@ -40,6 +45,7 @@ export interface Runtime {
 
 export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
   const logger = o.logger ?? pino({ level: 'silent' });
+  guardCheckedOutClients(o.db.pool, logger);
   const sweeper = startSweeper(
     {
       db: o.db.db,
@@ -66,6 +72,8 @@ export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
     namespace: o.namespace,
     clock: o.clock,
     logger,
+    ...(o.gapRetryMs !== undefined ? { gapRetryMs: o.gapRetryMs } : {}),
+    ...(o.consumerAckWaitMs !== undefined ? { ackWaitMs: o.consumerAckWaitMs } : {}),
     ...(o.onConsumed ? { onOutcome: o.onConsumed } : {}),
   });
   const handlers = expiryHandlers({ db: o.db.db, clock: o.clock, runDue: (options) => sweeper.runNow(options) });

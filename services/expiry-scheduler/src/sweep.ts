@@ -26,6 +26,8 @@ export interface SweepOptions {
   tenantId?: string;
   /** Stop after this many timers; default all that are due. */
   limit?: number;
+  /** Stop between batches (shutdown): a batch in hand commits, the rest waits for the next sweep. */
+  signal?: AbortSignal;
 }
 
 export interface SweepResult {
@@ -56,7 +58,7 @@ export async function sweepDue(deps: SweepDeps, options: SweepOptions = {}): Pro
   let lastProgress = started;
   let batches = 0;
   const total: SweepResult = { fired: 0, failed: 0, retried: 0 };
-  while (total.fired + total.failed < limit) {
+  while (total.fired + total.failed < limit && !options.signal?.aborted) {
     const want = Math.min(batchSize, limit - total.fired - total.failed);
     const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId));
     if (batch.claimed === 0) break;
@@ -183,8 +185,9 @@ export function startSweeper(deps: SweepDeps, intervalMs: number): Sweeper {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<unknown> = Promise.resolve();
+  const stopping = new AbortController();
   const run = (options?: SweepOptions): Promise<SweepResult> => {
-    const next = chain.then(() => sweepDue(deps, options));
+    const next = chain.then(() => sweepDue(deps, { ...options, signal: stopping.signal }));
     chain = next.catch(() => undefined);
     return next;
   };
@@ -200,6 +203,7 @@ export function startSweeper(deps: SweepDeps, intervalMs: number): Sweeper {
     runNow: run,
     async stop() {
       stopped = true;
+      stopping.abort();
       clearTimeout(timer);
       await chain;
     },

@@ -12,7 +12,13 @@ import { ledgerFactFromEvent } from './ledger-mapping.js';
 export const LEDGER_DURABLE = 'expiry_scheduler_ledger';
 
 /** How long an event that arrived ahead of its predecessor waits before it is tried again. */
-export const GAP_RETRY_MS = 1_000;
+export const DEFAULT_GAP_RETRY_MS = 1_000;
+
+export interface ApplyOptions {
+  now: Date;
+  logger?: Logger;
+  gapRetryMs?: number;
+}
 
 /**
  * Applies one ledger event: the entitlement's state moves to the event's version (strictly in order;
@@ -23,8 +29,7 @@ export const GAP_RETRY_MS = 1_000;
 export async function applyLedgerEvent(
   tx: Transaction<ExpiryDb>,
   event: Pick<ConsumedEvent<LedgerEntryRecorded>, 'tenantId' | 'data'>,
-  now: Date,
-  logger?: Logger,
+  { now, logger, gapRetryMs = DEFAULT_GAP_RETRY_MS }: ApplyOptions,
 ): Promise<'applied' | 'duplicate'> {
   const fact = ledgerFactFromEvent(event.tenantId, event.data);
   const prev = await lockEntitlement(tx, fact.tenantId, fact.entitlementId);
@@ -32,7 +37,7 @@ export async function applyLedgerEvent(
     case 'duplicate':
       return 'duplicate';
     case 'gap':
-      throw new RetryLater(`entitlement ${fact.entitlementId} is at version ${prev?.version ?? 0}; version ${fact.version} waits for the ones before it`, GAP_RETRY_MS);
+      throw new RetryLater(`entitlement ${fact.entitlementId} is at version ${prev?.version ?? 0}; version ${fact.version} waits for the ones before it`, gapRetryMs);
     case 'apply':
       break;
   }
@@ -54,6 +59,8 @@ export interface LedgerConsumerOptions {
   namespace: string;
   clock: () => Date;
   logger?: Logger;
+  gapRetryMs?: number;
+  ackWaitMs?: number;
   onOutcome?: (outcome: ConsumeOutcome) => void;
 }
 
@@ -67,9 +74,14 @@ export function startLedgerConsumer(options: LedgerConsumerOptions): Promise<Run
     durable: LEDGER_DURABLE,
     schema: LedgerEntryRecordedSchema,
     handler: async (tx, event) => {
-      await applyLedgerEvent(tx, event, options.clock(), options.logger);
+      await applyLedgerEvent(tx, event, {
+        now: options.clock(),
+        ...(options.logger ? { logger: options.logger } : {}),
+        ...(options.gapRetryMs !== undefined ? { gapRetryMs: options.gapRetryMs } : {}),
+      });
     },
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.ackWaitMs !== undefined ? { ackWaitMs: options.ackWaitMs } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
   });
 }

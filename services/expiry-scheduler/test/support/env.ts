@@ -54,6 +54,8 @@ export interface ReceivedEvent {
 }
 
 export interface EnvOptions {
+  /** Shown in pg_stat_activity, so a test can find (and kill) this replica's connections. */
+  applicationName?: string;
   sweepIntervalMs?: number;
   batchSize?: number;
   concurrency?: number;
@@ -93,7 +95,14 @@ export class TestEnv {
 
   /** Starts one scheduler process (own pool, bus connection and ledger client) on the shared database. */
   async startReplica(options: EnvOptions = {}): Promise<Replica> {
-    const db = createDb<ExpiryDb>({ url: this.database.url, schema: SCHEMA, poolMax: 6 });
+    const db = createDb<ExpiryDb>({
+      url: this.database.url,
+      schema: SCHEMA,
+      poolMax: 6,
+      applicationName: options.applicationName ?? `expiry-replica-${this.replicas.length}`,
+      // A test may kill this replica's connections on purpose.
+      onError: () => undefined,
+    });
     const bus = await connectBus({ url: this.natsUrl, name: `expiry-replica-${this.replicas.length}` });
     const ledger = grpcLedger({ baseUrl: this.ledger.url, tokenFor: (tenantId) => testToken({ tenant_id: tenantId, roles: ['system'], sub: 'expiry-scheduler' }) });
     const logLines: string[] = [];
@@ -115,6 +124,9 @@ export class TestEnv {
       logger,
       sweepIntervalMs: options.sweepIntervalMs ?? 0,
       relayPollIntervalMs: 100,
+      gapRetryMs: 50,
+      // A message a stopped replica had buffered comes back after this.
+      consumerAckWaitMs: 1_000,
       onConsumed: (o: ConsumeOutcome) => {
         if ((o.outcome === 'applied' || o.outcome === 'duplicate') && o.eventId) this.settled.add(o.eventId);
         if (o.outcome === 'deadlettered') this.deadLettered.push(`${o.subject}: ${o.reason}`);
@@ -147,7 +159,10 @@ export class TestEnv {
     const deadline = Date.now() + timeoutMs;
     while (this.ledger.published.some((id) => !this.settled.has(id))) {
       if (this.deadLettered.length > 0) throw new Error(`dead-lettered: ${this.deadLettered.join('; ')}`);
-      if (Date.now() > deadline) throw new Error(`ledger events not applied within ${timeoutMs} ms`);
+      if (Date.now() > deadline) {
+        const missing = this.ledger.published.filter((id) => !this.settled.has(id));
+        throw new Error(`ledger events not applied within ${timeoutMs} ms: ${missing.length} of ${this.ledger.published.length}, e.g. ${missing.slice(0, 3).join(', ')}`);
+      }
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -195,8 +210,13 @@ export class TestEnv {
     return out;
   }
 
-  async close(): Promise<void> {
+  /** Stops every replica started so far (a failed test must not leave sweepers behind). */
+  async stopReplicas(): Promise<void> {
     for (const r of this.replicas) await r.stop();
+  }
+
+  async close(): Promise<void> {
+    await this.stopReplicas();
     await this.ledger.close();
     await deleteStreams(this.bus.jsm, this.namespace).catch(() => undefined);
     await this.bus.close();

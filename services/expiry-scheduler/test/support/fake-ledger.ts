@@ -79,6 +79,8 @@ export class FakeLedger {
   private readonly responses = new Map<string, unknown>();
   private failures: { code: Code; count: number } | undefined;
   private readonly frozenAt = new Map<string, Date>();
+  /** Runs on every call before it is applied (tests use it to crash a scheduler mid-batch). */
+  onCall: ((call: LedgerCall) => Promise<void> | void) | undefined;
   /** Event ids published, in order. */
   readonly published: string[] = [];
   private server: http2.Http2Server | undefined;
@@ -306,7 +308,7 @@ export class FakeLedger {
   ): Promise<R> {
     const claims = claimsOf(ctx.requestHeader.get('authorization'));
     const replay = this.responses.has(key);
-    this.calls.push({
+    const call: LedgerCall = {
       method,
       idempotencyKey: key,
       entitlementId,
@@ -315,7 +317,9 @@ export class FakeLedger {
       replay,
       ...(detail.instant ? { instant: timestampDate(detail.instant) } : {}),
       ...(detail.graceEnd ? { graceEndTime: timestampDate(detail.graceEnd) } : {}),
-    });
+    };
+    this.calls.push(call);
+    await this.onCall?.(call);
     if (!key) throw new ConnectError('idempotency_key: is required', Code.InvalidArgument);
     if (!(claims.roles ?? []).includes('system')) throw new ConnectError('needs role system', Code.PermissionDenied);
     if (this.failures && this.failures.count > 0) {

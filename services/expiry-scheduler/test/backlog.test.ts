@@ -1,0 +1,165 @@
+import { ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import { sql } from 'kysely';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DAY, newTenantId, TestEnv } from './support/env.js';
+import type { LedgerCall } from './support/fake-ledger.js';
+import { seedBacklog } from './support/seed.js';
+
+const HOUR = 3_600_000;
+let env: TestEnv;
+
+beforeAll(async () => {
+  env = await TestEnv.start('2025-01-01T00:00:00Z');
+});
+
+afterEach(async () => {
+  await env.stopReplicas();
+});
+
+afterAll(async () => {
+  await env?.close();
+});
+
+const hard = { anchor: 1, durationDays: 30, mode: ExpiryMode.HARD };
+
+async function timerStates(tenantId: string): Promise<Record<string, number>> {
+  const rows = await env.db.db
+    .selectFrom('timers')
+    .select(['state', (eb) => eb.fn.countAll<bigint>().as('n')])
+    .where('tenant_id', '=', tenantId)
+    .groupBy('state')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+
+/** Each idempotency key applied exactly once at the ledger (replays of the same key aside). */
+function appliedOnce(calls: LedgerCall[]): Map<string, number> {
+  const applied = new Map<string, number>();
+  for (const c of calls) if (!c.replay) applied.set(c.idempotencyKey, (applied.get(c.idempotencyKey) ?? 0) + 1);
+  return applied;
+}
+
+const callsOf = (tenantId: string) => env.ledger.calls.filter((c) => c.tenantId === tenantId);
+
+describe('catch-up after downtime', () => {
+  it('fires overdue timers in due order, grace before expiry, logging progress', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, {
+      tenantId,
+      count: 150,
+      firstExpiry: new Date('2025-02-01T00:00:00Z'),
+      stepMs: HOUR,
+      policy: { ...hard, mode: ExpiryMode.SOFT, graceDays: 2 },
+    });
+    expect(await timerStates(tenantId)).toEqual({ PENDING: 300 + 300 });
+    // Down for months: everything is overdue.
+    env.clock.set('2025-06-01T00:00:00Z');
+    const replica = await env.startReplica({ batchSize: 40, concurrency: 1, progressIntervalMs: 0 });
+    const result = await replica.runtime.sweeper.runNow({ tenantId });
+    // Reminders are fired as no-ops (their expiry passed); 150 grace + 150 expiry calls.
+    expect(result).toEqual({ fired: 600, failed: 0, retried: 0 });
+    const calls = callsOf(tenantId);
+    expect(calls).toHaveLength(300);
+    const instants = calls.map((c) => c.instant!.getTime());
+    expect(instants).toEqual([...instants].sort((a, b) => a - b));
+    const byEntitlement = new Map<string, string[]>();
+    for (const c of calls) byEntitlement.set(c.entitlementId, [...(byEntitlement.get(c.entitlementId) ?? []), c.method]);
+    for (const methods of byEntitlement.values()) expect(methods).toEqual(['EnterGrace', 'Expire']);
+
+    const progress = replica.logLines.map((l) => JSON.parse(l) as { msg: string; done?: number; remaining?: number; ratePerSecond?: number }).filter((l) => l.msg.startsWith('expiry backlog'));
+    expect(progress.length).toBeGreaterThan(5);
+    expect(progress[0]!.msg).toMatch(/^expiry backlog: 40 fired, 0 failed, \d+ remaining, \d+\/s/);
+    expect(progress.at(-1)).toMatchObject({ done: 600, remaining: 0 });
+    await env.settle();
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 600 });
+    const events = await env.expiryEvents(tenantId);
+    expect(events.filter((e) => e.event === 'grace_started')).toHaveLength(150);
+    expect(events.filter((e) => e.event === 'expired')).toHaveLength(150);
+    await replica.stop();
+  });
+});
+
+describe('restart mid-backlog', () => {
+  it('a replica stopped part-way and a new one started fire every timer exactly once', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, { tenantId, count: 500, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    env.clock.set('2025-03-01T00:00:00Z');
+    const first = await env.startReplica({ batchSize: 20, sweepIntervalMs: 1 });
+    await env.until(() => callsOf(tenantId).length >= 150, 'the first replica to fire part of the backlog');
+    await first.stop();
+    const firedBeforeRestart = callsOf(tenantId).length;
+    expect(firedBeforeRestart).toBeLessThan(500);
+    expect(await timerStates(tenantId)).toEqual({ FIRED: firedBeforeRestart, PENDING: 500 - firedBeforeRestart });
+
+    const second = await env.startReplica({ batchSize: 20, sweepIntervalMs: 1 });
+    await env.until(async () => (await timerStates(tenantId)).PENDING === undefined, 'the second replica to drain the rest');
+    const calls = callsOf(tenantId);
+    expect(calls).toHaveLength(500);
+    expect(calls.filter((c) => c.replay)).toEqual([]);
+    expect([...appliedOnce(calls).values()].every((n) => n === 1)).toBe(true);
+    expect(appliedOnce(calls).size).toBe(500);
+    await env.settle();
+    await second.stop();
+  });
+
+  it('a crash after the ledger applied but before the sweep committed re-calls with the same keys: effects once', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, { tenantId, count: 200, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    env.clock.set('2025-03-01T00:00:00Z');
+    const crashing = await env.startReplica({ applicationName: 'expiry-crashing', batchSize: 25 });
+    let killed = false;
+    env.ledger.onCall = async (call) => {
+      if (killed || call.tenantId !== tenantId || callsOf(tenantId).length < 60) return;
+      killed = true;
+      // The process "dies" with its sweep transaction open: the ledger has applied what it was sent.
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'expiry-crashing' and state like 'idle in transaction%'`.execute(env.db.db);
+    };
+    await expect(crashing.runtime.sweeper.runNow({ tenantId })).rejects.toThrow();
+    env.ledger.onCall = undefined;
+    await crashing.stop();
+    const before = await timerStates(tenantId);
+    expect(before.FIRED ?? 0).toBeLessThan(callsOf(tenantId).length);
+
+    const next = await env.startReplica({ batchSize: 25 });
+    expect(await next.runtime.sweeper.runNow({ tenantId })).toMatchObject({ failed: 0 });
+    const calls = callsOf(tenantId);
+    const replays = calls.filter((c) => c.replay);
+    expect(replays.length).toBeGreaterThan(0);
+    expect(replays.length).toBeLessThanOrEqual(25);
+    expect(appliedOnce(calls).size).toBe(200);
+    expect([...appliedOnce(calls).values()].every((n) => n === 1)).toBe(true);
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 200 });
+    // What fired is announced once per timer.
+    const expired = (await env.expiryEvents(tenantId)).filter((e) => e.event === 'expired');
+    expect(new Set(expired.map((e) => e.id)).size).toBe(200);
+    expect(expired).toHaveLength(200);
+    await env.settle();
+    await next.stop();
+  });
+});
+
+describe('replicas racing on one backlog', () => {
+  it('share the work and fire each timer exactly once', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, { tenantId, count: 600, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 10_000, policy: hard });
+    env.clock.set('2025-01-01T00:00:00Z');
+    env.clock.advance(40 * DAY);
+    const a = await env.startReplica({ batchSize: 25 });
+    const b = await env.startReplica({ batchSize: 25 });
+    const [ra, rb] = await Promise.all([a.runtime.sweeper.runNow({ tenantId }), b.runtime.sweeper.runNow({ tenantId })]);
+    expect(ra.fired + rb.fired).toBe(600);
+    expect(ra.fired).toBeGreaterThan(0);
+    expect(rb.fired).toBeGreaterThan(0);
+    const calls = callsOf(tenantId);
+    expect(calls).toHaveLength(600);
+    expect(calls.filter((c) => c.replay)).toEqual([]);
+    expect(new Set(calls.map((c) => c.idempotencyKey)).size).toBe(600);
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 600 });
+    await env.settle();
+    await Promise.all([a.stop(), b.stop()]);
+  });
+});
