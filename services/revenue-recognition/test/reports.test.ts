@@ -223,6 +223,7 @@ describe('access and validation', () => {
   });
 
   it('keeps revenue to finance roles and a branch-limited caller to its branches', async () => {
+    expect(await code(h.call('getRevenueSplit', { period: MARCH }, null))).toMatch(/^Unauthenticated/);
     expect(await code(h.call('getRevenueSplit', { period: MARCH }, { subject: 'desk', tenantId: T, roles: ['staff'] }))).toMatch(/^PermissionDenied/);
     expect(await code(h.call('getSettlement', { period: MARCH }, finance(T, [O])))).toMatch(/^PermissionDenied: .*set branch_id/);
     expect(await code(h.call('getSettlement', { period: MARCH, branchId: TP }, finance(T, [O])))).toMatch(/^PermissionDenied/);

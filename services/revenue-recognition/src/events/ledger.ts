@@ -10,7 +10,7 @@ import { apply, purchase, type Contract, type ContractEvent, type DeliveryCosts,
 import { RevenueRuleError } from '../domain/errors.js';
 import { orderDecision } from '../domain/ordering.js';
 import { statusFromProto } from '../mapping.js';
-import { getDefinitionTerms } from '../store/catalogue.js';
+import { getDefinitionTerms, type TenantRow } from '../store/catalogue.js';
 import { loadContract, lockProgress, saveContract, setProgress } from '../store/contracts.js';
 import { insertJournalEntry } from '../store/journal.js';
 import type { RevenueDb } from '../store/schema.js';
@@ -60,7 +60,7 @@ export async function onLedgerEvent(tx: Kysely<RevenueDb>, event: ConsumedEvent<
 
   const tenant = await requireTenant(tx, event.tenantId, deps);
   const existing = await loadContract(tx, event.tenantId, ent.entitlementId);
-  const posting = await post(tx, tenant.earningRule, ent, entry, existing, deps, (currency) => requireCurrency(tenant, currency, 'entitlement.price.currency_code'));
+  const posting = await post(tx, tenant, ent, entry, existing, deps);
   const now = deps.now();
   await saveContract(tx, posting.contract, now);
   if (posting.draft) {
@@ -70,15 +70,8 @@ export async function onLedgerEvent(tx: Kysely<RevenueDb>, event: ConsumedEvent<
   await setProgress(tx, event.tenantId, ent.entitlementId, version);
 }
 
-async function post(
-  tx: Kysely<RevenueDb>,
-  earningRule: 'DELIVERING_BRANCH' | 'PURCHASING_BRANCH',
-  ent: Entitlement,
-  entry: LedgerEntry,
-  existing: Contract | undefined,
-  deps: HandlerDeps,
-  checkCurrency: (currency: string) => void,
-): Promise<Posting> {
+async function post(tx: Kysely<RevenueDb>, tenant: TenantRow, ent: Entitlement, entry: LedgerEntry, existing: Contract | undefined, deps: HandlerDeps): Promise<Posting> {
+  const { earningRule } = tenant;
   const at = instant(entry.occurredTime) ?? instant(entry.recordTime);
   if (!at) throw new RevenueRuleError('entry.occurred_time', `entry ${entry.entryId} has no occurred or record time`);
   const purchaseZone = ent.terms?.timeZone ? { [ent.purchaseBranchId]: ent.terms.timeZone } : {};
@@ -87,7 +80,7 @@ async function post(
     if (existing) throw new RevenueRuleError('entry.kind', `entitlement ${ent.entitlementId} already has a contract; a second purchase entry cannot open another`);
     const price = ent.price;
     if (!price || !isKnownCurrency(price.currencyCode)) throw new RevenueRuleError('entitlement.price', `entitlement ${ent.entitlementId} has no price in a known currency`);
-    checkCurrency(price.currencyCode);
+    requireCurrency(tenant, price.currencyCode, 'entitlement.price.currency_code');
     const terms = await definitionTerms(tx, ent, deps);
     const currency = price.currencyCode;
     const ctx = await postingContext(tx, ent.tenantId, earningRule, [ent.purchaseBranchId], purchaseZone, deps);

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Contract, ContractLineKind } from '../domain/contract.js';
 import type { EntitlementStatus, SessionOrder } from '../domain/types.js';
 import type { ContractTable, RevenueDb } from './schema.js';
@@ -34,7 +34,7 @@ export async function setProgress(db: Kysely<RevenueDb>, tenantId: string, entit
 
 export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, entitlementId: string): Promise<Contract | undefined> {
   const row = await db.selectFrom('contract').selectAll().where('tenant_id', '=', tenantId).where('entitlement_id', '=', entitlementId).executeTakeFirst();
-  return row && fromRow(row as unknown as ContractRow);
+  return row && fromRow(row);
 }
 
 export async function saveContract(db: Kysely<RevenueDb>, c: Contract, now: Date): Promise<void> {
@@ -55,22 +55,8 @@ export async function saveContract(db: Kysely<RevenueDb>, c: Contract, now: Date
     .execute();
 }
 
-/** A row as read: JSON columns arrive parsed. */
-type ContractRow = Omit<ContractTable, 'costs' | 'lines' | 'sessions' | 'standalone_price_minor' | 'package_recognised_minor' | 'breakage_recognised_minor'> & {
-  costs: { perSession: string; byBranch: Record<string, string> };
-  lines: { line: number; kind: string; sourceId: string; amount: string; sessions: number }[];
-  sessions: {
-    number: number;
-    bonus: boolean;
-    value: string;
-    line: number;
-    removed: boolean;
-    consumedBy: { entryId: string; earningBranchId: string; deliveringBranchId: string; deliveryCost: string } | null;
-  }[];
-  standalone_price_minor: bigint;
-  package_recognised_minor: bigint;
-  breakage_recognised_minor: bigint;
-};
+/** A row as read: JSON columns arrive parsed, int8 as bigint. */
+type ContractRow = Selectable<ContractTable>;
 
 function fromRow(r: ContractRow): Contract {
   return {

@@ -287,12 +287,14 @@ export class Harness {
 
   // -- the API ----------------------------------------------------------------------------------
 
-  /** Calls the API over gRPC (grpc-js) with a token carrying the caller; errors come back as ConnectError. */
-  async call<K extends keyof Methods & string>(method: K, request: MessageInitShape<Methods[K]['input']>, caller: Caller): Promise<MessageShape<Methods[K]['output']>> {
+  /** Calls the API over gRPC (grpc-js) with a token carrying the caller (none for null); errors come back as ConnectError. */
+  async call<K extends keyof Methods & string>(method: K, request: MessageInitShape<Methods[K]['input']>, caller: Caller | null): Promise<MessageShape<Methods[K]['output']>> {
     if (!this.client) throw new Error('service not running');
-    const token = await mintToken({ tenantId: caller.tenantId, roles: caller.roles, subject: caller.subject, ...(caller.branchIds ? { branchIds: caller.branchIds } : {}) }, this.secret);
+    const token = caller
+      ? await mintToken({ tenantId: caller.tenantId, roles: caller.roles, subject: caller.subject, ...(caller.branchIds ? { branchIds: caller.branchIds } : {}) }, this.secret)
+      : undefined;
     try {
-      return (await this.client.call(method as never, request as never, { token })) as MessageShape<Methods[K]['output']>;
+      return (await this.client.call(method as never, request as never, token ? { token } : {})) as MessageShape<Methods[K]['output']>;
     } catch (err) {
       const e = err as { code?: number; details?: string };
       // grpc-js decodes grpc-message with decodeURI, which leaves reserved characters (":") escaped.
