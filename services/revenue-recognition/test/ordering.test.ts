@@ -127,3 +127,17 @@ describe('catalogue dependencies', () => {
     expect(showLines(entries[1])).toEqual(['Dr DEFERRED_REVENUE@A 75.00 [RECOGNISED]', 'Cr PACKAGE_REVENUE@A 75.00']);
   });
 });
+
+describe('sealed tenants', () => {
+  it('refuses a ledger event whose payload names another tenant than its subject, and changes nothing there', async () => {
+    const victim = await tenant('victim');
+    const intruder = await tenant('intruder');
+    const sim = new SimEntitlement({ tenantId: intruder, definitionId: 'def-b3f1', terms: buy3free1(), branchId: 'A', timeZone: 'Asia/Singapore', at: day('2025-03-01') });
+    const purchase = sim.purchase();
+    await h.ledger({ ...purchase, tenantId: victim });
+    const dead = await h.deadLettered(purchase.id);
+    expect(dead.outcome === 'deadlettered' && dead.reason).toMatch(/tenant_id: .* arrived on tenant victim-/);
+    expect((await h.call('listJournalEntries', {}, finance(victim))).entries).toEqual([]);
+    expect((await h.call('listJournalEntries', {}, finance(intruder))).entries).toEqual([]);
+  });
+});
