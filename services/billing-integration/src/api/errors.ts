@@ -1,6 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { IdempotencyKeyError } from '@punchcard/db';
 import { InvalidField, RuleViolation } from '../domain/errors.js';
+import { ProviderError } from '../providers/provider.js';
 
 /**
  * Domain and library errors as gRPC statuses: a broken field is InvalidArgument naming it, a rule is
@@ -11,6 +12,8 @@ export function toConnectError(err: unknown): unknown {
   if (err instanceof InvalidField) return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
   if (err instanceof RuleViolation) return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
   if (err instanceof IdempotencyKeyError) return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
+  // The processor failed the call: retry later (Unavailable) or fix the configuration (FailedPrecondition).
+  if (err instanceof ProviderError) return new ConnectError(`payment provider: ${err.message}`, err.retryable ? Code.Unavailable : Code.FailedPrecondition, undefined, undefined, err);
   return err;
 }
 

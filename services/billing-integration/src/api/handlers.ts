@@ -291,7 +291,7 @@ export function billingHandlers(ctx: BillingContext) {
     async listWebhookDeliveries(caller: Caller, req: ListWebhookDeliveriesRequest) {
       requireRole(caller, ADMIN);
       const size = pageSize(req.pageSize);
-      const after = decodeToken(req.pageToken, 1);
+      const after = decodeToken(req.pageToken, 1, /^\d{1,18}$/);
       let q = db.selectFrom('webhook_deliveries').selectAll().where('tenant_id', '=', caller.tenantId);
       if (req.subscriptionId) q = q.where('subscription_id', '=', requireUuid('subscription_id', req.subscriptionId));
       if (after) q = q.where('seq', '>', BigInt(after[0]!));

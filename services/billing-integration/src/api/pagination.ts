@@ -13,11 +13,11 @@ export function encodeToken(key: readonly string[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-export function decodeToken(token: string, parts: number): string[] | undefined {
+export function decodeToken(token: string, parts: number, pattern: RegExp = /^.{1,200}$/s): string[] | undefined {
   if (!token) return undefined;
   try {
     const key = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(key) && key.length === parts && key.every((k) => typeof k === 'string')) return key as string[];
+    if (Array.isArray(key) && key.length === parts && key.every((k) => typeof k === 'string' && pattern.test(k))) return key as string[];
   } catch {
     // fall through to the error below
   }

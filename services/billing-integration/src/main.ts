@@ -1,0 +1,4 @@
+import { runService } from '@punchcard/platform';
+import { billingService } from './service.js';
+
+await runService(billingService());

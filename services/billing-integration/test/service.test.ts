@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { BillingService, PaymentStatus } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
+import { loadConfig, mintToken, startService, type RunningService } from '@punchcard/platform';
+import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { billingService, migrateSchema, type BillingState } from '../src/service.js';
+import { SCHEMA } from '../src/store/schema.js';
+import { startFakeLedger, type FakeLedger } from './support/fake-ledger.js';
+import { startFakeTestpay, testpayWebhook } from './support/fake-testpay.js';
+import { LEDGER_SECRET, newTenantId, TESTPAY_API_KEY, TESTPAY_WEBHOOK_SECRET } from './support/harness.js';
+
+/** The service as it runs in production: startService (auth, Connect + gRPC, ops), real workers and loops. */
+let database: TestDatabase;
+let ledger: FakeLedger;
+let testpay: Awaited<ReturnType<typeof startFakeTestpay>>;
+let running: RunningService<BillingState>;
+let client: GrpcJsClient<typeof BillingService>;
+const logLines: string[] = [];
+const secretsKey = randomBytes(32).toString('hex');
+
+beforeAll(async () => {
+  database = await createTestDatabase('billing_svc');
+  await migrateSchema(database.url, SCHEMA);
+  ledger = await startFakeLedger(LEDGER_SECRET);
+  testpay = await startFakeTestpay(TESTPAY_API_KEY);
+  const definition = billingService();
+  const config = loadConfig(definition, {
+    DATABASE_URL: database.url,
+    DATABASE_SCHEMA: SCHEMA,
+    NATS_URL: await testNats(),
+    BUS_NAMESPACE: testNamespace('billsvc'),
+    AUTH_JWT_SECRET: LEDGER_SECRET,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    OPS_PORT: '0',
+    WEBHOOK_PORT: '0',
+    LOG_LEVEL: 'debug',
+    BILLING_SECRETS_KEY: secretsKey,
+    LEDGER_URL: ledger.url,
+    TESTPAY_URL: testpay.url,
+    BILLING_POLL_MS: '200',
+  });
+  running = await startService(definition, config, { logDestination: new Writable({ write: (c: Buffer, _e, done) => (logLines.push(c.toString()), done()) }) });
+  client = grpcJsClient(BillingService, running.apiUrl);
+});
+
+afterAll(async () => {
+  client?.close();
+  await running?.stop();
+  await ledger?.close();
+  await testpay?.close();
+  await database?.drop();
+});
+
+const token = (tenantId: string, roles: string[]) => mintToken({ tenantId, roles, subject: 'front-desk' }, LEDGER_SECRET);
+
+describe('billing-integration over gRPC', () => {
+  it('requires a bearer token', async () => {
+    await expect(client.call('getPayment', { paymentId: '00000000-0000-0000-0000-000000000000' })).rejects.toMatchObject({ code: GrpcStatus.UNAUTHENTICATED });
+  });
+
+  it('takes a card checkout to an entitlement on its own: signed webhook, saga, system token to the ledger', async () => {
+    const tenant = newTenantId();
+    const adminToken = await token(tenant, ['admin']);
+    await client.call('configurePaymentProvider', { idempotencyKey: 'p', provider: 'testpay', apiKey: TESTPAY_API_KEY, webhookSecret: TESTPAY_WEBHOOK_SECRET }, { token: adminToken });
+    const staffToken = await token(tenant, ['staff']);
+    const { payment } = await client.call(
+      'createCheckout',
+      { idempotencyKey: 'c1', memberId: 'm-1', definitionId: 'def-10pass', branchId: 'orchard', provider: 'testpay', amount: { currencyCode: 'SGD', amountMinor: 30000n } },
+      { token: staffToken },
+    );
+    expect(payment!.checkoutUrl).toContain('testpay');
+    const hook = testpayWebhook(TESTPAY_WEBHOOK_SECRET, { id: 'evt-1', type: 'checkout.captured', checkoutId: payment!.providerReference, paymentId: payment!.paymentId, amount: 30000n, currency: 'SGD' }, new Date());
+    const url = `${running.state.app!.webhookUrl}/webhooks/testpay/${tenant}`;
+    for (let i = 0; i < 3; i++) expect((await fetch(url, { method: 'POST', headers: hook.headers, body: hook.body })).status).toBe(200);
+
+    await expect
+      .poll(async () => (await client.call('getPayment', { paymentId: payment!.paymentId }, { token: staffToken })).payment!.status, { timeout: 10_000 })
+      .toBe(PaymentStatus.FULFILLED);
+    const calls = ledger.calls.filter((c) => c.request.idempotencyKey === payment!.paymentId);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ tenantId: tenant, roles: ['system'] });
+
+    await expect(client.call('getPayment', { paymentId: payment!.paymentId }, { token: await token(newTenantId(), ['staff']) })).rejects.toMatchObject({ code: GrpcStatus.NOT_FOUND });
+    await expect(client.call('createCheckout', { idempotencyKey: 'x', memberId: '', definitionId: 'd', branchId: 'b', provider: 'manual' }, { token: staffToken })).rejects.toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: expect.stringContaining('member_id'),
+    });
+
+    const text = logLines.join('');
+    expect(text).toContain('payment fulfilled');
+    for (const secret of [TESTPAY_API_KEY, TESTPAY_WEBHOOK_SECRET, secretsKey]) expect(text).not.toContain(secret);
+  });
+
+  it('refuses to start without BILLING_SECRETS_KEY, naming it', () => {
+    expect(() => loadConfig(billingService(), { AUTH_DEV_MODE: '1', DATABASE_URL: database.url, NATS_URL: 'nats://127.0.0.1:4222' })).toThrow(/BILLING_SECRETS_KEY/);
+  });
+});
