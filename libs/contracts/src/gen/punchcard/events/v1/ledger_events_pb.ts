@@ -4,7 +4,11 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Entitlement, LedgerEntry } from "../../ledger/v1/ledger_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Actor } from "../../common/v1/common_pb.js";
+import { file_punchcard_common_v1_common } from "../../common/v1/common_pb.js";
+import type { Entitlement, Household, LedgerEntry, Refund } from "../../ledger/v1/ledger_pb.js";
 import { file_punchcard_ledger_v1_ledger } from "../../ledger/v1/ledger_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,12 +16,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/events/v1/ledger_events.proto.
  */
 export const file_punchcard_events_v1_ledger_events: GenFile = /*@__PURE__*/
-  fileDesc("CidwdW5jaGNhcmQvZXZlbnRzL3YxL2xlZGdlcl9ldmVudHMucHJvdG8SE3B1bmNoY2FyZC5ldmVudHMudjEifQoTTGVkZ2VyRW50cnlSZWNvcmRlZBI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5YgZwcm90bzM", [file_punchcard_ledger_v1_ledger]);
+  fileDesc("CidwdW5jaGNhcmQvZXZlbnRzL3YxL2xlZGdlcl9ldmVudHMucHJvdG8SE3B1bmNoY2FyZC5ldmVudHMudjEifQoTTGVkZ2VyRW50cnlSZWNvcmRlZBI1CgtlbnRpdGxlbWVudBgBIAEoCzIgLnB1bmNoY2FyZC5sZWRnZXIudjEuRW50aXRsZW1lbnQSLwoFZW50cnkYAiABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkxlZGdlckVudHJ5IjwKDVJlZnVuZENoYW5nZWQSKwoGcmVmdW5kGAEgASgLMhsucHVuY2hjYXJkLmxlZGdlci52MS5SZWZ1bmQiRQoQSG91c2Vob2xkQ2hhbmdlZBIxCglob3VzZWhvbGQYASABKAsyHi5wdW5jaGNhcmQubGVkZ2VyLnYxLkhvdXNlaG9sZCK5AQoOU2hhcmluZ0NoYW5nZWQSNQoLZW50aXRsZW1lbnQYASABKAsyIC5wdW5jaGNhcmQubGVkZ2VyLnYxLkVudGl0bGVtZW50EhQKDGhvdXNlaG9sZF9pZBgCIAEoCRIpCgVhY3RvchgDIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuQWN0b3ISLwoLY2hhbmdlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_punchcard_common_v1_common, file_punchcard_ledger_v1_ledger]);
 
 /**
  * Every ledger event (ledger.entitlement_purchased, ledger.session_consumed,
  * ledger.consume_reversed, ledger.entitlement_extended, ledger.entitlement_frozen,
- * ledger.entitlement_unfrozen, ledger.grace_started, ledger.entitlement_expired, ...) carries the
+ * ledger.entitlement_unfrozen, ledger.grace_started, ledger.entitlement_expired,
+ * ledger.transferred_out, ledger.transferred_in, ledger.topped_up, ledger.upgraded_out,
+ * ledger.upgraded_in, ledger.refunded) carries the
  * entry it records and the entitlement as it stands after it. entitlement.version orders the
  * events of one entitlement: consumers apply version n only after n - 1.
  *
@@ -41,4 +47,84 @@ export type LedgerEntryRecorded = Message<"punchcard.events.v1.LedgerEntryRecord
  */
 export const LedgerEntryRecordedSchema: GenMessage<LedgerEntryRecorded> = /*@__PURE__*/
   messageDesc(file_punchcard_events_v1_ledger_events, 0);
+
+/**
+ * ledger.refund_requested, ledger.refund_rejected, ledger.refund_payout_failed (ce-subject =
+ * refund_id): a refund request changed state. (ledger.refund_approved carries RefundApproved; the
+ * settlement is the REFUND entry's ledger.refunded.) Not entitlement-versioned: refund.version
+ * orders the changes of one refund.
+ *
+ * @generated from message punchcard.events.v1.RefundChanged
+ */
+export type RefundChanged = Message<"punchcard.events.v1.RefundChanged"> & {
+  /**
+   * @generated from field: punchcard.ledger.v1.Refund refund = 1;
+   */
+  refund?: Refund | undefined;
+};
+
+/**
+ * Describes the message punchcard.events.v1.RefundChanged.
+ * Use `create(RefundChangedSchema)` to create a new message.
+ */
+export const RefundChangedSchema: GenMessage<RefundChanged> = /*@__PURE__*/
+  messageDesc(file_punchcard_events_v1_ledger_events, 1);
+
+/**
+ * ledger.household_changed (ce-subject = household_id): created, or a member added or removed.
+ *
+ * @generated from message punchcard.events.v1.HouseholdChanged
+ */
+export type HouseholdChanged = Message<"punchcard.events.v1.HouseholdChanged"> & {
+  /**
+   * @generated from field: punchcard.ledger.v1.Household household = 1;
+   */
+  household?: Household | undefined;
+};
+
+/**
+ * Describes the message punchcard.events.v1.HouseholdChanged.
+ * Use `create(HouseholdChangedSchema)` to create a new message.
+ */
+export const HouseholdChangedSchema: GenMessage<HouseholdChanged> = /*@__PURE__*/
+  messageDesc(file_punchcard_events_v1_ledger_events, 2);
+
+/**
+ * ledger.entitlement_shared / ledger.entitlement_unshared (ce-subject = entitlement_id): the
+ * entitlement's household pool changed. Moves no sessions, so it is not an entry.
+ *
+ * @generated from message punchcard.events.v1.SharingChanged
+ */
+export type SharingChanged = Message<"punchcard.events.v1.SharingChanged"> & {
+  /**
+   * The entitlement after the change.
+   *
+   * @generated from field: punchcard.ledger.v1.Entitlement entitlement = 1;
+   */
+  entitlement?: Entitlement | undefined;
+
+  /**
+   * Empty when unshared.
+   *
+   * @generated from field: string household_id = 2;
+   */
+  householdId: string;
+
+  /**
+   * @generated from field: punchcard.common.v1.Actor actor = 3;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp change_time = 4;
+   */
+  changeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message punchcard.events.v1.SharingChanged.
+ * Use `create(SharingChangedSchema)` to create a new message.
+ */
+export const SharingChangedSchema: GenMessage<SharingChanged> = /*@__PURE__*/
+  messageDesc(file_punchcard_events_v1_ledger_events, 3);
 

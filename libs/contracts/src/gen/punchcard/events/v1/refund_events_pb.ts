@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/events/v1/refund_events.proto.
  */
 export const file_punchcard_events_v1_refund_events: GenFile = /*@__PURE__*/
-  fileDesc("CidwdW5jaGNhcmQvZXZlbnRzL3YxL3JlZnVuZF9ldmVudHMucHJvdG8SE3B1bmNoY2FyZC5ldmVudHMudjEirAEKDlJlZnVuZEFwcHJvdmVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSFgoOZW50aXRsZW1lbnRfaWQYAyABKAkSKgoGYW1vdW50GAQgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIwCgxhcHByb3ZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
+  fileDesc("CidwdW5jaGNhcmQvZXZlbnRzL3YxL3JlZnVuZF9ldmVudHMucHJvdG8SE3B1bmNoY2FyZC5ldmVudHMudjEivwEKDlJlZnVuZEFwcHJvdmVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSFgoOZW50aXRsZW1lbnRfaWQYAyABKAkSKgoGYW1vdW50GAQgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRIwCgxhcHByb3ZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW1lbWJlcl9pZBgGIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
 
 /**
  * ledger.refund_approved (stream LEDGER, subject punchcard.ledger.refund_approved.<tenant_id>):
@@ -51,6 +51,13 @@ export type RefundApproved = Message<"punchcard.events.v1.RefundApproved"> & {
    * @generated from field: google.protobuf.Timestamp approve_time = 5;
    */
   approveTime?: Timestamp | undefined;
+
+  /**
+   * The entitlement's holder.
+   *
+   * @generated from field: string member_id = 6;
+   */
+  memberId: string;
 };
 
 /**
