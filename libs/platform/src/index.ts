@@ -1,0 +1,47 @@
+export {
+  defineService,
+  runService,
+  startService,
+  type MigrateContext,
+  type RunContext,
+  type RunningService,
+  type ServiceContext,
+  type ServiceDefinition,
+  type StartOptions,
+  type StopHook,
+} from './service.js';
+export {
+  ConfigError,
+  loadConfig,
+  LOG_LEVELS,
+  type AuthConfig,
+  type ConfigSource,
+  type LogLevel,
+  type PlatformConfig,
+  type Requirement,
+  type ServiceConfig,
+} from './config.js';
+export {
+  authInterceptor,
+  callerOf,
+  createTokenVerifier,
+  DEV_JWT_SECRET,
+  mintToken,
+  requireRole,
+  type Caller,
+  type Role,
+  type TokenClaims,
+  type TokenVerifier,
+} from './auth.js';
+export {
+  alreadyExists,
+  failedPrecondition,
+  internalError,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+  resourceExhausted,
+  unauthenticated,
+} from './errors.js';
+export { createLogger, type Logger } from './logger.js';
+export type { ReadinessCheck } from './readiness.js';

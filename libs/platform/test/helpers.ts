@@ -1,0 +1,64 @@
+import grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+  type ServerReflectionResponse,
+} from '@punchcard/contracts/grpc/reflection/v1/reflection_pb';
+import * as v1alpha from '@punchcard/contracts/grpc/reflection/v1alpha/reflection_pb';
+import { loadConfig } from '../src/index.js';
+import { sampleDefinition } from './sample.js';
+
+export const SECRET = 'platform-test-secret-0123456789abcdef';
+
+export function sampleConfig(env: Record<string, string> = {}) {
+  return loadConfig(sampleDefinition(), {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    OPS_PORT: '0',
+    AUTH_JWT_SECRET: SECRET,
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+}
+
+/** A pino destination keeping parsed JSON lines. */
+export function captureLogs() {
+  const lines: Array<Record<string, unknown>> = [];
+  return { lines, destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } };
+}
+
+/**
+ * Sends reflection requests on one ServerReflectionInfo stream with @grpc/grpc-js, as grpcurl
+ * does, and collects the responses. v1alpha messages are encoded with their own schemas.
+ */
+export function reflect(
+  apiUrl: string,
+  version: 'v1' | 'v1alpha',
+  requests: MessageInitShape<typeof ServerReflectionRequestSchema>[],
+): Promise<ServerReflectionResponse[]> {
+  const reqSchema = version === 'v1' ? ServerReflectionRequestSchema : v1alpha.ServerReflectionRequestSchema;
+  const resSchema = version === 'v1' ? ServerReflectionResponseSchema : v1alpha.ServerReflectionResponseSchema;
+  const client = new grpc.Client(apiUrl.replace(/^http:\/\//, ''), grpc.credentials.createInsecure());
+  const call = client.makeBidiStreamRequest(
+    `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+    (req: MessageInitShape<typeof ServerReflectionRequestSchema>) =>
+      Buffer.from(toBinary(reqSchema, create(reqSchema, req as never))),
+    // Decode v1alpha bytes with the v1 schema too: identical wire format, one type for assertions.
+    (bytes: Buffer) => fromBinary(ServerReflectionResponseSchema, toBinary(resSchema, fromBinary(resSchema, bytes))),
+  );
+  const responses: ServerReflectionResponse[] = [];
+  return new Promise((resolve, reject) => {
+    call.on('data', (res: ServerReflectionResponse) => responses.push(res));
+    call.on('error', (err) => {
+      client.close();
+      reject(err);
+    });
+    call.on('end', () => {
+      client.close();
+      resolve(responses);
+    });
+    for (const req of requests) call.write(req);
+    call.end();
+  });
+}
