@@ -1,6 +1,5 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
 import {
   ExpiryService,
   GetScheduleResponseSchema,
@@ -15,19 +14,13 @@ import {
   type RunDueResponse,
 } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
 import { IdempotencyKeyError, inTransaction, requestHash, withIdempotency } from '@punchcard/db';
+import { invalidArgument, notFound, requireRole, type Caller, type Role } from '@punchcard/platform';
 import type { Kysely } from 'kysely';
 import { firingOrder } from '../domain/schedule.js';
 import type { ExpiryDb } from '../store/schema.js';
 import { countDue, getEntitlement, listDue, timersOf } from '../store/store.js';
 import type { SweepOptions, SweepResult } from '../sweep.js';
 import { decodePageToken, encodePageToken, timerToProto } from './convert.js';
-
-/** Who is calling, from the verified token; the only source of the tenant. */
-export interface Caller {
-  subject: string;
-  tenantId: string;
-  roles: readonly string[];
-}
 
 export interface ExpiryApiDeps {
   db: Kysely<ExpiryDb>;
@@ -36,29 +29,22 @@ export interface ExpiryApiDeps {
   runDue: (options: SweepOptions) => Promise<SweepResult>;
 }
 
-const READERS = ['staff', 'manager', 'admin', 'system'] as const;
-const OPERATORS = ['admin', 'system'] as const;
+const READERS: Role[] = ['staff', 'manager', 'admin', 'system'];
+const OPERATORS: Role[] = ['admin', 'system'];
 export const MAX_PAGE_SIZE = 1000;
 const DEFAULT_PAGE_SIZE = 100;
 
-export function invalidArgument(field: string, reason: string): ConnectError {
-  return new ConnectError(`${field}: ${reason}`, Code.InvalidArgument);
-}
-
-function requireRole(caller: Caller, roles: readonly string[]): void {
-  if (!roles.some((r) => caller.roles.includes(r))) {
-    throw new ConnectError(`this call needs one of the roles ${roles.join(', ')}`, Code.PermissionDenied);
-  }
-}
-
-/** The ExpiryService handlers, caller first (the server adapter authenticates and passes it in). */
+/**
+ * The ExpiryService handlers, caller first (the server adapter takes it from the verified token).
+ * Every read is confined to the caller's tenant; operators (admin, system) list and force due timers.
+ */
 export function expiryHandlers(deps: ExpiryApiDeps) {
   return {
     async getSchedule(caller: Caller, req: GetScheduleRequest): Promise<GetScheduleResponse> {
-      requireRole(caller, READERS);
+      requireRole(caller, ...READERS);
       if (req.entitlementId.trim() === '') throw invalidArgument('entitlement_id', 'is required');
       const row = await getEntitlement(deps.db, caller.tenantId, req.entitlementId);
-      if (!row) throw new ConnectError(`entitlement ${req.entitlementId} is not known to the expiry scheduler`, Code.NotFound);
+      if (!row) throw notFound('entitlement', req.entitlementId);
       const timers = await timersOf(deps.db, caller.tenantId, req.entitlementId);
       const pending = timers
         .filter((t) => t.state === 'PENDING')
@@ -75,7 +61,7 @@ export function expiryHandlers(deps: ExpiryApiDeps) {
     },
 
     async listDue(caller: Caller, req: ListDueRequest): Promise<ListDueResponse> {
-      requireRole(caller, OPERATORS);
+      requireRole(caller, ...OPERATORS);
       if (req.pageSize < 0 || req.pageSize > MAX_PAGE_SIZE) throw invalidArgument('page_size', `must be from 0 to ${MAX_PAGE_SIZE}`);
       const size = req.pageSize || DEFAULT_PAGE_SIZE;
       const after = req.pageToken ? decodePageToken(req.pageToken) : undefined;
@@ -91,7 +77,7 @@ export function expiryHandlers(deps: ExpiryApiDeps) {
     },
 
     async runDue(caller: Caller, req: RunDueRequest): Promise<RunDueResponse> {
-      requireRole(caller, OPERATORS);
+      requireRole(caller, ...OPERATORS);
       if (req.limit < 0) throw invalidArgument('limit', 'must not be negative (0 = every due timer)');
       const run = async () => {
         const result = await deps.runDue({ tenantId: caller.tenantId, ...(req.limit > 0 ? { limit: req.limit } : {}) });

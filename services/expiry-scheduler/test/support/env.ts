@@ -7,7 +7,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import type { Caller } from '../../src/api/handlers.js';
+import type { Caller } from '@punchcard/platform';
 import { grpcLedger } from '../../src/ledger/grpc-ledger.js';
 import { startRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime.js';
 import { migrations } from '../../src/store/migrations.js';
@@ -127,10 +127,7 @@ export class TestEnv {
       gapRetryMs: 50,
       // A message a stopped replica had buffered comes back after this.
       consumerAckWaitMs: 1_000,
-      onConsumed: (o: ConsumeOutcome) => {
-        if ((o.outcome === 'applied' || o.outcome === 'duplicate') && o.eventId) this.settled.add(o.eventId);
-        if (o.outcome === 'deadlettered') this.deadLettered.push(`${o.subject}: ${o.reason}`);
-      },
+      onConsumed: this.track,
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
       ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
@@ -153,6 +150,12 @@ export class TestEnv {
     this.replicas.push(replica);
     return replica;
   }
+
+  /** Pass to a scheduler's consumer so {@link settle} knows what it applied. */
+  readonly track = (o: ConsumeOutcome): void => {
+    if ((o.outcome === 'applied' || o.outcome === 'duplicate') && o.eventId) this.settled.add(o.eventId);
+    if (o.outcome === 'deadlettered') this.deadLettered.push(`${o.subject}: ${o.reason}`);
+  };
 
   /** Waits (real time) until every ledger event published so far has been applied by some replica. */
   async settle(timeoutMs = 15_000): Promise<void> {

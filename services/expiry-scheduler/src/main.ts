@@ -1,0 +1,4 @@
+import { runService } from '@punchcard/platform';
+import { expirySchedulerService } from './service.js';
+
+await runService(expirySchedulerService());

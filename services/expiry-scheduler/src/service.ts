@@ -1,0 +1,167 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
+import { ExpiryService } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
+import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { callerOf, defineService, DEV_JWT_SECRET, type AuthConfig, type ServiceDefinition } from '@punchcard/platform';
+import { z } from 'zod';
+import { expiryHandlers } from './api/handlers.js';
+import { grpcLedger } from './ledger/grpc-ledger.js';
+import type { LedgerPort } from './ledger/port.js';
+import { systemTokens } from './ledger/tokens.js';
+import { startRuntime, type Runtime } from './runtime.js';
+import { migrations } from './store/migrations.js';
+import type { ExpiryDb } from './store/schema.js';
+
+/** The scheduler's own environment variables. */
+export const expiryEnv = z.object({
+  /** The entitlement ledger's API (gRPC). */
+  LEDGER_URL: z.url().default('http://127.0.0.1:7102'),
+  /** HS256 secret for the `system` tokens it calls the ledger with; default AUTH_JWT_SECRET (or the dev secret in dev mode). */
+  LEDGER_JWT_SECRET: z.string().min(32).optional(),
+  /** Pause between background sweeps; 0 = none (RunDue only). */
+  EXPIRY_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(1_000),
+  /** Timers claimed per transaction. */
+  EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(5_000).default(100),
+  /** Ledger calls in flight per batch. */
+  EXPIRY_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** Minimum time between backlog progress log lines. */
+  EXPIRY_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
+});
+
+export type ExpiryEnv = z.infer<typeof expiryEnv>;
+
+export interface ExpiryState {
+  database: Database<ExpiryDb>;
+  bus: Bus;
+  clock: () => Date;
+  ledger: LedgerPort;
+  /** Set once the start hook ran: consumer, relay and sweeper (tests flush the relay, run sweeps). */
+  runtime?: Runtime;
+}
+
+export interface ExpirySchedulerOptions {
+  /** Business time; tests inject a clock they move. Default: the system clock. */
+  clock?: () => Date;
+  /** A ledger other than the gRPC one at LEDGER_URL. */
+  ledger?: LedgerPort;
+  /** Outbox relay poll fallback (NOTIFY wakes it sooner). */
+  relayPollMs?: number;
+  /** Redelivery delay of a ledger event that arrived before its predecessor. */
+  gapRetryMs?: number;
+  /** Called after each consumed ledger event settles (metrics, tests waiting for an effect). */
+  onConsumed?: (outcome: ConsumeOutcome) => void;
+}
+
+function required(value: string | undefined, variable: string): string {
+  if (!value) throw new Error(`${variable} is required`);
+  return value;
+}
+
+/** The secret the ledger verifies `system` tokens with. */
+export function ledgerTokenSecret(auth: AuthConfig, explicit: string | undefined): string {
+  if (explicit) return explicit;
+  if (auth.mode === 'secret') return auth.secret;
+  if (auth.mode === 'dev') return DEV_JWT_SECRET;
+  throw new Error('LEDGER_JWT_SECRET is required with AUTH_JWKS_URL: the scheduler must sign the system tokens it calls the ledger with');
+}
+
+/** Creates the schema when missing (the service role may lack CREATE on the database), then migrates. */
+export async function migrateSchema(url: string, schema: string): Promise<string[]> {
+  const database = createDb<ExpiryDb>({ url, schema, poolMax: 1, applicationName: 'expiry-scheduler-migrate' });
+  try {
+    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
+    if (rowCount === 0) await ensureSchema(url, schema);
+    return await migrateToLatest(database.db, schema, migrations);
+  } finally {
+    await database.close();
+  }
+}
+
+/** The expiry scheduler: ExpiryService API, ledger event consumer, outbox relay and the timer sweep. */
+export function expirySchedulerService(options: ExpirySchedulerOptions = {}): ServiceDefinition<ExpiryState, ExpiryEnv> {
+  const clock = options.clock ?? (() => new Date());
+  return defineService<ExpiryState, ExpiryEnv>({
+    name: 'expiry-scheduler',
+    defaultPorts: { api: 7103, ops: 7203 },
+    requires: ['database', 'nats'],
+    env: expiryEnv,
+
+    async setup(ctx) {
+      const database = createDb<ExpiryDb>({
+        url: required(ctx.config.databaseUrl, 'DATABASE_URL'),
+        schema: ctx.config.databaseSchema,
+        applicationName: ctx.config.serviceName,
+        // A sweep holds a connection per batch besides the consumer's and the relay's.
+        poolMax: 10,
+        onError: (err) => ctx.logger.warn({ err }, 'postgres pool error'),
+      });
+      ctx.onClose(() => database.close());
+      const bus = await connectBus({ url: required(ctx.config.natsUrl, 'NATS_URL'), name: ctx.config.serviceName });
+      ctx.onClose(() => bus.close());
+      await declareStreams(bus.jsm, { namespace: ctx.config.busNamespace });
+      let ledger = options.ledger;
+      if (!ledger) {
+        const grpc = grpcLedger({
+          baseUrl: ctx.config.env.LEDGER_URL,
+          tokenFor: systemTokens(ledgerTokenSecret(ctx.config.auth, ctx.config.env.LEDGER_JWT_SECRET)),
+        });
+        ctx.onClose(() => grpc.close());
+        ledger = grpc;
+      }
+      return { database, bus, clock, ledger };
+    },
+
+    register(router, ctx) {
+      const handlers = expiryHandlers({
+        db: ctx.state.database.db,
+        clock: ctx.state.clock,
+        runDue: (o) => {
+          const runtime = ctx.state.runtime;
+          if (!runtime) throw new ConnectError('the scheduler is starting; try again', Code.Unavailable);
+          return runtime.sweeper.runNow(o);
+        },
+      });
+      router.service(ExpiryService, {
+        getSchedule: (req, c) => handlers.getSchedule(callerOf(c), req),
+        listDue: (req, c) => handlers.listDue(callerOf(c), req),
+        runDue: (req, c) => handlers.runDue(callerOf(c), req),
+      });
+    },
+
+    readiness(ctx) {
+      return {
+        postgres: () => ctx.state.database.pool.query('select 1'),
+        nats: async () => {
+          if (ctx.state.bus.nc.isClosed()) throw new Error('NATS connection closed');
+          await ctx.state.bus.nc.flush();
+        },
+      };
+    },
+
+    async start(ctx) {
+      const env = ctx.config.env;
+      const runtime = await startRuntime({
+        db: ctx.state.database,
+        bus: ctx.state.bus,
+        namespace: ctx.config.busNamespace,
+        ledger: ctx.state.ledger,
+        clock: ctx.state.clock,
+        logger: ctx.logger,
+        sweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
+        batchSize: env.EXPIRY_BATCH_SIZE,
+        concurrency: env.EXPIRY_CONCURRENCY,
+        progressIntervalMs: env.EXPIRY_PROGRESS_INTERVAL_MS,
+        ...(options.relayPollMs !== undefined ? { relayPollIntervalMs: options.relayPollMs } : {}),
+        ...(options.gapRetryMs !== undefined ? { gapRetryMs: options.gapRetryMs } : {}),
+        ...(options.onConsumed ? { onConsumed: options.onConsumed } : {}),
+      });
+      ctx.state.runtime = runtime;
+      return () => runtime.stop();
+    },
+
+    async migrate(ctx) {
+      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema);
+      ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
+    },
+  });
+}
