@@ -1,0 +1,96 @@
+import { parseArgs } from 'node:util';
+
+export interface Flags {
+  benchmarks: string[];
+  /** Measured time per step. */
+  durationMs: number;
+  warmupMs: number;
+  concurrency: number[];
+  /** Pool size of the raw-SQL driver; the ledger's default pool is 10. */
+  rawPool: number;
+  pgbench: boolean;
+  /** Consumes per second for event-lag. */
+  rate: number;
+  hotSessions: number;
+  hotWorkers: number;
+  expiryCount: number;
+  reportEntries: number;
+  /** Write V8 CPU profiles of the service processes to bench/profiles/. */
+  cpuProf: boolean;
+  logLevel: string;
+}
+
+export const USAGE = `pnpm bench [benchmark …] [flags]
+
+benchmarks (default: all): consume-throughput, hot-row, event-lag, expiry-sweep, report
+
+flags:
+  --duration S          measured seconds per step (default 10)
+  --warmup S            unmeasured warm-up seconds per step (default 2)
+  --quick               --duration 3 --warmup 1 (a smoke run)
+  --concurrency LIST    consume-throughput levels (default 1,4,16,64)
+  --raw-pool N          pool size of the raw-SQL driver (default 10, the ledger's)
+  --no-pgbench          skip the pgbench column
+  --rate N              event-lag consumes per second (default 500)
+  --hot-sessions N      hot-row: sessions in the shared entitlement (default 1000)
+  --hot-workers N       hot-row: concurrent consumers (default 64)
+  --expiry N            expiry-sweep: due entitlements (default 100000); --expiry-1m = 1000000
+  --report-entries N    report: ledger entries to roll forward (default 1000000); --report-10m = 10000000
+  --cpu-prof            write V8 CPU profiles of the services to bench/profiles/
+  --log-level L         services' LOG_LEVEL (default info, as in production)
+  --help`;
+
+export const ALL_BENCHMARKS = ['consume-throughput', 'hot-row', 'event-lag', 'expiry-sweep', 'report'];
+
+export function parseFlags(argv: string[]): Flags | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv.filter((a) => a !== '--'),
+    allowPositionals: true,
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      quick: { type: 'boolean' },
+      concurrency: { type: 'string' },
+      'raw-pool': { type: 'string' },
+      'no-pgbench': { type: 'boolean' },
+      rate: { type: 'string' },
+      'hot-sessions': { type: 'string' },
+      'hot-workers': { type: 'string' },
+      expiry: { type: 'string' },
+      'expiry-1m': { type: 'boolean' },
+      'report-entries': { type: 'string' },
+      'report-10m': { type: 'boolean' },
+      'cpu-prof': { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  for (const name of positionals) {
+    if (!ALL_BENCHMARKS.includes(name)) throw new Error(`unknown benchmark ${JSON.stringify(name)} (known: ${ALL_BENCHMARKS.join(', ')})`);
+  }
+  const num = (flag: string, value: string | undefined, fallback: number, min = 0) => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${flag} must be a number ≥ ${min}, got ${JSON.stringify(value)}`);
+    return n;
+  };
+  const quick = values.quick === true;
+  return {
+    benchmarks: positionals.length > 0 ? positionals : ALL_BENCHMARKS,
+    durationMs: num('duration', values.duration, quick ? 3 : 10, 1) * 1000,
+    warmupMs: num('warmup', values.warmup, quick ? 1 : 2) * 1000,
+    concurrency: values.concurrency
+      ? values.concurrency.split(',').map((s) => num('concurrency', s.trim(), 1, 1))
+      : [1, 4, 16, 64],
+    rawPool: num('raw-pool', values['raw-pool'], 10, 1),
+    pgbench: values['no-pgbench'] !== true,
+    rate: num('rate', values.rate, 500, 1),
+    hotSessions: num('hot-sessions', values['hot-sessions'], 1000, 1),
+    hotWorkers: num('hot-workers', values['hot-workers'], 64, 1),
+    expiryCount: values['expiry-1m'] ? 1_000_000 : num('expiry', values.expiry, 100_000, 1),
+    reportEntries: values['report-10m'] ? 10_000_000 : num('report-entries', values['report-entries'], 1_000_000, 1),
+    cpuProf: values['cpu-prof'] === true,
+    logLevel: values['log-level'] ?? 'info',
+  };
+}

@@ -1,0 +1,59 @@
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { connectBus } from '@punchcard/bus';
+import { testNats, testPostgres } from '@punchcard/testing';
+import { BENCHMARKS } from './benchmarks/index.js';
+import { cleanUpOnSignal } from './env.js';
+import { parseFlags, USAGE } from './flags.js';
+import { machineInfo } from './machine.js';
+import { formatTable, formatTargets, writeResult } from './results.js';
+import { round } from './stats.js';
+
+/** `pnpm bench`: runs the chosen benchmarks one after another, each in its own database and namespace. */
+export async function main(argv: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (flags === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  cleanUpOnSignal();
+  const bus = await connectBus({ url: await testNats(), name: 'bench-machine-info' });
+  const machine = await machineInfo(await testPostgres(), bus);
+  await bus.close();
+  process.stderr.write(`${machine.cpuModel} × ${machine.cores}, ${machine.memoryGiB} GiB, Node ${machine.node}, Postgres ${machine.postgres}, NATS ${machine.nats}\n`);
+
+  let failed = 0;
+  const pending: string[] = [];
+  for (const name of flags.benchmarks) {
+    const benchmark = BENCHMARKS.find((b) => b.name === name)!;
+    const missing = benchmark.unavailable?.();
+    if (missing) {
+      pending.push(`${name}: ${missing}`);
+      continue;
+    }
+    const startedAt = new Date();
+    const t0 = performance.now();
+    const loadBefore = os.loadavg()[0]!;
+    try {
+      const outcome = await benchmark.run(flags);
+      const seconds = Math.round((performance.now() - t0) / 100) / 10;
+      const loadAverage = { before: round(loadBefore), after: round(os.loadavg()[0]!) };
+      const file = writeResult({ benchmark: name, startedAt: startedAt.toISOString(), seconds, machine, loadAverage, ...outcome });
+      const rss = Object.entries(outcome.peakRssMb).map(([svc, mb]) => `${svc} ${mb} MiB`).join(', ');
+      process.stdout.write(`\n${formatTable(outcome.table)}\n`);
+      if (outcome.targets.length > 0) process.stdout.write(`targets:\n${formatTargets(outcome.targets)}\n`);
+      process.stdout.write(`peak RSS: ${rss || '-'}   (${seconds} s, load average ${loadAverage.before} → ${loadAverage.after}, ${file.slice(file.indexOf('bench/'))})\n`);
+    } catch (err) {
+      failed++;
+      process.stderr.write(`\n[${name}] failed: ${(err as Error).stack ?? String(err)}\n`);
+    }
+  }
+  if (pending.length > 0) process.stdout.write(`\nnot run (pending):\n${pending.map((p) => `  ${p}`).join('\n')}\n`);
+  return failed > 0 ? 1 : 0;
+}
