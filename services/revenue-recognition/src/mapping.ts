@@ -24,10 +24,6 @@ export function accountToProto(account: Account): ProtoAccount {
   return ProtoAccount[account];
 }
 
-export function accountFromProto(account: ProtoAccount): Account | undefined {
-  const name = ProtoAccount[account] as Account | 'UNSPECIFIED' | undefined;
-  return name === undefined || name === 'UNSPECIFIED' ? undefined : name;
-}
 
 export function movementToProto(movement: Movement | null): ProtoMovement {
   return movement ? ProtoMovement[movement] : ProtoMovement.UNSPECIFIED;

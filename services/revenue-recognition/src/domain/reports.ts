@@ -57,18 +57,6 @@ export function rollForwardHolds(r: RollForward): boolean {
   return r.opening + r.sales + r.topUps - r.recognised - r.breakage - r.refunds + r.transfers === r.closing;
 }
 
-export function addRollForward(a: RollForward, b: RollForward): RollForward {
-  return {
-    opening: a.opening + b.opening,
-    sales: a.sales + b.sales,
-    topUps: a.topUps + b.topUps,
-    recognised: a.recognised + b.recognised,
-    breakage: a.breakage + b.breakage,
-    refunds: a.refunds + b.refunds,
-    transfers: a.transfers + b.transfers,
-    closing: a.closing + b.closing,
-  };
-}
 
 /**
  * The roll-forward of deferred revenue per (branch, package) straight from posted lines: the

@@ -12,26 +12,11 @@ export type Account =
   | 'REFUND_GAIN_OR_LOSS'
   | 'TRANSFER_CLEARING';
 
-export const ACCOUNTS: readonly Account[] = [
-  'CASH',
-  'DEFERRED_REVENUE',
-  'PACKAGE_REVENUE',
-  'BREAKAGE_REVENUE',
-  'REFUNDS_PAYABLE',
-  'DUE_FROM_BRANCH',
-  'DUE_TO_BRANCH',
-  'VISIT_REVENUE',
-  'REFUND_GAIN_OR_LOSS',
-  'TRANSFER_CLEARING',
-];
-
 /**
  * The roll-forward column a deferred-revenue line belongs to. Every deferred line has exactly one,
  * so opening + movements = closing holds by construction.
  */
 export type Movement = 'SALE' | 'TOP_UP' | 'RECOGNISED' | 'BREAKAGE' | 'REFUND' | 'TRANSFER';
-
-export const MOVEMENTS: readonly Movement[] = ['SALE', 'TOP_UP', 'RECOGNISED', 'BREAKAGE', 'REFUND', 'TRANSFER'];
 
 export interface JournalLine {
   account: Account;

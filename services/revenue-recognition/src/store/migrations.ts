@@ -2,6 +2,7 @@ import { inboxMigration, outboxMigration } from '@punchcard/bus';
 import type { Migration, Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
+// Frozen here rather than imported: a migration must mean the same thing forever.
 const ACCOUNTS = [
   'CASH',
   'DEFERRED_REVENUE',
