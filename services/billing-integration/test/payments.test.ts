@@ -247,4 +247,20 @@ describe('the purchase saga across failures and restarts', () => {
     await env.app.workers.fulfilment.runOnce();
     expect(env.ledger.calls.filter((c) => c.request.idempotencyKey === p.paymentId)).toHaveLength(1);
   });
+
+  it('two replicas sweeping at once call the ledger once per payment', async () => {
+    const tenant = newTenantId();
+    const payments = [];
+    for (let i = 0; i < 6; i++) {
+      const p = await manualCheckout(tenant);
+      await env.call('confirmManualPayment', { idempotencyKey: `c${i}`, paymentId: p.paymentId, reference: 'r' }, staff(tenant));
+      payments.push(p);
+    }
+    const replica = await env.replica();
+    await Promise.all([env.app.workers.fulfilment.runOnce(), replica.workers.fulfilment.runOnce(), env.app.workers.fulfilment.runOnce()]);
+    for (const p of payments) {
+      expect(env.ledger.calls.filter((c) => c.request.idempotencyKey === p.paymentId)).toHaveLength(1);
+      expect((await env.call('getPayment', { paymentId: p.paymentId }, staff(tenant))).payment!.status).toBe(PaymentStatus.FULFILLED);
+    }
+  });
 });

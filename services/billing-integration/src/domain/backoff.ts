@@ -13,7 +13,7 @@ export interface BackoffPolicy {
 export const FULFILMENT_BACKOFF: BackoffPolicy = { baseMs: 2_000, maxMs: 15 * 60_000, factor: 2, jitter: 0.2 };
 export const PAYOUT_BACKOFF: BackoffPolicy = { baseMs: 10_000, maxMs: 60 * 60_000, factor: 3, jitter: 0.2 };
 export const SYNC_BACKOFF: BackoffPolicy = { baseMs: 30_000, maxMs: 60 * 60_000, factor: 2, jitter: 0.2 };
-/** Close to the Standard Webhooks guidance: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h ... capped at 10 h. */
+/** Spread like the Standard Webhooks guidance, from seconds to hours: 5 s, 30 s, 3 min, 18 min, 1.8 h, then 10 h. */
 export const WEBHOOK_BACKOFF: BackoffPolicy = { baseMs: 5_000, maxMs: 10 * 60 * 60_000, factor: 6, jitter: 0.1 };
 
 /**

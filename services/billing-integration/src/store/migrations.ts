@@ -174,9 +174,18 @@ const init: Migration = {
   },
 };
 
+/** Manual references are receipt numbers staff type, not processor ids: they need not be unique. */
+const manualReferencesNotUnique: Migration = {
+  async up(db) {
+    await sql`drop index payments_provider_reference`.execute(db);
+    await sql`create unique index payments_provider_reference on payments (tenant_id, provider, provider_reference) where provider_reference <> '' and provider <> 'manual'`.execute(db);
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0000_idempotency_keys': idempotencyMigration,
   '0001_outbox': outboxMigration,
   '0002_inbox': inboxMigration,
   '0003_billing': init,
+  '0004_manual_references': manualReferencesNotUnique,
 };

@@ -109,6 +109,8 @@ export interface TestEnv {
   publish<S extends DescMessage>(input: EventInput<S> & { source?: string }): Promise<string>;
   /** Stops the billing app (as a crash or a rollout would) and starts a fresh one on the same database and bus. */
   restart(overrides?: Partial<BillingOptions>): Promise<void>;
+  /** A second instance on the same database and bus, as another replica (no listener, no relay). */
+  replica(): Promise<BillingApp>;
   /** billing.* events published so far, decoded. */
   billingEvents(): Promise<Array<{ type: string; subject: string; data: MessageShape<DescMessage> }>>;
   close(): Promise<void>;
@@ -130,6 +132,7 @@ export async function startTestEnv(overrides: Partial<BillingOptions> = {}): Pro
   const secretsKey = randomBytes(32).toString('base64');
   const logger = pino({ level: 'trace', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logs.stream);
 
+  const replicas: BillingApp[] = [];
   const build = async (more: Partial<BillingOptions>) =>
     startBilling({
       db: dbh.db,
@@ -179,6 +182,11 @@ export async function startTestEnv(overrides: Partial<BillingOptions> = {}): Pro
       await env.app.stop();
       env.app = await build(more);
     },
+    async replica() {
+      const app = await build({ webhookListener: false, relay: false, onOutcome: () => undefined });
+      replicas.push(app);
+      return app;
+    },
     async billingEvents() {
       await env.app.relay?.flush(10_000);
       const stream = streamName(namespace, 'BILLING');
@@ -202,6 +210,7 @@ export async function startTestEnv(overrides: Partial<BillingOptions> = {}): Pro
       return out;
     },
     async close() {
+      for (const r of replicas) await r.stop();
       await env.app.stop();
       await deleteStreams(bus.jsm, namespace).catch(() => undefined);
       await bus.close();
