@@ -89,7 +89,11 @@ describe('billing-integration over gRPC', () => {
       details: expect.stringContaining('member_id'),
     });
 
+    // The service's logger redacts secret-named fields even when code logs them by mistake.
+    running.state.app!.ctx.logger.warn({ apiKey: TESTPAY_API_KEY, provider: { webhook_secret: TESTPAY_WEBHOOK_SECRET } }, 'careless');
+    await expect.poll(() => logLines.join('').includes('careless')).toBe(true);
     const text = logLines.join('');
+    expect(text).toContain('[redacted]');
     expect(text).toContain('payment fulfilled');
     for (const secret of [TESTPAY_API_KEY, TESTPAY_WEBHOOK_SECRET, secretsKey]) expect(text).not.toContain(secret);
   });
