@@ -177,6 +177,16 @@ describe('a service on the platform', () => {
       expect((err as ConnectError).rawMessage).toBe('kind: must not be INVALID_ARGUMENT');
     });
 
+    it('spells the message so a stock gRPC client reads it unchanged (colons, commas, non-ASCII)', async () => {
+      const client = grpcJsClient(SampleService, service.apiUrl);
+      try {
+        const err = await client.call('fail', { kind: FailRequest_Kind.INVALID_ARGUMENT }, { token }).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'kind: must not be INVALID_ARGUMENT' });
+      } finally {
+        client.close();
+      }
+    });
+
     it('answers an unexpected error with Internal and its trace id, logging the details', async () => {
       const err = (await client().fail({ kind: FailRequest_Kind.UNEXPECTED }, auth()).catch((e: unknown) => ConnectError.from(e))) as ConnectError;
       expect(err.code).toBe(Code.Internal);
