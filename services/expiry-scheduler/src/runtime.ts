@@ -6,7 +6,7 @@ import { startLedgerConsumer } from './events/ledger-consumer.js';
 import type { LedgerPort } from './ledger/port.js';
 import { guardCheckedOutClients } from './store/connections.js';
 import type { ExpiryDb } from './store/schema.js';
-import { startSweeper, type Sweeper } from './sweep.js';
+import { startSweeper, type SweepDeps, type Sweeper } from './sweep.js';
 
 export const SOURCE = '/punchcard/expiry-scheduler';
 
@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   /** Outbox relay poll fallback; default the relay's. */
   relayPollIntervalMs?: number;
   onConsumed?: (outcome: ConsumeOutcome) => void;
+  /** Told what became of each fired timer (metrics). */
+  observeTimer?: SweepDeps['observe'];
 }
 
 /** The scheduler's moving parts in one process: ledger consumer, outbox relay, sweeper, API handlers. */
@@ -55,6 +57,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
       ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
       ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
       ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
+      ...(o.observeTimer ? { observe: o.observeTimer } : {}),
     },
     o.sweepIntervalMs ?? 1_000,
   );

@@ -6,6 +6,7 @@ import { callerOf, defineService, DEV_JWT_SECRET, type AuthConfig, type ServiceD
 import { z } from 'zod';
 import { expiryHandlers } from './api/handlers.js';
 import { grpcLedger } from './ledger/grpc-ledger.js';
+import { expiryMetrics } from './metrics.js';
 import type { LedgerPort } from './ledger/port.js';
 import { systemTokens } from './ledger/tokens.js';
 import { startRuntime, type Runtime } from './runtime.js';
@@ -140,6 +141,7 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
 
     async start(ctx) {
       const env = ctx.config.env;
+      const { observeTimer } = expiryMetrics(ctx.metrics, ctx.state.database.db, ctx.state.clock);
       const runtime = await startRuntime({
         db: ctx.state.database,
         bus: ctx.state.bus,
@@ -151,6 +153,7 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
         batchSize: env.EXPIRY_BATCH_SIZE,
         concurrency: env.EXPIRY_CONCURRENCY,
         progressIntervalMs: env.EXPIRY_PROGRESS_INTERVAL_MS,
+        observeTimer,
         ...(options.relayPollMs !== undefined ? { relayPollIntervalMs: options.relayPollMs } : {}),
         ...(options.gapRetryMs !== undefined ? { gapRetryMs: options.gapRetryMs } : {}),
         ...(options.onConsumed ? { onConsumed: options.onConsumed } : {}),

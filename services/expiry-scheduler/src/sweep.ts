@@ -5,6 +5,7 @@ import { afterFailure, firingFor, idempotencyKeyFor } from './domain/firing.js';
 import { progressMessage, rate } from './domain/progress.js';
 import { enqueueExpiryFired, enqueueReminderDue } from './events/expiry-events.js';
 import { LedgerCallError, type LedgerPort } from './ledger/port.js';
+import type { TimerKind } from './domain/schedule.js';
 import type { ExpiryDb } from './store/schema.js';
 import { claimDue, countDue, markFailed, markFired, markRetry, type ClaimedTimer } from './store/store.js';
 
@@ -19,7 +20,12 @@ export interface SweepDeps {
   concurrency?: number;
   /** Minimum real time between progress log lines while draining; default 5000 (0 = every batch). */
   progressIntervalMs?: number;
+  /** Told what became of each claimed timer (metrics). */
+  observe?: (kind: TimerKind, outcome: TimerOutcome) => void;
 }
+
+/** What became of a claimed timer: fired (with an effect), fired as a no-op, retried later, failed. */
+export type TimerOutcome = 'fired' | 'no_op' | 'retry' | 'failed';
 
 export interface SweepOptions {
   /** Only this tenant's timers (RunDue); default every tenant (the background sweep). */
@@ -91,11 +97,12 @@ async function fireBatch(
   // calls may run side by side without reordering one entitlement's timers.
   const outcomes = await mapLimit(claimed, deps.concurrency ?? 8, (t) => fire(deps, t, now));
   const result = { claimed: claimed.length, fired: 0, failed: 0, retried: 0 };
+  const firedRows: { timerId: string; noOp: boolean; attempts: number }[] = [];
   for (const [i, t] of claimed.entries()) {
     const o = outcomes[i]!;
     const attempts = t.attempts + (o.called ? 1 : 0);
     if (o.kind === 'fired') {
-      await markFired(tx, t.timer_id, now, o.noOp, attempts);
+      firedRows.push({ timerId: t.timer_id, noOp: o.noOp, attempts });
       const fired = { timerId: t.timer_id, tenantId: t.tenant_id, entitlementId: t.entitlement_id, dueTime: t.due_time, ...(t.expiry_time ? { expiryTime: t.expiry_time } : {}) };
       if (o.announce === 'reminder_due') {
         await enqueueReminderDue(tx, { ...fired, memberId: t.member_id, offsetDays: t.offset_days, remaining: t.remaining }, now);
@@ -103,16 +110,20 @@ async function fireBatch(
         await enqueueExpiryFired(tx, o.announce, fired, now);
       }
       result.fired += 1;
+      deps.observe?.(t.kind, o.noOp ? 'no_op' : 'fired');
     } else if (o.kind === 'retry') {
       await markRetry(tx, t.timer_id, attempts, new Date(now.getTime() + o.delayMs), o.error, now);
       deps.logger?.warn({ timerId: t.timer_id, kind: t.kind, attempts, error: o.error }, 'ledger call failed; will retry');
       result.retried += 1;
+      deps.observe?.(t.kind, 'retry');
     } else {
       await markFailed(tx, t.timer_id, attempts, o.error, now);
       deps.logger?.error({ timerId: t.timer_id, kind: t.kind, entitlementId: t.entitlement_id, attempts, error: o.error }, 'timer failed');
       result.failed += 1;
+      deps.observe?.(t.kind, 'failed');
     }
   }
+  await markFired(tx, firedRows, now);
   return result;
 }
 

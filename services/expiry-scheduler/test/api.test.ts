@@ -147,5 +147,10 @@ describe('ExpiryService over gRPC', () => {
     });
     // The ledger saw real tokens for the entitlement's tenant with role system.
     expect(env.ledger.callsFor(mine.entitlementId)[0]).toMatchObject({ tenantId, roles: ['system'] });
+
+    // SREs see what fired and the backlog (the other tenant's expiry is still due).
+    const metrics = await (await fetch(`${service.opsUrl}/metrics`)).text();
+    expect(metrics).toMatch(/punchcard_expiry_timers_total\{[^}]*kind="EXPIRE",outcome="fired"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/punchcard_expiry_timers_due\{[^}]*\} [1-9]/);
   });
 });

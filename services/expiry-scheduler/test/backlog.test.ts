@@ -47,20 +47,20 @@ describe('catch-up after downtime', () => {
     env.clock.set('2025-01-01T00:00:00Z');
     await seedBacklog(env, {
       tenantId,
-      count: 150,
+      count: 100,
       firstExpiry: new Date('2025-02-01T00:00:00Z'),
       stepMs: HOUR,
       policy: { ...hard, mode: ExpiryMode.SOFT, graceDays: 2 },
     });
-    expect(await timerStates(tenantId)).toEqual({ PENDING: 300 + 300 });
+    expect(await timerStates(tenantId)).toEqual({ PENDING: 200 + 200 });
     // Down for months: everything is overdue.
     env.clock.set('2025-06-01T00:00:00Z');
     const replica = await env.startReplica({ batchSize: 40, concurrency: 1, progressIntervalMs: 0 });
     const result = await replica.runtime.sweeper.runNow({ tenantId });
-    // Reminders are fired as no-ops (their expiry passed); 150 grace + 150 expiry calls.
-    expect(result).toEqual({ fired: 600, failed: 0, retried: 0 });
+    // Reminders are fired as no-ops (their expiry passed); 100 grace + 100 expiry calls.
+    expect(result).toEqual({ fired: 400, failed: 0, retried: 0 });
     const calls = callsOf(tenantId);
-    expect(calls).toHaveLength(300);
+    expect(calls).toHaveLength(200);
     const instants = calls.map((c) => c.instant!.getTime());
     expect(instants).toEqual([...instants].sort((a, b) => a - b));
     const byEntitlement = new Map<string, string[]>();
@@ -70,12 +70,12 @@ describe('catch-up after downtime', () => {
     const progress = replica.logLines.map((l) => JSON.parse(l) as { msg: string; done?: number; remaining?: number; ratePerSecond?: number }).filter((l) => l.msg.startsWith('expiry backlog'));
     expect(progress.length).toBeGreaterThan(5);
     expect(progress[0]!.msg).toMatch(/^expiry backlog: 40 fired, 0 failed, \d+ remaining, \d+\/s/);
-    expect(progress.at(-1)).toMatchObject({ done: 600, remaining: 0 });
+    expect(progress.at(-1)).toMatchObject({ done: 400, remaining: 0 });
     await env.settle();
-    expect(await timerStates(tenantId)).toEqual({ FIRED: 600 });
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 400 });
     const events = await env.expiryEvents(tenantId);
-    expect(events.filter((e) => e.event === 'grace_started')).toHaveLength(150);
-    expect(events.filter((e) => e.event === 'expired')).toHaveLength(150);
+    expect(events.filter((e) => e.event === 'grace_started')).toHaveLength(100);
+    expect(events.filter((e) => e.event === 'expired')).toHaveLength(100);
     await replica.stop();
   });
 });
@@ -84,22 +84,22 @@ describe('restart mid-backlog', () => {
   it('a replica stopped part-way and a new one started fire every timer exactly once', async () => {
     const tenantId = newTenantId();
     env.clock.set('2025-01-01T00:00:00Z');
-    await seedBacklog(env, { tenantId, count: 500, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    await seedBacklog(env, { tenantId, count: 300, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
     env.clock.set('2025-03-01T00:00:00Z');
     const first = await env.startReplica({ batchSize: 20, sweepIntervalMs: 1 });
-    await env.until(() => callsOf(tenantId).length >= 150, 'the first replica to fire part of the backlog');
+    await env.until(() => callsOf(tenantId).length >= 100, 'the first replica to fire part of the backlog');
     await first.stop();
     const firedBeforeRestart = callsOf(tenantId).length;
-    expect(firedBeforeRestart).toBeLessThan(500);
-    expect(await timerStates(tenantId)).toEqual({ FIRED: firedBeforeRestart, PENDING: 500 - firedBeforeRestart });
+    expect(firedBeforeRestart).toBeLessThan(300);
+    expect(await timerStates(tenantId)).toEqual({ FIRED: firedBeforeRestart, PENDING: 300 - firedBeforeRestart });
 
     const second = await env.startReplica({ batchSize: 20, sweepIntervalMs: 1 });
     await env.until(async () => (await timerStates(tenantId)).PENDING === undefined, 'the second replica to drain the rest');
     const calls = callsOf(tenantId);
-    expect(calls).toHaveLength(500);
+    expect(calls).toHaveLength(300);
     expect(calls.filter((c) => c.replay)).toEqual([]);
     expect([...appliedOnce(calls).values()].every((n) => n === 1)).toBe(true);
-    expect(appliedOnce(calls).size).toBe(500);
+    expect(appliedOnce(calls).size).toBe(300);
     await env.settle();
     await second.stop();
   });
@@ -145,20 +145,20 @@ describe('replicas racing on one backlog', () => {
   it('share the work and fire each timer exactly once', async () => {
     const tenantId = newTenantId();
     env.clock.set('2025-01-01T00:00:00Z');
-    await seedBacklog(env, { tenantId, count: 600, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 10_000, policy: hard });
+    await seedBacklog(env, { tenantId, count: 400, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 10_000, policy: hard });
     env.clock.set('2025-01-01T00:00:00Z');
     env.clock.advance(40 * DAY);
     const a = await env.startReplica({ batchSize: 25 });
     const b = await env.startReplica({ batchSize: 25 });
     const [ra, rb] = await Promise.all([a.runtime.sweeper.runNow({ tenantId }), b.runtime.sweeper.runNow({ tenantId })]);
-    expect(ra.fired + rb.fired).toBe(600);
+    expect(ra.fired + rb.fired).toBe(400);
     expect(ra.fired).toBeGreaterThan(0);
     expect(rb.fired).toBeGreaterThan(0);
     const calls = callsOf(tenantId);
-    expect(calls).toHaveLength(600);
+    expect(calls).toHaveLength(400);
     expect(calls.filter((c) => c.replay)).toEqual([]);
-    expect(new Set(calls.map((c) => c.idempotencyKey)).size).toBe(600);
-    expect(await timerStates(tenantId)).toEqual({ FIRED: 600 });
+    expect(new Set(calls.map((c) => c.idempotencyKey)).size).toBe(400);
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 400 });
     await env.settle();
     await Promise.all([a.stop(), b.stop()]);
   });

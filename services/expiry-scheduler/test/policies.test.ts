@@ -261,6 +261,31 @@ describe('rolling extension (standard policy)', () => {
   });
 });
 
+describe('reopening', () => {
+  it('a reversal that gives an exhausted package a session back plans its expiry again', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-03-01T10:00:00Z');
+    const e = await env.ledger.purchase({
+      tenantId,
+      policy: { anchor: ExpiryAnchor.PURCHASE, durationDays: 30, mode: ExpiryMode.HARD, reminderOffsetsDays: [3] },
+      timeZone: 'Europe/London',
+      purchaseTime: at('2025-03-01T10:00:00Z'),
+      expiryTime: at('2025-03-31T23:00:00Z'),
+      sessions: 1,
+    });
+    await env.ledger.consume(e.entitlementId, at('2025-03-05T10:00:00Z'));
+    await env.settle();
+    expect((await schedule(tenantId, e.entitlementId)).timers.map((t) => TimerState[t.state])).toEqual(['CANCELLED', 'CANCELLED']);
+    await env.ledger.record(e.entitlementId, EntryKind.REVERSAL, at('2025-03-06T10:00:00Z'), { status: EntitlementStatus.ACTIVE, remaining: 1 }, 'consume_reversed');
+    await env.settle();
+    const s = await schedule(tenantId, e.entitlementId);
+    expect(show(s.timers.filter((t) => t.state === TimerState.PENDING))).toEqual([
+      'REMINDER-3 PENDING 2025-03-29T00:00:00.000Z',
+      'EXPIRE PENDING 2025-03-31T23:00:00.000Z',
+    ]);
+  });
+});
+
 describe('closing entries cancel pending timers', () => {
   for (const [label, status, kind, event] of [
     ['exhausted', EntitlementStatus.EXHAUSTED, EntryKind.CONSUME, 'session_consumed'],

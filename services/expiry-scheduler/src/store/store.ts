@@ -155,12 +155,15 @@ export async function claimDue(tx: Tx, options: { now: Date; limit: number; tena
   return result.rows;
 }
 
-export async function markFired(tx: Tx, timerId: string, now: Date, noOp: boolean, attempts: number): Promise<void> {
-  await tx
-    .updateTable('timers')
-    .set({ state: 'FIRED', fired_time: now, no_op: noOp, attempts, last_error: null, update_time: now })
-    .where('timer_id', '=', timerId)
-    .execute();
+/** Marks a batch's fired timers in one statement. */
+export async function markFired(tx: Tx, fired: readonly { timerId: string; noOp: boolean; attempts: number }[], now: Date): Promise<void> {
+  if (fired.length === 0) return;
+  const rows = sql.join(fired.map((f) => sql`(${f.timerId}::uuid, ${f.noOp}::boolean, ${f.attempts}::integer)`));
+  await sql`
+    update timers t
+    set state = 'FIRED', fired_time = ${now}, no_op = v.no_op, attempts = v.attempts, last_error = null, update_time = ${now}
+    from (values ${rows}) as v (timer_id, no_op, attempts)
+    where t.timer_id = v.timer_id`.execute(tx);
 }
 
 export async function markRetry(tx: Tx, timerId: string, attempts: number, nextAttempt: Date, error: string, now: Date): Promise<void> {
