@@ -35,6 +35,7 @@ import { getEntitlement, listEntitlements, listEntries } from '../store/entitlem
 import type { LedgerDb } from '../store/schema.js';
 import { getVisit, listVisits } from '../store/visits.js';
 import { toConnectError } from './errors.js';
+import { packageHandlers } from './packages.js';
 import { decodeToken, encodeToken, pageSize } from './pagination.js';
 
 /** The authenticated caller, as the platform's auth interceptor establishes it. */
@@ -51,18 +52,18 @@ export interface LedgerApiDeps extends OperationContext {
   callerOf: (ctx: HandlerContext) => AuthenticatedCaller;
 }
 
-const ANY_ROLE = ['staff', 'manager', 'admin', 'system'] as const;
-const MANAGERS = ['manager', 'admin'] as const;
+export const ANY_ROLE = ['staff', 'manager', 'admin', 'system'] as const;
+export const MANAGERS = ['manager', 'admin'] as const;
 const SCHEDULER = ['system'] as const;
 
-function authorise(caller: AuthenticatedCaller, allowed: readonly string[], action: string): Caller {
+export function authorise(caller: AuthenticatedCaller, allowed: readonly string[], action: string): Caller {
   if (!caller.roles.some((r) => allowed.includes(r))) {
     throw new RuleViolation('permission_denied', `${action} needs one of the roles ${allowed.join(', ')}`);
   }
   return { tenantId: caller.tenantId, subject: caller.subject, roles: caller.roles };
 }
 
-function atBranch(caller: AuthenticatedCaller, branchId: string, field: string): void {
+export function atBranch(caller: AuthenticatedCaller, branchId: string, field: string): void {
   if (caller.branchIds && caller.branchIds.length > 0 && branchId !== '' && !caller.branchIds.includes(branchId)) {
     throw new RuleViolation('permission_denied', `${field} ${branchId} is not one of the caller's branches`);
   }
@@ -70,13 +71,22 @@ function atBranch(caller: AuthenticatedCaller, branchId: string, field: string):
 
 const METHOD_PREFIX = `${LedgerService.typeName}/`;
 
+/**
+ * Runs a mutating request exactly once per idempotency key: the effect, its entries, its events
+ * and the stored response commit together; a repeat returns the stored response unchanged.
+ */
+export type Once = <I extends DescMessage & { typeName: string }, O extends DescMessage>(
+  method: string,
+  input: I,
+  request: MessageShape<I> & { idempotencyKey: string },
+  output: O,
+  caller: Caller,
+  run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O>>,
+) => Promise<MessageShape<O>>;
+
 export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerService> {
   const { db } = deps;
 
-  /**
-   * Runs a mutating request exactly once per idempotency key: the effect, its entries, its events
-   * and the stored response commit together; a repeat returns the stored response unchanged.
-   */
   async function once<I extends DescMessage & { typeName: string }, O extends DescMessage>(
     method: string,
     input: I,
@@ -100,6 +110,8 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
   });
 
   const handlers: ServiceImpl<typeof LedgerService> = {
+    ...packageHandlers(deps, once),
+
     async purchase(req, ctx) {
       const auth = deps.callerOf(ctx);
       const caller = authorise(auth, ANY_ROLE, 'Purchase');

@@ -58,6 +58,9 @@ export function usability(e: Entitlement, input: ConsumeInput, tenant: TenantFac
     case 'EXHAUSTED':
       break;
   }
+  if (e.pendingRefundId !== null) {
+    return refuse(RANK.closed, precondition(`entitlement ${id} is on hold: refund ${e.pendingRefundId} is pending`));
+  }
   if (!usableAtBranch(e, input.branchId)) {
     return refuse(RANK.branch, precondition(`entitlement ${id} is not usable at branch ${input.branchId}`));
   }

@@ -49,6 +49,10 @@ export function purchase(p: PurchaseInput): Transition {
     frozenDays: 0,
     lastUseTime: null,
     version: 1,
+    householdId: null,
+    transferCount: 0,
+    originEntitlementId: null,
+    pendingRefundId: null,
   };
   return {
     next,
@@ -92,9 +96,16 @@ function marker(e: Entitlement, next: Entitlement, kind: EntryDraft['kind'], rea
   };
 }
 
-function assertOpen(e: Entitlement, action: string): void {
+export function assertOpen(e: Entitlement, action: string): void {
   if (CLOSED_STATUSES.has(e.status)) {
     throw precondition(`entitlement ${e.entitlementId} is ${e.status.toLowerCase()}; cannot ${action}`);
+  }
+}
+
+/** A pending refund freezes the sessions the refund was quoted on. */
+export function assertNotHeld(e: Entitlement, action: string): void {
+  if (e.pendingRefundId !== null) {
+    throw precondition(`entitlement ${e.entitlementId} is on hold: refund ${e.pendingRefundId} is pending; reject it to ${action}`);
   }
 }
 
@@ -125,6 +136,7 @@ export function reverse(e: Entitlement, consumed: ReversibleEntry, reason: strin
     throw precondition(`entitlement ${e.entitlementId} has expired; its sessions can no longer be restored`);
   }
   assertOpen(e, 'reverse a consume');
+  assertNotHeld(e, 'reverse a consume');
   const paidDelta = negate(consumed.paidDelta);
   const bonusDelta = negate(consumed.bonusDelta);
   let status = e.status;
@@ -164,6 +176,7 @@ export function reverse(e: Entitlement, consumed: ReversibleEntry, reason: strin
  */
 export function freeze(e: Entitlement, until: Date, reason: string, now: Date): Transition {
   assertOpen(e, 'freeze');
+  assertNotHeld(e, 'freeze');
   if (e.status !== 'ACTIVE') throw precondition(`entitlement ${e.entitlementId} is ${e.status.toLowerCase()}; only an active entitlement can be frozen`);
   const max = e.terms.expiry.maxFreezeDays;
   if (max <= 0) throw precondition(`definition ${e.definitionId} does not allow freezing`);
@@ -269,6 +282,8 @@ export function enterGrace(e: Entitlement, expiryTime: Date, graceEndTime: Date 
 export function expire(e: Entitlement, dueTime: Date, reason: string, now: Date): MaybeTransition {
   if (CLOSED_STATUSES.has(e.status)) return { noop: `entitlement is ${e.status.toLowerCase()}` };
   if (dueTime > now) throw invalid('due_time', `${dueTime.toISOString()} is in the future`);
+  // The member asked for the refund in time; releasing the hold expires it if its time is up by then.
+  if (e.pendingRefundId !== null) return { noop: `refund ${e.pendingRefundId} is pending` };
   const end = finalEnd(e);
   if (end !== null && dueTime < end) return { noop: `stale: the entitlement is usable until ${end.toISOString()}` };
   const next: Entitlement = {

@@ -88,6 +88,14 @@ export interface Entitlement {
   frozenDays: number;
   lastUseTime: Date | null;
   version: number;
+  /** Shared with this household's pool; null = only the holder may use it. */
+  householdId: string | null;
+  /** Transfers in this package's chain so far. */
+  transferCount: number;
+  /** The entitlement it came from by transfer or upgrade. */
+  originEntitlementId: string | null;
+  /** A refund requested or approved and not settled: the entitlement is on hold. */
+  pendingRefundId: string | null;
 }
 
 /** A ledger entry as the domain decides it; the store adds ids, actor and record time. */
@@ -108,7 +116,81 @@ export interface EntryDraft {
   visitId?: string;
   serviceCode?: string;
   memberId?: string;
+  /** TRANSFER_* / UPGRADE_*: the entitlement on the other side, and its paired entry. */
+  counterpartEntitlementId?: string;
+  counterpartEntryId?: string;
+  /** The money the entry moved, in the entitlement's currency (see EntryDetail). */
+  amountMinor?: bigint;
+  refundId?: string;
+  detail?: EntryDetail;
 }
+
+/** One session and its allocated value in minor units, in consumption order. */
+export interface SessionValue {
+  bonus: boolean;
+  value: bigint;
+}
+
+export interface TransferDetail {
+  kind: 'transfer';
+  fromEntitlementId: string;
+  toEntitlementId: string;
+  fromMemberId: string;
+  toMemberId: string;
+  paid: number;
+  bonus: number;
+  sessions: SessionValue[];
+  value: bigint;
+  /** An undo: the TRANSFER_OUT entry id of the transfer it undoes. */
+  undoesTransferId?: string;
+}
+
+export interface TopUpDetail {
+  kind: 'top_up';
+  sessions: number;
+  pricePerSession: bigint;
+  amountPaid: bigint;
+  extendExpiryDays: number;
+  paymentReference: string;
+}
+
+export interface UpgradeQuote {
+  entitlementId: string;
+  fromDefinitionId: string;
+  fromDefinitionVersion: number;
+  toDefinitionId: string;
+  toDefinitionVersion: number;
+  currency: string;
+  remainingSessions: SessionValue[];
+  credit: bigint;
+  newPrice: bigint;
+  amountDue: bigint;
+  newPaidSessions: number;
+  newBonusSessions: number;
+}
+
+export type RefundMethod = 'PRO_RATA' | 'USED_AT_STANDALONE_PRICE' | 'NON_REFUNDABLE' | 'UNSPECIFIED';
+
+export interface RefundQuote {
+  entitlementId: string;
+  method: RefundMethod;
+  refundable: boolean;
+  reason: string;
+  currency: string;
+  unusedSessions: number;
+  usedSessions: number;
+  contractValue: bigint;
+  unusedValue: bigint;
+  usedAtStandalonePrice: bigint;
+  gross: bigint;
+  adminFee: bigint;
+  amount: bigint;
+  windowEndTime: Date | null;
+  unused: SessionValue[];
+}
+
+/** What an entry of issue 7's operations carries besides its session movement. */
+export type EntryDetail = TransferDetail | TopUpDetail | { kind: 'upgrade'; quote: UpgradeQuote } | { kind: 'refund'; quote: RefundQuote };
 
 /** What a state change produces: the entitlement after it and the entry that records it. */
 export interface Transition {
@@ -121,7 +203,7 @@ export function remaining(e: Pick<Entitlement, 'paidRemaining' | 'bonusRemaining
 }
 
 /** The features (plan tier capabilities) the ledger enforces, by their catalogue names. */
-export type Feature = 'AUTO_DEDUCTION' | 'MULTI_BRANCH' | 'SOFT_EXPIRY';
+export type Feature = 'AUTO_DEDUCTION' | 'MULTI_BRANCH' | 'SOFT_EXPIRY' | 'TRANSFER' | 'SHARING' | 'TOP_UP' | 'UPGRADE' | 'REFUNDS';
 
 export interface TenantFacts {
   tenantId: string;

@@ -1,9 +1,18 @@
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { enqueue } from '@punchcard/bus';
-import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import {
+  HouseholdChangedSchema,
+  LedgerEntryRecordedSchema,
+  RefundChangedSchema,
+  SharingChangedSchema,
+} from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/refund_events_pb';
 import type { Kysely } from 'kysely';
 import type { EntryKind } from '../domain/types.js';
-import { entitlementToProto, entryToProto } from '../proto/mapping.js';
-import type { EntitlementRecord, EntryRecord } from '../store/entitlements.js';
+import { entitlementToProto, entryToProto, householdToProto, refundToProto } from '../proto/mapping.js';
+import type { Actor, EntitlementRecord, EntryRecord } from '../store/entitlements.js';
+import type { HouseholdRecord } from '../store/households.js';
+import type { RefundRecord } from '../store/refunds.js';
 
 export const PRODUCER = 'ledger';
 
@@ -17,7 +26,28 @@ export const EVENT_BY_KIND: Partial<Record<EntryKind, string>> = {
   UNFREEZE: 'entitlement_unfrozen',
   GRACE: 'grace_started',
   EXPIRE: 'entitlement_expired',
+  TRANSFER_OUT: 'transferred_out',
+  TRANSFER_IN: 'transferred_in',
+  TOP_UP: 'topped_up',
+  UPGRADE_OUT: 'upgraded_out',
+  UPGRADE_IN: 'upgraded_in',
+  REFUND: 'refunded',
 };
+
+/**
+ * Events that are not entries (they move no sessions and carry no entitlement version), with their
+ * payloads. Consumers of the LEDGER stream that read only LedgerEntryRecorded should filter on the
+ * entry events' subjects.
+ */
+export const NON_ENTRY_EVENTS = {
+  refund_requested: RefundChangedSchema.typeName,
+  refund_approved: RefundApprovedSchema.typeName,
+  refund_rejected: RefundChangedSchema.typeName,
+  refund_payout_failed: RefundChangedSchema.typeName,
+  household_changed: HouseholdChangedSchema.typeName,
+  entitlement_shared: SharingChangedSchema.typeName,
+  entitlement_unshared: SharingChangedSchema.typeName,
+} as const;
 
 /**
  * Writes the event of one entry to the outbox in the caller's transaction: published if and only if
@@ -37,5 +67,75 @@ export async function enqueueEntryEvent(tx: Kysely<any>, entitlement: Entitlemen
     message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) },
     id: entry.entryId,
     time: entry.recordTime,
+  });
+}
+
+/** ledger.refund_requested / _rejected / _payout_failed: a refund changed state. */
+export async function enqueueRefundChanged(
+  tx: Kysely<any>,
+  event: 'refund_requested' | 'refund_rejected' | 'refund_payout_failed',
+  refund: RefundRecord,
+  at: Date,
+): Promise<void> {
+  await enqueue(tx, {
+    producer: PRODUCER,
+    event,
+    tenantId: refund.tenantId,
+    aggregateId: refund.refundId,
+    aggregateVersion: refund.version,
+    schema: RefundChangedSchema,
+    message: { refund: refundToProto(refund) },
+    time: at,
+  });
+}
+
+/** ledger.refund_approved: billing-integration's contract (RefundApproved); it pays out once per refund id. */
+export async function enqueueRefundApproved(tx: Kysely<any>, refund: RefundRecord, at: Date): Promise<void> {
+  await enqueue(tx, {
+    producer: PRODUCER,
+    event: 'refund_approved',
+    tenantId: refund.tenantId,
+    aggregateId: refund.refundId,
+    aggregateVersion: refund.version,
+    schema: RefundApprovedSchema,
+    message: {
+      tenantId: refund.tenantId,
+      refundId: refund.refundId,
+      entitlementId: refund.entitlementId,
+      amount: { currencyCode: refund.quote.currency, amountMinor: refund.quote.amount },
+      approveTime: timestampFromDate(refund.decideTime ?? at),
+      memberId: refund.memberId,
+    },
+    time: at,
+  });
+}
+
+export async function enqueueHouseholdChanged(tx: Kysely<any>, household: HouseholdRecord, at: Date): Promise<void> {
+  await enqueue(tx, {
+    producer: PRODUCER,
+    event: 'household_changed',
+    tenantId: household.tenantId,
+    aggregateId: household.householdId,
+    aggregateVersion: household.version,
+    schema: HouseholdChangedSchema,
+    message: { household: householdToProto(household) },
+    time: at,
+  });
+}
+
+export async function enqueueSharingChanged(tx: Kysely<any>, entitlement: EntitlementRecord, actor: Actor, at: Date): Promise<void> {
+  await enqueue(tx, {
+    producer: PRODUCER,
+    event: entitlement.householdId ? 'entitlement_shared' : 'entitlement_unshared',
+    tenantId: entitlement.tenantId,
+    aggregateId: entitlement.entitlementId,
+    schema: SharingChangedSchema,
+    message: {
+      entitlement: entitlementToProto(entitlement),
+      householdId: entitlement.householdId ?? '',
+      actor: { subject: actor.subject, roles: [...actor.roles] },
+      changeTime: timestampFromDate(at),
+    },
+    time: at,
   });
 }

@@ -1,4 +1,5 @@
 import { startConsumer, startOutboxRelay, type Bus, type ConsumeOutcome, type OutboxRelay, type RunningConsumer } from '@punchcard/bus';
+import { RefundPayoutSchema } from '@punchcard/contracts/punchcard/events/v1/billing_events_pb';
 import { VisitCancelledSchema, VisitCompletedSchema, type VisitCancelled } from '@punchcard/contracts/punchcard/events/v1/visit_events_pb';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -6,11 +7,13 @@ import type { Logger } from 'pino';
 import type { OperationContext } from '../operations/ledger.js';
 import type { LedgerDb } from '../store/schema.js';
 import { CATALOGUE_SCHEMAS, CATALOGUE_SUBJECTS, onCatalogueEvent } from './catalogue.js';
+import { onRefundPayout, PAYOUT_SUBJECTS } from './refunds.js';
 import { onVisitCancelled, onVisitCompleted } from './visits.js';
 
 export const SOURCE = '/punchcard/entitlement-ledger';
 export const CATALOGUE_DURABLE = 'ledger_catalogue';
 export const VISITS_DURABLE = 'ledger_visits';
+export const PAYOUTS_DURABLE = 'ledger_refund_payouts';
 
 export interface LedgerEventsOptions extends OperationContext {
   db: Kysely<LedgerDb>;
@@ -30,7 +33,7 @@ export interface LedgerEvents {
 
 /**
  * The ledger's event plumbing: the outbox relay publishing ledger.* events, the catalogue read-model
- * consumer, and auto-deduction from the VISITS stream. Each consumer applies an event and records
+ * consumer, auto-deduction from the VISITS stream, and refund payouts from BILLING. Each consumer applies an event and records
  * its id in one transaction (inbox).
  */
 export async function startLedgerEvents(o: LedgerEventsOptions): Promise<LedgerEvents> {
@@ -72,6 +75,16 @@ export async function startLedgerEvents(o: LedgerEventsOptions): Promise<LedgerE
           event.data.$typeName === 'punchcard.events.v1.VisitCompleted'
             ? onVisitCompleted(tx, o, { ...event, data: event.data })
             : onVisitCancelled(tx, o, { ...event, data: event.data as VisitCancelled }),
+      }),
+    );
+    consumers.push(
+      await startConsumer({
+        ...common,
+        stream: 'BILLING',
+        durable: PAYOUTS_DURABLE,
+        filterSubjects: PAYOUT_SUBJECTS,
+        schema: RefundPayoutSchema,
+        handler: (tx, event) => onRefundPayout(tx, o, event),
       }),
     );
   } catch (err) {

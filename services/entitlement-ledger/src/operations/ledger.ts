@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { fromBinary } from '@bufbuild/protobuf';
 import { DefinitionTermsSchema } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import type { Kysely } from 'kysely';
-import { consume, pick, type ConsumeInput } from '../domain/consume.js';
+import { consume, pick, usability, type ConsumeInput } from '../domain/consume.js';
+import type { Policies } from '../domain/policies.js';
+import { poolRefusal } from '../domain/sharing.js';
 import { invalid, notFound, precondition, RuleViolation } from '../domain/errors.js';
 import {
   enterGrace,
@@ -15,16 +17,17 @@ import {
   type MaybeTransition,
 } from '../domain/lifecycle.js';
 import { isValidTimeZone } from '../domain/time.js';
-import type { Entitlement, TenantFacts, Transition } from '../domain/types.js';
+import type { TenantFacts, Transition } from '../domain/types.js';
 import { enqueueEntryEvent } from '../events/ledger-events.js';
-import { featureNames, rulesFromDefinition } from '../proto/terms.js';
+import { featureNames, policiesFromDefinition, rulesFromDefinition } from '../proto/terms.js';
 import { definitionVersions, getBranch, getTenant } from '../store/catalogue.js';
 import {
   getEntry,
   insertEntitlement,
   insertEntry,
   lockEntitlement,
-  lockOpenForMember,
+  lockOpenForConsumer,
+  poolUsage,
   recentClosedForMember,
   saveEntitlement,
   type Actor,
@@ -32,6 +35,7 @@ import {
   type EntryRecord,
 } from '../store/entitlements.js';
 import type { LedgerDb } from '../store/schema.js';
+import { membersOf } from '../store/households.js';
 import { claimVisit, lockVisit, updateVisit } from '../store/visits.js';
 
 type Tx = Kysely<LedgerDb>;
@@ -72,7 +76,7 @@ export function requireText(field: string, value: string, max = 200): string {
   return value;
 }
 
-function notInFuture(field: string, t: Date | undefined, now: Date): Date {
+export function notInFuture(field: string, t: Date | undefined, now: Date): Date {
   if (t === undefined) return now;
   if (Number.isNaN(t.getTime())) throw invalid(field, 'is not a valid time');
   if (t.getTime() > now.getTime() + MAX_CLOCK_SKEW_MS) throw invalid(field, 'must not be in the future');
@@ -85,7 +89,7 @@ export async function tenantFacts(tx: Tx, tenantId: string): Promise<TenantFacts
 }
 
 /** Saves a decided transition: the entitlement row, its entry and the entry's event, all in `tx`. */
-async function record(
+export async function record(
   tx: Tx,
   ctx: OperationContext,
   caller: Caller,
@@ -93,20 +97,44 @@ async function record(
   prev: EntitlementRecord,
   t: Transition,
   now: Date,
+  entryId?: string,
 ): Promise<Recorded> {
   await saveEntitlement(tx, prev, t.next, now);
   const entitlement: EntitlementRecord = { ...prev, ...t.next };
-  const entry = entryRecord(ctx, caller, requestId, entitlement, t, now);
+  const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
   await insertEntry(tx, entry);
   await enqueueEntryEvent(tx, entitlement, entry);
   return { entitlement, entry };
 }
 
-function entryRecord(ctx: OperationContext, caller: Caller, requestId: string, e: Entitlement, t: Transition, now: Date): EntryRecord {
+/** Inserts an entitlement that starts with its first entry (a purchase, a transfer in, an upgrade in). */
+export async function recordNew(
+  tx: Tx,
+  ctx: OperationContext,
+  caller: Caller,
+  requestId: string,
+  entitlement: EntitlementRecord,
+  t: Transition,
+  now: Date,
+  entryId?: string,
+): Promise<Recorded> {
+  await insertEntitlement(tx, entitlement, now);
+  const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
+  await insertEntry(tx, entry);
+  await enqueueEntryEvent(tx, entitlement, entry);
+  return { entitlement, entry };
+}
+
+export function newId(ctx: OperationContext): string {
+  return (ctx.newId ?? randomUUID)();
+}
+
+function entryRecord(ctx: OperationContext, caller: Caller, requestId: string, e: EntitlementRecord, t: Transition, now: Date, entryId?: string): EntryRecord {
   return {
     ...t.entry,
+    currency: e.priceCurrency,
     tenantId: e.tenantId,
-    entryId: (ctx.newId ?? randomUUID)(),
+    entryId: entryId ?? newId(ctx),
     entitlementId: e.entitlementId,
     memberId: t.entry.memberId ?? e.memberId,
     actor: { subject: caller.subject, roles: [...caller.roles] },
@@ -127,7 +155,7 @@ async function maybeRecord(
   return 'noop' in t ? { entitlement: prev } : record(tx, ctx, caller, requestId, prev, t, now);
 }
 
-async function locked(tx: Tx, caller: Caller, entitlementId: string): Promise<EntitlementRecord> {
+export async function locked(tx: Tx, caller: Caller, entitlementId: string): Promise<EntitlementRecord> {
   const id = requireUuid('entitlement_id', entitlementId);
   const e = await lockEntitlement(tx, caller.tenantId, id);
   if (!e) throw notFound('entitlement', id);
@@ -202,11 +230,7 @@ export async function purchasePackage(tx: Tx, ctx: OperationContext, caller: Cal
     priceMinor: terms.price?.amountMinor ?? 0n,
     paymentReference: req.paymentReference,
   };
-  await insertEntitlement(tx, entitlement, now);
-  const entry = entryRecord(ctx, caller, requestId, entitlement, t, now);
-  await insertEntry(tx, entry);
-  await enqueueEntryEvent(tx, entitlement, entry);
-  return { entitlement, entry };
+  return recordNew(tx, ctx, caller, requestId, entitlement, t, now);
 }
 
 export interface ConsumeRequest {
@@ -274,19 +298,34 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
   if (req.entitlementId !== '') {
     target = await locked(tx, caller, req.entitlementId);
     if (memberId !== '' && memberId !== target.memberId) {
-      throw precondition(`entitlement ${target.entitlementId} belongs to another member than ${memberId}`);
+      // Someone else's package: only through the household pool it is shared with.
+      const refusal = await poolCheck(tx, target, memberId, tenant);
+      if (refusal) throw refusal;
+    } else {
+      memberId = target.memberId;
     }
-    memberId = target.memberId;
   } else {
     const input = consumeInput(req, memberId, branchId, occurredTime);
-    const open = await lockOpenForMember(tx, caller.tenantId, memberId);
+    const open = await lockOpenForConsumer(tx, caller.tenantId, memberId, tenant.features.has('SHARING'));
+    const own = open.filter((e) => e.memberId === memberId);
+    const pools: EntitlementRecord[] = [];
+    const refusedPools: { e: EntitlementRecord; violation: RuleViolation }[] = [];
+    for (const e of open.filter((x) => x.memberId !== memberId)) {
+      const violation = await poolCheck(tx, e, memberId, tenant);
+      if (violation) refusedPools.push({ e, violation });
+      else pools.push(e);
+    }
+    // The member's own packages first; household pools when none of them can be used.
+    const ownUsable = own.some((e) => usability(e, input, tenant).ok);
     try {
-      target = pick(open, input, tenant) as EntitlementRecord;
+      target = pick(ownUsable ? own : [...own, ...pools], input, tenant) as EntitlementRecord;
     } catch (err) {
       if (!(err instanceof RuleViolation)) throw err;
+      const capped = refusedPools.find(({ e }) => usability(e, input, tenant).ok);
+      if (capped) throw capped.violation;
       // Nothing usable: let closed packages (expired, refunded …) explain it if they fit better.
       const closed = await recentClosedForMember(tx, caller.tenantId, memberId);
-      pick([...open, ...closed], input, tenant);
+      pick([...own, ...pools, ...closed], input, tenant);
       throw err;
     }
   }
@@ -313,6 +352,22 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
     );
   }
   return result;
+}
+
+/**
+ * Why `memberId` may not consume from `e` through its household pool (undefined = allowed). Runs
+ * under the entitlement's row lock, so the usage it counts cannot change before the consume commits.
+ */
+async function poolCheck(tx: Tx, e: EntitlementRecord, memberId: string, tenant: TenantFacts): Promise<RuleViolation | undefined> {
+  if (e.householdId === null) return poolRefusal(e, policiesOf(e), memberId, { member: false, holder: false }, new Map(), tenant);
+  const members = await membersOf(tx, e.tenantId, e.householdId, [memberId, e.memberId]);
+  const usage = await poolUsage(tx, e.tenantId, e.entitlementId);
+  return poolRefusal(e, policiesOf(e), memberId, { member: members.has(memberId), holder: members.has(e.memberId) }, usage, tenant);
+}
+
+/** The policies of the definition version the entitlement was sold on. */
+export function policiesOf(e: EntitlementRecord): Policies {
+  return policiesFromDefinition(fromBinary(DefinitionTermsSchema, e.termsBytes), e.priceCurrency);
 }
 
 function consumeInput(req: ConsumeRequest, memberId: string, branchId: string, occurredTime: Date): ConsumeInput {

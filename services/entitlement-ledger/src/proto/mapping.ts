@@ -5,16 +5,26 @@ import {
   EntitlementSchema,
   EntitlementStatus,
   EntryKind,
+  HouseholdKind,
+  HouseholdSchema,
   LedgerEntrySchema,
+  RefundSchema,
+  RefundState,
   VisitSchema,
   VisitState,
   type Entitlement,
+  type Household,
   type LedgerEntry,
+  type Refund,
   type Visit,
 } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import type { EntryKind as Kind, Status } from '../domain/types.js';
 import type { EntitlementRecord, EntryRecord } from '../store/entitlements.js';
+import type { HouseholdRecord } from '../store/households.js';
+import type { RefundRecord } from '../store/refunds.js';
+import type { HouseholdKind as Hk, RefundState as Rs } from '../store/schema.js';
 import type { VisitRecord } from '../store/visits.js';
+import { detailFields, refundQuoteToProto } from './detail.js';
 
 function ts(d: Date | null | undefined): Timestamp | undefined {
   return d ? timestampFromDate(d) : undefined;
@@ -65,6 +75,10 @@ export function entitlementToProto(e: EntitlementRecord): Entitlement {
     frozenDays: e.frozenDays,
     lastUseTime: ts(e.lastUseTime),
     version: BigInt(e.version),
+    householdId: e.householdId ?? '',
+    transferCount: e.transferCount,
+    originEntitlementId: e.originEntitlementId ?? '',
+    pendingRefundId: e.pendingRefundId ?? '',
   });
 }
 
@@ -91,6 +105,56 @@ export function entryToProto(e: EntryRecord): LedgerEntry {
     memberId: e.memberId,
     entitlementVersion: BigInt(e.entitlementVersion),
     expiryTime: ts(e.expiryTime),
+    counterpartEntitlementId: e.counterpartEntitlementId ?? '',
+    counterpartEntryId: e.counterpartEntryId ?? '',
+    ...(e.amountMinor !== undefined ? { amount: { currencyCode: e.currency ?? '', amountMinor: e.amountMinor } } : {}),
+    refundId: e.refundId ?? '',
+    ...(e.detail ? detailFields(e.detail, e.currency ?? '') : {}),
+  });
+}
+
+export function householdKindFromProto(k: HouseholdKind): Hk {
+  return k === HouseholdKind.FAMILY ? 'FAMILY' : k === HouseholdKind.MEMBER_GROUP ? 'MEMBER_GROUP' : 'HOUSEHOLD';
+}
+
+export function householdToProto(h: HouseholdRecord): Household {
+  return create(HouseholdSchema, {
+    tenantId: h.tenantId,
+    householdId: h.householdId,
+    name: h.name,
+    kind: HouseholdKind[h.kind],
+    ownerMemberId: h.ownerMemberId,
+    members: h.members.map((m) => ({ memberId: m.memberId, addTime: ts(m.addedAt) })),
+    version: BigInt(h.version),
+    createTime: ts(h.createdAt),
+    updateTime: ts(h.updatedAt),
+  });
+}
+
+export function refundStateFromProto(s: RefundState): Rs | undefined {
+  const name = RefundState[s];
+  return name === undefined || name === 'UNSPECIFIED' ? undefined : (name as Rs);
+}
+
+export function refundToProto(r: RefundRecord): Refund {
+  return create(RefundSchema, {
+    tenantId: r.tenantId,
+    refundId: r.refundId,
+    entitlementId: r.entitlementId,
+    memberId: r.memberId,
+    state: RefundState[r.state],
+    quote: refundQuoteToProto(r.quote),
+    reason: r.reason,
+    requestedBy: { subject: r.requestedBy.subject, roles: [...r.requestedBy.roles] },
+    requestTime: ts(r.requestTime),
+    ...(r.decidedBy ? { decidedBy: { subject: r.decidedBy.subject, roles: [...r.decidedBy.roles] } } : {}),
+    decisionNote: r.decisionNote,
+    decideTime: ts(r.decideTime),
+    settleTime: ts(r.settleTime),
+    providerReference: r.providerReference,
+    failureReason: r.failureReason,
+    refundEntryId: r.refundEntryId ?? '',
+    version: BigInt(r.version),
   });
 }
 

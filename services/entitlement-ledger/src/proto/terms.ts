@@ -3,9 +3,13 @@ import {
   ExpiryMode,
   Feature,
   SessionOrder,
+  TransferScope,
   type DefinitionTerms,
 } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import type { Money } from '@punchcard/contracts/punchcard/common/v1/common_pb';
+import type { Policies } from '../domain/policies.js';
 import type { ExpiryAnchor as Anchor, Terms } from '../domain/types.js';
+import { refundMethodFromProto } from './detail.js';
 
 /** The rules of a definition version the ledger applies, snapshotted onto each entitlement sold on it. */
 export function rulesFromDefinition(t: DefinitionTerms): Terms {
@@ -56,4 +60,39 @@ export function featureNames(features: readonly number[]): Set<string> {
     if (name !== undefined) names.add(name);
   }
   return names;
+}
+
+/** An amount in `currency`, or 0 when unset or in another currency (the catalogue prices a definition in one). */
+function amountIn(currency: string, m: Money | undefined): bigint {
+  return m && m.currencyCode === currency && m.amountMinor > 0n ? m.amountMinor : 0n;
+}
+
+/** The transfer, sharing, refund, upgrade and top-up policies of a definition, amounts in `currency`. */
+export function policiesFromDefinition(t: DefinitionTerms, currency: string): Policies {
+  const scope = t.transfer?.scope ?? TransferScope.UNSPECIFIED;
+  return {
+    currency,
+    standalonePrice: amountIn(currency, t.standalonePricePerSession),
+    transfer: {
+      scope: scope === TransferScope.ANYONE ? 'ANYONE' : scope === TransferScope.HOUSEHOLD ? 'HOUSEHOLD' : 'NONE',
+      maxTransfers: Math.max(0, t.transfer?.maxTransfers ?? 0),
+      undoWindowHours: Math.max(0, t.transfer?.undoWindowHours ?? 0),
+    },
+    sharing: {
+      householdPool: t.sharing?.householdPool ?? false,
+      maxMembers: Math.max(0, t.sharing?.maxMembers ?? 0),
+      perMemberSessionCap: Math.max(0, t.sharing?.perMemberSessionCap ?? 0),
+    },
+    refund: {
+      method: refundMethodFromProto(t.refund?.method ?? 0),
+      adminFee: amountIn(currency, t.refund?.adminFee),
+      windowDays: Math.max(0, t.refund?.refundWindowDays ?? 0),
+    },
+    upgrade: { targetDefinitionIds: [...(t.upgrade?.targetDefinitionIds ?? [])] },
+    topUp: {
+      enabled: t.topUp?.enabled ?? false,
+      pricePerSession: amountIn(currency, t.topUp?.pricePerSession),
+      extendExpiryDays: Math.max(0, t.topUp?.extendExpiryDays ?? 0),
+    },
+  };
 }

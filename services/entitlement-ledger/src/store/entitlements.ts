@@ -1,5 +1,6 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Entitlement, EntryDraft, Status } from '../domain/types.js';
+import { decodeDetail, encodeDetail } from '../proto/detail.js';
 import type { LedgerDb, EntitlementsTable, EntriesTable } from './schema.js';
 
 /** An entitlement as stored: the domain state plus what only readers need. */
@@ -17,6 +18,8 @@ export interface Actor {
 }
 
 export interface EntryRecord extends EntryDraft {
+  /** The entitlement's currency, for the entry's amounts. */
+  currency?: string;
   tenantId: string;
   entryId: string;
   entitlementId: string;
@@ -56,6 +59,10 @@ export function toRecord(row: Selectable<EntitlementsTable>): EntitlementRecord 
     frozenDays: row.frozen_days,
     lastUseTime: row.last_use_time,
     version: Number(row.version),
+    householdId: row.household_id,
+    transferCount: row.transfer_count,
+    originEntitlementId: row.origin_entitlement_id,
+    pendingRefundId: row.pending_refund_id,
     termsBytes: row.terms,
     priceCurrency: row.price_currency,
     priceMinor: row.price_minor,
@@ -95,6 +102,10 @@ export async function insertEntitlement(tx: Db, e: EntitlementRecord, now: Date)
       last_use_time: e.lastUseTime,
       version: e.version,
       updated_at: now,
+      household_id: e.householdId,
+      transfer_count: e.transferCount,
+      origin_entitlement_id: e.originEntitlementId,
+      pending_refund_id: e.pendingRefundId,
     })
     .execute();
 }
@@ -163,6 +174,10 @@ export async function saveEntitlement(tx: Db, prev: Entitlement, next: Entitleme
     .updateTable('entitlements')
     .set({
       status: next.status,
+      paid_sessions: next.paidSessions,
+      bonus_sessions: next.bonusSessions,
+      household_id: next.householdId,
+      pending_refund_id: next.pendingRefundId,
       paid_remaining: next.paidRemaining,
       bonus_remaining: next.bonusRemaining,
       activation_time: next.activationTime,
@@ -213,6 +228,12 @@ export async function insertEntry(tx: Db, e: EntryRecord): Promise<void> {
       member_id: e.memberId,
       entitlement_version: e.entitlementVersion,
       expiry_time: e.expiryTime,
+      counterpart_entitlement_id: e.counterpartEntitlementId ?? null,
+      counterpart_entry_id: e.counterpartEntryId ?? null,
+      amount_minor: e.amountMinor ?? null,
+      currency: e.amountMinor !== undefined || e.detail ? (e.currency ?? null) : null,
+      refund_id: e.refundId ?? null,
+      detail: e.detail ? encodeDetail(e.detail, e.currency ?? '') : null,
     })
     .execute();
 }
@@ -240,6 +261,12 @@ export function toEntry(row: Selectable<EntriesTable>): EntryRecord {
     ...(row.reverses_entry_id ? { reversesEntryId: row.reverses_entry_id } : {}),
     ...(row.visit_id ? { visitId: row.visit_id } : {}),
     ...(row.service_code ? { serviceCode: row.service_code } : {}),
+    ...(row.counterpart_entitlement_id ? { counterpartEntitlementId: row.counterpart_entitlement_id } : {}),
+    ...(row.counterpart_entry_id ? { counterpartEntryId: row.counterpart_entry_id } : {}),
+    ...(row.amount_minor !== null ? { amountMinor: row.amount_minor } : {}),
+    ...(row.currency !== null ? { currency: row.currency } : {}),
+    ...(row.refund_id ? { refundId: row.refund_id } : {}),
+    ...(row.detail ? { detail: decodeDetail(row.detail) } : {}),
   };
 }
 
@@ -308,4 +335,76 @@ export async function listEntitlements(
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return { items: page.map(toRecord), ...(rows.length > limit && last ? { next: last.seq } : {}) };
+}
+
+/** Every entry of an entitlement in version order (to value its sessions; a package has few). */
+export async function allEntries(db: Db, tenantId: string, entitlementId: string): Promise<EntryRecord[]> {
+  const rows = await db
+    .selectFrom('entries')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('entitlement_id', '=', entitlementId)
+    .orderBy('entitlement_version')
+    .execute();
+  return rows.map(toEntry);
+}
+
+/**
+ * Row-locks the member's open entitlements and, when `withPools`, the open ones shared with a
+ * household the member belongs to; all in entitlement id order, like every multi-row lock here.
+ */
+export async function lockOpenForConsumer(tx: Db, tenantId: string, memberId: string, withPools: boolean): Promise<EntitlementRecord[]> {
+  if (!withPools) return lockOpenForMember(tx, tenantId, memberId);
+  const rows = await tx
+    .selectFrom('entitlements')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'in', OPEN_STATUSES)
+    .where((eb) =>
+      eb.or([
+        eb('member_id', '=', memberId),
+        eb(
+          'household_id',
+          'in',
+          eb.selectFrom('household_members').select('household_id').where('tenant_id', '=', tenantId).where('member_id', '=', memberId),
+        ),
+      ]),
+    )
+    .orderBy('entitlement_id')
+    .forUpdate()
+    .execute();
+  return rows.map(toRecord);
+}
+
+/**
+ * Sessions each member has used from one entitlement: consumes net of their reversals, counted from
+ * the entries. Read under the entitlement's row lock it is exact, as entries are written only under it.
+ */
+export async function poolUsage(db: Db, tenantId: string, entitlementId: string): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('entries')
+    .select(['member_id', sql<number>`sum(case when kind = 'CONSUME' then 1 else -1 end)::int`.as('used')])
+    .where('tenant_id', '=', tenantId)
+    .where('entitlement_id', '=', entitlementId)
+    .where('kind', 'in', ['CONSUME', 'REVERSAL'])
+    .groupBy('member_id')
+    .execute();
+  return new Map(rows.map((r) => [r.member_id, r.used]));
+}
+
+/**
+ * Changes what is not a session movement (the household pool, the refund hold) under the row lock,
+ * conditional on the version the caller decided on; the version does not advance (no entry).
+ */
+export async function saveSharingAndHold(tx: Db, prev: Entitlement, next: Pick<Entitlement, 'householdId' | 'pendingRefundId'>, now: Date): Promise<void> {
+  const result = await tx
+    .updateTable('entitlements')
+    .set({ household_id: next.householdId, pending_refund_id: next.pendingRefundId, updated_at: now })
+    .where('tenant_id', '=', prev.tenantId)
+    .where('entitlement_id', '=', prev.entitlementId)
+    .where('version', '=', BigInt(prev.version))
+    .executeTakeFirst();
+  if (result.numUpdatedRows !== 1n) {
+    throw new Error(`entitlement ${prev.entitlementId} changed under its lock (expected version ${prev.version})`);
+  }
 }

@@ -184,4 +184,87 @@ export const migrations: Migrations = {
       await sql`create index visits_state on visits (tenant_id, state, created_at)`.execute(db);
     },
   },
+  '0006_households_transfers_refunds': {
+    async up(db) {
+      // Issue 7: sharing, transfer chains and refund holds live on the entitlement row (changed under
+      // its lock); only session movements are entries.
+      await sql`
+        alter table entitlements
+          add column household_id uuid,
+          add column transfer_count int not null default 0 check (transfer_count >= 0),
+          add column origin_entitlement_id uuid,
+          add column pending_refund_id uuid`.execute(db);
+      await sql`create index entitlements_household on entitlements (tenant_id, household_id, entitlement_id) where household_id is not null`.execute(db);
+
+      // What revenue needs to book the movement: the other side of a transfer or upgrade, the money
+      // moved, and the operation's numbers (protobuf punchcard.ledger.v1.LedgerEntry holding only
+      // its transfer / top_up / upgrade / refund fields), all immutable like the rest of the entry.
+      await sql`
+        alter table entries
+          add column counterpart_entitlement_id uuid,
+          add column counterpart_entry_id uuid,
+          add column amount_minor bigint,
+          add column currency text,
+          add column refund_id uuid,
+          add column detail bytea`.execute(db);
+      // A refund settles at most once, whatever redelivers the payout.
+      await sql`create unique index entries_one_refund on entries (tenant_id, refund_id) where refund_id is not null`.execute(db);
+
+      await sql`
+        create table households (
+          seq bigserial not null unique,
+          tenant_id text not null,
+          household_id uuid not null,
+          name text not null,
+          kind text not null check (kind in ('FAMILY', 'HOUSEHOLD', 'MEMBER_GROUP')),
+          owner_member_id text not null,
+          version bigint not null check (version >= 1),
+          created_at timestamptz not null,
+          updated_at timestamptz not null,
+          primary key (tenant_id, household_id)
+        )`.execute(db);
+      await sql`
+        create table household_members (
+          tenant_id text not null,
+          household_id uuid not null,
+          member_id text not null,
+          added_at timestamptz not null,
+          primary key (tenant_id, household_id, member_id),
+          foreign key (tenant_id, household_id) references households (tenant_id, household_id)
+        )`.execute(db);
+      await sql`create index household_members_member on household_members (tenant_id, member_id)`.execute(db);
+
+      await sql`
+        create table refunds (
+          seq bigserial not null unique,
+          tenant_id text not null,
+          refund_id uuid not null,
+          entitlement_id uuid not null,
+          member_id text not null,
+          state text not null check (state in ('REQUESTED', 'APPROVED', 'REJECTED', 'COMPLETED', 'PAYOUT_FAILED')),
+          -- protobuf punchcard.ledger.v1.RefundQuote, as computed at the request.
+          quote bytea not null,
+          currency text not null,
+          amount_minor bigint not null check (amount_minor >= 0),
+          reason text not null,
+          requested_by_subject text not null,
+          requested_by_roles text[] not null,
+          request_time timestamptz not null,
+          decided_by_subject text,
+          decided_by_roles text[],
+          decision_note text not null default '',
+          decide_time timestamptz,
+          settle_time timestamptz,
+          provider_reference text not null default '',
+          failure_reason text not null default '',
+          refund_entry_id uuid,
+          version bigint not null check (version >= 1),
+          primary key (tenant_id, refund_id),
+          foreign key (tenant_id, entitlement_id) references entitlements (tenant_id, entitlement_id)
+        )`.execute(db);
+      // One open refund per entitlement, whatever races.
+      await sql`create unique index refunds_one_open on refunds (tenant_id, entitlement_id) where state in ('REQUESTED', 'APPROVED')`.execute(db);
+      await sql`create index refunds_entitlement on refunds (tenant_id, entitlement_id, seq)`.execute(db);
+    },
+  },
 };

@@ -11,6 +11,9 @@ export interface LedgerDb extends IdempotencyTables, OutboxTables, InboxTables {
   entitlements: EntitlementsTable;
   entries: EntriesTable;
   visits: VisitsTable;
+  households: HouseholdsTable;
+  household_members: HouseholdMembersTable;
+  refunds: RefundsTable;
 }
 
 type Timestamp = ColumnType<Date, Date, Date>;
@@ -75,6 +78,10 @@ export interface EntitlementsTable {
   last_use_time: NullableTimestamp;
   version: Int8;
   updated_at: Timestamp;
+  household_id: ColumnType<string | null, string | null | undefined, string | null>;
+  transfer_count: ColumnType<number, number | undefined, number>;
+  origin_entitlement_id: ColumnType<string | null, string | null | undefined, string | null>;
+  pending_refund_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface EntriesTable {
@@ -101,6 +108,60 @@ export interface EntriesTable {
   member_id: string;
   entitlement_version: Int8;
   expiry_time: NullableTimestamp;
+  counterpart_entitlement_id: ColumnType<string | null, string | null | undefined, never>;
+  counterpart_entry_id: ColumnType<string | null, string | null | undefined, never>;
+  amount_minor: ColumnType<bigint | null, bigint | null | undefined, never>;
+  currency: ColumnType<string | null, string | null | undefined, never>;
+  refund_id: ColumnType<string | null, string | null | undefined, never>;
+  detail: ColumnType<Uint8Array | null, Uint8Array | null | undefined, never>;
+}
+
+export type HouseholdKind = 'FAMILY' | 'HOUSEHOLD' | 'MEMBER_GROUP';
+
+export interface HouseholdsTable {
+  seq: ColumnType<bigint, never, never>;
+  tenant_id: string;
+  household_id: string;
+  name: string;
+  kind: HouseholdKind;
+  owner_member_id: string;
+  version: Int8;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface HouseholdMembersTable {
+  tenant_id: string;
+  household_id: string;
+  member_id: string;
+  added_at: Timestamp;
+}
+
+export type RefundState = 'REQUESTED' | 'APPROVED' | 'REJECTED' | 'COMPLETED' | 'PAYOUT_FAILED';
+
+export interface RefundsTable {
+  seq: ColumnType<bigint, never, never>;
+  tenant_id: string;
+  refund_id: string;
+  entitlement_id: string;
+  member_id: string;
+  state: RefundState;
+  quote: Uint8Array;
+  currency: string;
+  amount_minor: Int8;
+  reason: string;
+  requested_by_subject: string;
+  requested_by_roles: string[];
+  request_time: Timestamp;
+  decided_by_subject: string | null;
+  decided_by_roles: string[] | null;
+  decision_note: ColumnType<string, string | undefined, string>;
+  decide_time: NullableTimestamp;
+  settle_time: NullableTimestamp;
+  provider_reference: ColumnType<string, string | undefined, string>;
+  failure_reason: ColumnType<string, string | undefined, string>;
+  refund_entry_id: string | null;
+  version: Int8;
 }
 
 export type VisitState = 'CONSUMED' | 'REJECTED' | 'ONE_OFF' | 'CANCELLED' | 'REVERSED';

@@ -1,5 +1,7 @@
-import type { Entitlement, ExpiryTerms, TenantFacts, Terms } from '../../src/domain/types.js';
+import type { Entitlement, ExpiryTerms, TenantFacts, Terms, Transition } from '../../src/domain/types.js';
 import { purchase } from '../../src/domain/lifecycle.js';
+import type { Policies } from '../../src/domain/policies.js';
+import { replay, type BookBasis, type BookEntry, type Slot } from '../../src/domain/valuation.js';
 
 export const SGT = 'Asia/Singapore';
 
@@ -57,4 +59,57 @@ export function entitlement(
 
 export function tenant(...features: string[]): TenantFacts {
   return { tenantId: 't1', features: new Set(features) };
+}
+
+export function policies(overrides: { [K in keyof Policies]?: Partial<Policies[K]> } & { currency?: string; standalonePrice?: bigint } = {}): Policies {
+  const { currency = 'SGD', standalonePrice = 0n, transfer, sharing, refund, upgrade, topUp } = overrides;
+  return {
+    currency,
+    standalonePrice,
+    transfer: { scope: 'ANYONE', maxTransfers: 0, undoWindowHours: 0, ...transfer },
+    sharing: { householdPool: true, maxMembers: 0, perMemberSessionCap: 0, ...sharing },
+    refund: { method: 'PRO_RATA', adminFee: 0n, windowDays: 0, ...refund },
+    upgrade: { targetDefinitionIds: [], ...upgrade },
+    topUp: { enabled: true, pricePerSession: 0n, extendExpiryDays: 0, ...topUp },
+  };
+}
+
+/**
+ * An entitlement with its entries in memory, as the store would keep them: applies transitions and
+ * names each entry, so valuation can replay them.
+ */
+export class Book {
+  entries: BookEntry[] = [];
+  private n = 0;
+  constructor(
+    public e: Entitlement,
+    public readonly basis: BookBasis,
+  ) {
+    this.entries.push({ entryId: this.id(), kind: 'PURCHASE', paidDelta: e.paidSessions, bonusDelta: e.bonusSessions });
+  }
+
+  private id(): string {
+    this.n += 1;
+    return `${this.e.entitlementId}-x${this.n}`;
+  }
+
+  /** Applies a transition; returns the new entry's id. */
+  apply(t: Transition): string {
+    const entryId = this.id();
+    this.e = t.next;
+    this.entries.push({
+      entryId,
+      kind: t.entry.kind,
+      paidDelta: t.entry.paidDelta,
+      bonusDelta: t.entry.bonusDelta,
+      reversesEntryId: t.entry.reversesEntryId,
+      amountMinor: t.entry.amountMinor,
+      detail: t.entry.detail,
+    });
+    return entryId;
+  }
+
+  slots(): Slot[] {
+    return replay(this.basis, this.entries);
+  }
 }
