@@ -61,7 +61,11 @@ async function withMembers(db: Db, rows: { tenant_id: string; household_id: stri
     name: r.name,
     kind: r.kind,
     ownerMemberId: r.owner_member_id,
-    members: members.filter((m) => m.household_id === r.household_id).map((m) => ({ memberId: m.member_id, addedAt: m.added_at })),
+    // The owner first, then in the order they joined.
+    members: members
+      .filter((m) => m.household_id === r.household_id)
+      .sort((x, y) => Number(y.member_id === r.owner_member_id) - Number(x.member_id === r.owner_member_id))
+      .map((m) => ({ memberId: m.member_id, addedAt: m.added_at })),
     version: Number(r.version),
     seq: r.seq,
     createdAt: r.created_at,
