@@ -4,6 +4,7 @@ import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalog
 import { TimerKind, TimerState, type Timer } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
 import { EntitlementStatus, EntryKind } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { housekeep } from '../src/housekeeping.js';
 import { newTenantId, operator, staff, TestEnv, type Replica } from './support/env.js';
 
 const at = (s: string) => new Date(s);
@@ -124,6 +125,22 @@ describe('extension', () => {
       'ENTER_GRACE 2025-05-31T23:00:00.000Z',
       'EXPIRE 2025-06-05T23:00:00.000Z',
     ]);
+  });
+});
+
+describe('housekeeping', () => {
+  it('prunes cancelled timers a month old by the service clock, keeps pending and fired ones', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-03-01T10:00:00Z');
+    const e = await env.ledger.purchase({ tenantId, policy: london, timeZone: 'Europe/London', purchaseTime: at('2025-03-01T10:00:00Z'), expiryTime: at('2025-03-31T23:00:00Z') });
+    await env.ledger.extend(e.entitlementId, at('2025-03-02T10:00:00Z'), at('2025-06-30T23:00:00Z'));
+    await env.settle();
+    const states = async () => (await schedule(tenantId, e.entitlementId)).timers.map((t) => TimerState[t.state]).sort();
+    expect(await states()).toEqual(['CANCELLED', 'CANCELLED', 'PENDING', 'PENDING']);
+    expect((await housekeep(env.db.db, at('2025-03-20T00:00:00Z'))).cancelledTimers).toBe(0);
+    const pruned = await housekeep(env.db.db, at('2025-04-02T00:00:00Z'));
+    expect(pruned.cancelledTimers).toBeGreaterThanOrEqual(2);
+    expect(await states()).toEqual(['PENDING', 'PENDING']);
   });
 });
 

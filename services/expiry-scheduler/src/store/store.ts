@@ -215,6 +215,12 @@ export async function listDue(db: Db, options: { tenantId: string; before: Date;
   return q.orderBy('due_time').orderBy('rank').orderBy('timer_id').limit(options.limit).execute();
 }
 
+/** Deletes cancelled timers last changed before `before`; returns how many. */
+export async function pruneCancelledTimers(db: Db, before: Date): Promise<number> {
+  const result = await db.deleteFrom('timers').where('state', '=', 'CANCELLED').where('update_time', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export async function getEntitlement(db: Db, tenantId: string, entitlementId: string): Promise<EntitlementRow | undefined> {
   return db.selectFrom('entitlements').selectAll().where('tenant_id', '=', tenantId).where('entitlement_id', '=', entitlementId).executeTakeFirst();
 }
