@@ -83,7 +83,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
     ...(o.onConsumed ? { onOutcome: o.onConsumed } : {}),
   });
   const housekeeping = startHousekeeping(o.db.db, o.clock, o.housekeepingIntervalMs ?? 3_600_000, logger);
-  const handlers = expiryHandlers({ db: o.db.db, clock: o.clock, runDue: (options) => sweeper.runNow(options) });
+  const handlers = expiryHandlers({ db: o.db.db, clock: o.clock, runDue: (options) => sweeper.runNow(options), logger });
   let stopping: Promise<void> | undefined;
   return {
     handlers,

@@ -121,6 +121,7 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
           if (!runtime) throw new ConnectError('the scheduler is starting; try again', Code.Unavailable);
           return runtime.sweeper.runNow(o);
         },
+        logger: ctx.logger,
       });
       router.service(ExpiryService, {
         getSchedule: (req, c) => handlers.getSchedule(callerOf(c), req),

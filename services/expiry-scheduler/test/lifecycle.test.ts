@@ -201,6 +201,13 @@ describe('ledger failures', () => {
     expect(await runDue(tenantId)).toMatchObject({ fired: 1, failed: 1, remaining: 0 });
     const expire = (await schedule(tenantId, e.entitlementId)).timers.find((t) => t.kind === TimerKind.EXPIRE)!;
     expect(expire).toMatchObject({ state: TimerState.FAILED, attempts: 1 });
+    // Nothing retries it on its own ...
+    expect(await runDue(tenantId)).toMatchObject({ fired: 0, failed: 0, remaining: 0 });
+    // ... until an operator, having fixed the cause, asks for it.
+    const retried = await replica.runtime.handlers.runDue(operator(tenantId), { idempotencyKey: 'retry-1', limit: 0, retryFailed: true } as never);
+    expect(retried).toMatchObject({ fired: 1, failed: 0, remaining: 0 });
+    expect(env.ledger.entitlements.get(e.entitlementId)!.status).toBe(EntitlementStatus.EXPIRED);
+    expect(env.ledger.callsFor(e.entitlementId).map((c) => c.idempotencyKey)).toEqual([expire.timerId, expire.timerId].map((id) => `expiry-timer-${id}`));
   });
 
   it('a stale call (the ledger answers without an entry) is recorded as a no-op and announces nothing', async () => {

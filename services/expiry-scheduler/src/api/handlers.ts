@@ -16,9 +16,10 @@ import {
 import { IdempotencyKeyError, inTransaction, requestHash, withIdempotency } from '@punchcard/db';
 import { invalidArgument, notFound, requireRole, type Caller, type Role } from '@punchcard/platform';
 import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { firingOrder } from '../domain/schedule.js';
 import type { ExpiryDb } from '../store/schema.js';
-import { countDue, getEntitlement, listDue, timersOf } from '../store/store.js';
+import { countDue, getEntitlement, listDue, requeueFailed, timersOf } from '../store/store.js';
 import type { SweepOptions, SweepResult } from '../sweep.js';
 import { decodePageToken, encodePageToken, timerToProto } from './convert.js';
 
@@ -27,6 +28,7 @@ export interface ExpiryApiDeps {
   clock: () => Date;
   /** Fires due timers now (the service's sweeper, so a forced run and the background one take turns). */
   runDue: (options: SweepOptions) => Promise<SweepResult>;
+  logger?: Logger;
 }
 
 const READERS: Role[] = ['staff', 'manager', 'admin', 'system'];
@@ -80,6 +82,10 @@ export function expiryHandlers(deps: ExpiryApiDeps) {
       requireRole(caller, ...OPERATORS);
       if (req.limit < 0) throw invalidArgument('limit', 'must not be negative (0 = every due timer)');
       const run = async () => {
+        if (req.retryFailed) {
+          const requeued = await inTransaction(deps.db, (tx) => requeueFailed(tx, caller.tenantId, deps.clock()));
+          if (requeued > 0) deps.logger?.info({ tenantId: caller.tenantId, requeued, subject: caller.subject }, 'failed timers put back to pending');
+        }
         const result = await deps.runDue({ tenantId: caller.tenantId, ...(req.limit > 0 ? { limit: req.limit } : {}) });
         const remaining = await countDue(deps.db, deps.clock(), caller.tenantId);
         return toBinary(RunDueResponseSchema, create(RunDueResponseSchema, { fired: result.fired, failed: result.failed, remaining }));
@@ -92,7 +98,7 @@ export function expiryHandlers(deps: ExpiryApiDeps) {
               tenantId: caller.tenantId,
               key: req.idempotencyKey,
               method: `${ExpiryService.typeName}/RunDue`,
-              requestHash: requestHash(toBinary(RunDueRequestSchema, create(RunDueRequestSchema, { limit: req.limit }))),
+              requestHash: requestHash(toBinary(RunDueRequestSchema, create(RunDueRequestSchema, { limit: req.limit, retryFailed: req.retryFailed }))),
             },
             run,
           ),

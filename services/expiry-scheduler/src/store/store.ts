@@ -182,6 +182,17 @@ export async function markFailed(tx: Tx, timerId: string, attempts: number, erro
     .execute();
 }
 
+/** Puts the tenant's failed timers back to pending, due now, with a fresh retry budget; returns how many. */
+export async function requeueFailed(tx: Tx, tenantId: string, now: Date): Promise<number> {
+  const result = await tx
+    .updateTable('timers')
+    .set({ state: 'PENDING', attempts: 0, next_attempt_time: now, update_time: now })
+    .where('tenant_id', '=', tenantId)
+    .where('state', '=', 'FAILED')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 /** Pending timers due at `now` (including ones backing off after a failure). */
 export async function countDue(db: Db, now: Date, tenantId?: string): Promise<number> {
   let q = db
