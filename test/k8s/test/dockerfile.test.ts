@@ -83,14 +83,18 @@ describe('deploy/docker/Dockerfile', () => {
     expect(`pnpm@${(pnpmVersion?.getArgumentsContent() ?? '').split('=')[1]}`).toBe(packageManager);
   });
 
-  it('covers exactly the services in services/, with the ports of k8s/base', () => {
+  it('covers exactly the services in services/, with every container port of k8s/base', () => {
     const table = runs(buildStages().flat()).find((r) => r.startsWith('case '));
-    const rows = [...(table ?? '').matchAll(/([a-z-]+):(\d+):(\d+)/g)].map((m) => ({ service: m[1]!, port: Number(m[2]), opsPort: Number(m[3]) }));
+    expect(table).toContain('"${SERVICE}:${PORT}:${OPS_PORT}:${WEBHOOK_PORT}"');
+    const rows = [...(table ?? '').matchAll(/([a-z-]+):(\d+):(\d+):(\d*)/g)].map((m) => ({
+      service: m[1]!,
+      ports: [Number(m[2]), Number(m[3]), ...(m[4] ? [Number(m[4])] : [])],
+    }));
     expect(rows.map((r) => r.service).sort()).toEqual(serviceDirs());
     const base = render('k8s/base');
     for (const row of rows) {
       const ports = podSpecOf(find(base, 'Deployment', row.service))!.containers[0]!.ports!.map((p) => p.containerPort);
-      expect(ports, row.service).toEqual([row.port, row.opsPort]);
+      expect(ports, row.service).toEqual(row.ports);
     }
   });
 
@@ -124,8 +128,13 @@ describe('deploy/docker/Dockerfile', () => {
     expect(install).toMatch(/rm -rf \/var\/lib\/apt\/lists\/\*/);
   });
 
-  it('exposes the service API and ops ports', () => {
-    expect(args(only(finalStage(), 'EXPOSE'))).toEqual(['${PORT}', '${OPS_PORT}']);
+  it('exposes the service API and ops ports, and the webhook port where there is one', () => {
+    expect(args(only(finalStage(), 'EXPOSE'))).toEqual(['${PORT}', '${OPS_PORT}', '${WEBHOOK_PORT}']);
+    const finalArgs = finalStage().filter((i) => i.getKeyword() === 'ARG').map((i) => i.getArgumentsContent() ?? '');
+    expect(finalArgs).toContain('WEBHOOK_PORT=""');
+    // Not ENV: billing-integration would read an empty WEBHOOK_PORT as port 0 instead of its default.
+    const env = finalStage().filter((i) => i.getKeyword() === 'ENV').map((i) => i.getArgumentsContent() ?? '').join('\n');
+    expect(env).not.toMatch(/WEBHOOK_PORT/);
   });
 });
 

@@ -18,13 +18,16 @@ import {
   type PodSpec,
 } from './support.js';
 
-/** The agreed ports (brief) and schema names (service name with underscores). */
-const SERVICES: Record<string, { port: number; opsPort: number }> = {
+/**
+ * The agreed ports (brief), other ports a service listens on (billing's processor webhooks,
+ * WEBHOOK_PORT), the keys of its Secret, and the services whose API it calls.
+ */
+const SERVICES: Record<string, { port: number; opsPort: number; webhookPort?: number; secretKeys?: string[]; calls?: string[] }> = {
   catalogue: { port: 7101, opsPort: 7201 },
   'entitlement-ledger': { port: 7102, opsPort: 7202 },
-  'expiry-scheduler': { port: 7103, opsPort: 7203 },
+  'expiry-scheduler': { port: 7103, opsPort: 7203, calls: ['entitlement-ledger'] },
   'revenue-recognition': { port: 7104, opsPort: 7204 },
-  'billing-integration': { port: 7105, opsPort: 7205 },
+  'billing-integration': { port: 7105, opsPort: 7205, webhookPort: 7305, secretKeys: ['BILLING_SECRETS_KEY'], calls: ['entitlement-ledger'] },
 };
 const schemaOf = (service: string) => service.replaceAll('-', '_');
 const SECRET_KEYS = ['DATABASE_URL', 'NATS_URL', 'AUTH_JWT_SECRET'];
@@ -151,7 +154,7 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
   });
 
   describe.each(Object.keys(SERVICES))('%s', (service) => {
-    const { port, opsPort } = SERVICES[service]!;
+    const { port, opsPort, webhookPort, secretKeys = [], calls = [] } = SERVICES[service]!;
     const deployment = () => find(objects(), 'Deployment', service);
     const pod = () => podSpecOf(deployment())!;
     const server = () => container(pod(), 'server');
@@ -164,6 +167,7 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       expect(server().ports).toEqual([
         { name: 'grpc', containerPort: port, protocol: 'TCP' },
         { name: 'ops', containerPort: opsPort, protocol: 'TCP' },
+        ...(webhookPort ? [{ name: 'webhooks', containerPort: webhookPort, protocol: 'TCP' }] : []),
       ]);
       expect(config().metadata.name).toMatch(new RegExp(`^${service}-config-[a-z0-9]{10}$`));
       expect(config().data).toMatchObject({
@@ -173,11 +177,11 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
         DATABASE_SCHEMA: schemaOf(service),
         BUS_NAMESPACE: '',
       });
+      if (webhookPort) expect(config().data.WEBHOOK_PORT).toBe(String(webhookPort));
       expect(config().data.OTEL_EXPORTER_OTLP_ENDPOINT).toMatch(/^http:\/\/[a-z0-9.-]+:4318$/);
-      for (const key of SECRET_KEYS) {
-        const env = server().env?.find((e) => e.name === key);
-        expect(env?.valueFrom?.secretKeyRef, key).toEqual({ name: `punchcard-${service}`, key });
-      }
+      const secretEnv = (server().env ?? []).filter((e) => e.valueFrom?.secretKeyRef);
+      expect(secretEnv.map((e) => e.name).sort()).toEqual([...SECRET_KEYS, ...secretKeys].sort());
+      for (const env of secretEnv) expect(env.valueFrom?.secretKeyRef, env.name).toEqual({ name: `punchcard-${service}`, key: env.name });
       expect(pod().serviceAccountName).toBe(service);
       expect(server().volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
       expect(pod().volumes?.find((v) => v.name === 'tmp')?.emptyDir).toBeDefined();
@@ -208,6 +212,7 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       expect(svc.spec.ports).toEqual([
         { name: 'grpc', port, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
         { name: 'metrics', port: opsPort, targetPort: 'ops', protocol: 'TCP', appProtocol: 'http' },
+        ...(webhookPort ? [{ name: 'webhooks', port: webhookPort, targetPort: 'webhooks', protocol: 'TCP', appProtocol: 'http' }] : []),
       ]);
       expect(selects(svc.spec.selector, templateLabels(deployment()))).toBe(true);
       expect(selects(svc.spec.selector, templateLabels(find(objects(), 'Job', `${service}-migrate-${version()}`)))).toBe(false);
@@ -236,10 +241,11 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       expect(migrate.args).toEqual(['node', 'dist/main.js', 'migrate']);
       expect(podSpecOf(job)!.restartPolicy).toBe('Never');
       const env = Object.fromEntries((migrate.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.secretKeyRef]));
+      // `migrate` validates the whole configuration first, so it gets the same Secret keys as the server.
       expect(env).toMatchObject({
         SERVICE_NAME: service,
         DATABASE_SCHEMA: schemaOf(service),
-        DATABASE_URL: { name: `punchcard-${service}`, key: 'DATABASE_URL' },
+        ...Object.fromEntries([...SECRET_KEYS, ...secretKeys].map((key) => [key, { name: `punchcard-${service}`, key }])),
       });
     });
 
@@ -250,7 +256,13 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       expect(selects(policy.spec.podSelector.matchLabels, templateLabels(find(objects(), 'Job', `${service}-migrate-${version()}`)))).toBe(true);
 
       const ingressPorts = policy.spec.ingress.flatMap((r) => r.ports.map((p) => p.port)).sort();
-      expect(ingressPorts).toEqual(['grpc', 'ops']);
+      expect(ingressPorts).toEqual(['grpc', 'ops', ...(webhookPort ? ['webhooks'] : [])].sort());
+      if (webhookPort) {
+        const webhooks = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 'webhooks'))!;
+        expect(webhooks.from, 'processors reach the webhooks through the ingress controller only').toEqual([
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
+        ]);
+      }
       const metrics = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 'ops'))!;
       expect(metrics.from).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
       const grpcFrom = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 'grpc'))!.from;
@@ -258,24 +270,24 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       expect(fromIngressController, 'public API behind the ingress').toBe(service !== 'expiry-scheduler');
 
       const egressPorts = policy.spec.egress.flatMap((r) => r.ports.map((p) => `${p.port}/${p.protocol}`)).sort();
-      const expected = ['53/UDP', '53/TCP', '5432/TCP', '4222/TCP', '4318/TCP'];
-      if (service === 'expiry-scheduler') expected.push(`${SERVICES['entitlement-ledger']!.port}/TCP`);
+      const expected = ['53/UDP', '53/TCP', '5432/TCP', '4222/TCP', '4318/TCP', ...calls.map((c) => `${SERVICES[c]!.port}/TCP`)];
       if (service === 'billing-integration') expected.push('443/TCP');
       expect(egressPorts).toEqual(expected.sort());
-      if (service === 'expiry-scheduler') {
-        const toLedger = policy.spec.egress.find((r) => r.ports.some((p) => p.port === SERVICES['entitlement-ledger']!.port))!;
-        const ledger = find(objects(), 'Deployment', 'entitlement-ledger');
-        expect(toLedger.to?.every((t) => t.podSelector && selects(t.podSelector.matchLabels, templateLabels(ledger)))).toBe(true);
+      for (const callee of calls) {
+        const toCallee = policy.spec.egress.find((r) => r.ports.some((p) => p.port === SERVICES[callee]!.port))!;
+        const pods = find(objects(), 'Deployment', callee);
+        expect(toCallee.to?.every((t) => t.podSelector && selects(t.podSelector.matchLabels, templateLabels(pods))), callee).toBe(true);
       }
     });
   });
 });
 
 describe('overlays differ where they should', () => {
-  it('dev: dev-mode auth, debug logs, local images; production: info logs, a registry, bigger pods', () => {
+  it('dev: debug logs, local images; production: info logs, a registry, bigger pods; neither in auth dev mode', () => {
     const data = (overlay: string) =>
       (render(`k8s/overlays/${overlay}`).find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('catalogue-config')) as unknown as { data: Record<string, string> }).data;
-    expect(data('dev')).toMatchObject({ AUTH_DEV_MODE: 'true', LOG_LEVEL: 'debug' });
+    // The images run with NODE_ENV=production, where the platform refuses AUTH_DEV_MODE.
+    expect(data('dev')).toMatchObject({ AUTH_DEV_MODE: 'false', LOG_LEVEL: 'debug' });
     expect(data('production')).toMatchObject({ AUTH_DEV_MODE: 'false', LOG_LEVEL: 'info' });
     const server = (overlay: string) => container(podSpecOf(find(render(`k8s/overlays/${overlay}`), 'Deployment', 'catalogue'))!, 'server');
     expect(server('dev').image).toBe('punchcard/catalogue:dev');

@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_DUPLICATE_WINDOW_MS, STREAM_KEYS, STREAMS, subjectMatches } from '@punchcard/bus';
 import { describe, expect, it } from 'vitest';
-import { render, repoRoot, serviceDirs } from './support.js';
+import { consumersOf } from './service-code.js';
+import { read, render, repoRoot, serviceDirs } from './support.js';
 
 interface StreamSpec {
   name: string;
@@ -36,28 +37,29 @@ function durationMs(value: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
-/**
- * The durable consumers the services start, read from their sources: each `durable:` (a string or a
- * `const X = '...'` of the same file) with the nearest `stream: '...'` of the same call.
- */
-function consumersInServices(): { service: string; durable: string; stream: string | undefined }[] {
-  const out: { service: string; durable: string; stream: string | undefined }[] = [];
-  const scan = (service: string, text: string) => {
-    const constants = new Map([...text.matchAll(/\b([A-Z][A-Z0-9_]*)\s*=\s*['"]([A-Za-z0-9_-]+)['"]/g)].map((m) => [m[1]!, m[2]!]));
-    for (const m of text.matchAll(/\bdurable:\s*(?:['"]([A-Za-z0-9_-]+)['"]|([A-Z][A-Z0-9_]*)\b)/g)) {
-      const durable = m[1] ?? constants.get(m[2]!);
-      if (!durable) continue;
-      const window = text.slice(Math.max(0, m.index - 300), m.index + 300);
-      const streams = [...window.matchAll(/\bstream:\s*['"]([A-Z]+)['"]/g)];
-      const nearest = streams.sort((a, b) => Math.abs(a.index - 300) - Math.abs(b.index - 300))[0];
-      out.push({ service, durable, stream: nearest?.[1] });
-    }
-  };
+/** The consumers the services start, read from their `startConsumer` calls; unreadable code throws. */
+const started = () => serviceDirs().flatMap((service) => consumersOf(service, STREAMS));
+
+/** What libs/bus declareStreams uses when a service passes no `replicas`. */
+function defaultReplicas(): number {
+  const m = /num_replicas:\s*options\.replicas\s*\?\?\s*(\d+)/.exec(read('libs/bus/src/streams.ts'));
+  if (!m) throw new Error('libs/bus/src/streams.ts: no `num_replicas: options.replicas ?? N`; update this test');
+  return Number(m[1]);
+}
+
+/** The `replicas` each service passes to declareStreams, or the default when it passes none. */
+function declaredReplicas(): { service: string; replicas: number | 'unknown' }[] {
+  const out: { service: string; replicas: number | 'unknown' }[] = [];
   const walk = (service: string, dir: string) => {
     for (const entry of readdirSync(dir)) {
       const path = join(dir, entry);
       if (statSync(path).isDirectory()) walk(service, path);
-      else if (path.endsWith('.ts') && !path.endsWith('.test.ts')) scan(service, readFileSync(path, 'utf8'));
+      else if (path.endsWith('.ts') && !path.endsWith('.test.ts')) {
+        for (const m of readFileSync(path, 'utf8').matchAll(/declareStreams\([^;]*?\)\s*;/gs)) {
+          const replicas = /\breplicas\b\s*(?::\s*(\d+))?/.exec(m[0]);
+          out.push({ service, replicas: !replicas ? defaultReplicas() : replicas[1] ? Number(replicas[1]) : 'unknown' });
+        }
+      }
     }
   };
   for (const service of serviceDirs()) {
@@ -105,22 +107,48 @@ describe('k8s/nack', () => {
     }
   });
 
-  it('matches the consumers each service starts (services that start none yet keep the planned ones)', () => {
-    const started = consumersInServices();
-    for (const service of new Set(started.map((c) => c.service))) {
-      const inCode = started.filter((c) => c.service === service).map((c) => `${c.stream} ${c.durable}`).sort();
+  it('matches the consumers each service starts: streams, durable names and filters', () => {
+    const filtersOf = (spec: ConsumerSpec) => {
+      const one = spec.filterSubject as string | undefined;
+      const many = spec.filterSubjects as string[] | undefined;
+      expect(one === undefined || many === undefined, `${spec.durableName}: filterSubject or filterSubjects, not both`).toBe(true);
+      // One subject as filterSubject, as the bus sets it (filter_subject); several as filterSubjects.
+      if (many) expect(many.length, `${spec.durableName}: a single filter goes in filterSubject`).toBeGreaterThan(1);
+      return one !== undefined ? [one] : (many ?? []);
+    };
+    for (const service of serviceDirs()) {
+      const inCode = started()
+        .filter((c) => c.service === service)
+        .map((c) => `${c.stream} ${c.durable} [${[...c.filters].sort().join(' ')}]`)
+        .sort();
       const inNack = consumers()
         .filter((c) => c.o.metadata.labels?.['app.kubernetes.io/name'] === service)
-        .map((c) => `${c.spec.streamName} ${c.spec.durableName}`)
+        .map((c) => `${c.spec.streamName} ${c.spec.durableName} [${[...filtersOf(c.spec)].sort().join(' ')}]`)
         .sort();
-      expect(inNack, `${service} starts ${inCode.join(', ')}: update k8s/nack/consumers.yaml and deploy/README.md`).toEqual(inCode);
+      expect(inNack, `${service} starts ${inCode.join(', ') || 'no consumers'}: update k8s/nack/consumers.yaml and deploy/README.md`).toEqual(inCode);
     }
+  });
+
+  it('the reader finds the consumers, including a loop over streams', () => {
+    const durables = started().map((c) => c.durable);
+    expect(durables.length).toBeGreaterThan(serviceDirs().length);
+    expect(new Set(durables).size, 'durable names are unique across the services').toBe(durables.length);
+  });
+
+  it('has the stream replica count the services declare (they set it back at each start)', () => {
+    const declared = declaredReplicas();
+    expect(declared.length, 'declareStreams calls in the services').toBeGreaterThan(0);
+    const counts = new Set(declared.map((d) => d.replicas));
+    expect([...counts], JSON.stringify(declared)).toHaveLength(1);
+    const [replicas] = [...counts];
+    expect(replicas, 'a replica count the test cannot read').not.toBe('unknown');
+    for (const { spec } of streams()) expect(spec.replicas, spec.name).toBe(replicas);
   });
 
   it('filters consumers only to subjects of their stream', () => {
     const subjectsOf = new Map(streams().map((s) => [s.spec.name, s.spec.subjects]));
     for (const { spec } of consumers()) {
-      for (const filter of (spec.filterSubjects as string[] | undefined) ?? []) {
+      for (const filter of [...((spec.filterSubjects as string[] | undefined) ?? []), ...(spec.filterSubject ? [spec.filterSubject as string] : [])]) {
         expect(subjectsOf.get(spec.streamName)!.some((s) => subjectMatches(s, filter)), `${spec.durableName} ${filter}`).toBe(true);
       }
     }

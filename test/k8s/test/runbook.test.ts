@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { OVERLAY_NAMESPACE, OVERLAYS, read, render, repoRoot, type K8sObject } from './support.js';
+import { OVERLAY_NAMESPACE, OVERLAYS, punchcardObjects, read, render, repoRoot, type K8sObject } from './support.js';
 
 const README = 'deploy/README.md';
 const readme = read(README);
@@ -57,7 +57,10 @@ describe('deploy/README.md names what the manifests define', () => {
     for (const m of code.matchAll(/ -n ([a-z-]+)/g)) expect(namespaces, m[1]).toContain(m[1]);
     const secretRefs = new Set(all().flatMap((o) => secretKeyRefNames(o)));
     for (const m of code.matchAll(/secret generic ([a-z-]+)/g)) expect(secretRefs, m[1]).toContain(m[1]);
-    for (const key of code.matchAll(/--from-literal=([A-Z_]+)=/g)) expect(['DATABASE_URL', 'NATS_URL', 'AUTH_JWT_SECRET']).toContain(key[1]);
+    // The Secret keys the workloads refer to: the README creates every one of them, and no other.
+    const secretKeys = unique(punchcardObjects(all()).flatMap((o) => secretKeyRefKeys(o))).sort();
+    const created = unique([...code.matchAll(/--from-literal=([A-Z_]+)=/g)].map((m) => m[1]!)).sort();
+    expect(created).toEqual(secretKeys);
     for (const m of code.matchAll(/(?<![\w/.-])((?:k8s|deploy|test\/k8s)\/[a-z0-9/._-]*[a-z0-9])/g)) {
       expect(existsSync(join(repoRoot, m[1]!)), m[1]).toBe(true);
     }
@@ -74,6 +77,13 @@ describe('deploy/README.md names what the manifests define', () => {
     for (const m of consumerRefs) expect(byDurable.get(m[2]!), `${m[1]} ${m[2]}`).toBe(m[1]);
     for (const m of code.matchAll(/punchcard\.deadletter\.([a-z_]+)/g)) expect(byDurable.has(m[1]!), m[1]).toBe(true);
     for (const m of code.matchAll(/\.consumer == "([a-z_]+)"/g)) expect(byDurable.has(m[1]!), m[1]).toBe(true);
+    // A consumer recreated by hand gets the filters the service would give it.
+    for (const m of code.matchAll(/nats consumer add ([A-Z]+) ([a-z_]+)((?:[^\n]*\\\n)*[^\n]*)/g)) {
+      const spec = nackConsumers().find((c) => c.durableName === m[2]) as { filterSubject?: string; filterSubjects?: string[] } | undefined;
+      const nackFilters = [...(spec?.filterSubjects ?? []), ...(spec?.filterSubject ? [spec.filterSubject] : [])].sort();
+      const filters = [...m[3]!.matchAll(/--filter '([^']+)'/g)].map((f) => f[1]!).sort();
+      expect(filters, `nats consumer add ${m[1]} ${m[2]}`).toEqual(nackFilters);
+    }
   });
 
   it('the table lists every service with its ports, schema and consumers', () => {
@@ -155,6 +165,13 @@ function secretKeyRefNames(value: unknown): string[] {
   if (value === null || typeof value !== 'object') return [];
   const ref = (value as { secretKeyRef?: { name?: string } }).secretKeyRef?.name;
   return [...(ref ? [ref] : []), ...Object.values(value).flatMap(secretKeyRefNames)];
+}
+
+function secretKeyRefKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(secretKeyRefKeys);
+  if (value === null || typeof value !== 'object') return [];
+  const key = (value as { secretKeyRef?: { key?: string } }).secretKeyRef?.key;
+  return [...(key ? [key] : []), ...Object.values(value).flatMap(secretKeyRefKeys)];
 }
 
 function templateLabels(o: K8sObject): Record<string, string> {
