@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { inTransaction } from '@punchcard/db';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
 import { createHousehold } from '../src/operations/households.js';
 import { consumeSession, purchasePackage, type Caller } from '../src/operations/ledger.js';
 import { shareEntitlement } from '../src/operations/packages.js';
+import type { LedgerDb } from '../src/store/schema.js';
 import { definitionTerms, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
 let t: LedgerTestDb;
@@ -24,7 +25,7 @@ async function pool(sessions: number, cap: number): Promise<{ caller: Caller; en
   });
   const caller: Caller = { tenantId, subject: 'desk', roles: ['staff'] };
   const members = Array.from({ length: 50 }, (_, i) => `member-${String(i).padStart(2, '0')}`);
-  const run = <T>(fn: Parameters<typeof inTransaction<T>>[1]) => inTransaction(t.db, fn);
+  const run = <T>(fn: (tx: Transaction<LedgerDb>) => Promise<T>) => inTransaction(t.db, fn);
   const hh = await run((tx) => createHousehold(tx, ctx, caller, { name: 'big family', kind: 'FAMILY', ownerMemberId: 'holder', memberIds: members }));
   const bought = await run((tx) => purchasePackage(tx, ctx, caller, { memberId: 'holder', definitionId: 'pool', definitionVersion: 0, branchId: 'b1', paymentReference: '' }, randomUUID()));
   await run((tx) => shareEntitlement(tx, ctx, caller, { entitlementId: bought.entitlement.entitlementId, householdId: hh.householdId }));
