@@ -68,6 +68,8 @@ export async function sweepDue(deps: SweepDeps, options: SweepOptions = {}): Pro
     const want = Math.min(batchSize, limit - total.fired - total.failed);
     const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId));
     if (batch.claimed === 0) break;
+    // Counted once committed: a batch that rolled back fires again.
+    for (const [kind, outcome] of batch.observed) deps.observe?.(kind, outcome);
     total.fired += batch.fired;
     total.failed += batch.failed;
     total.retried += batch.retried;
@@ -90,13 +92,13 @@ async function fireBatch(
   tx: Transaction<ExpiryDb>,
   limit: number,
   tenantId: string | undefined,
-): Promise<SweepResult & { claimed: number }> {
+): Promise<SweepResult & { claimed: number; observed: [TimerKind, TimerOutcome][] }> {
   const now = deps.clock();
   const claimed = await claimDue(tx, { now, limit, ...(tenantId !== undefined ? { tenantId } : {}) });
   // Each entitlement has at most one timer in a batch (the claim takes only its earliest), so the
   // calls may run side by side without reordering one entitlement's timers.
   const outcomes = await mapLimit(claimed, deps.concurrency ?? 8, (t) => fire(deps, t, now));
-  const result = { claimed: claimed.length, fired: 0, failed: 0, retried: 0 };
+  const result = { claimed: claimed.length, fired: 0, failed: 0, retried: 0, observed: [] as [TimerKind, TimerOutcome][] };
   const firedRows: { timerId: string; noOp: boolean; attempts: number }[] = [];
   for (const [i, t] of claimed.entries()) {
     const o = outcomes[i]!;
@@ -110,17 +112,17 @@ async function fireBatch(
         await enqueueExpiryFired(tx, o.announce, fired, now);
       }
       result.fired += 1;
-      deps.observe?.(t.kind, o.noOp ? 'no_op' : 'fired');
+      result.observed.push([t.kind, o.noOp ? 'no_op' : 'fired']);
     } else if (o.kind === 'retry') {
       await markRetry(tx, t.timer_id, attempts, new Date(now.getTime() + o.delayMs), o.error, now);
       deps.logger?.warn({ timerId: t.timer_id, kind: t.kind, attempts, error: o.error }, 'ledger call failed; will retry');
       result.retried += 1;
-      deps.observe?.(t.kind, 'retry');
+      result.observed.push([t.kind, 'retry']);
     } else {
       await markFailed(tx, t.timer_id, attempts, o.error, now);
       deps.logger?.error({ timerId: t.timer_id, kind: t.kind, entitlementId: t.entitlement_id, attempts, error: o.error }, 'timer failed');
       result.failed += 1;
-      deps.observe?.(t.kind, 'failed');
+      result.observed.push([t.kind, 'failed']);
     }
   }
   await markFired(tx, firedRows, now);
