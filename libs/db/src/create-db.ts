@@ -75,6 +75,10 @@ export function createDb<DB>(options: CreateDbOptions): Database<DB> {
   // each client's 'end' lets close() mean "no connection left" (tests drop the database right after).
   const open = new Set<Promise<void>>();
   pool.on('connect', (client) => {
+    // pg-pool only listens for errors on idle clients; a checked-out client whose connection dies
+    // between queries (failover, pg_terminate_backend) would otherwise crash the process. With a
+    // listener the next query fails and the pool discards the client on release.
+    client.on('error', onError);
     const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
     open.add(ended);
     void ended.then(() => open.delete(ended));

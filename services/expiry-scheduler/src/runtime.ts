@@ -5,7 +5,6 @@ import { expiryHandlers, type ExpiryHandlers } from './api/handlers.js';
 import { startLedgerConsumer } from './events/ledger-consumer.js';
 import type { LedgerPort } from './ledger/port.js';
 import { startHousekeeping } from './housekeeping.js';
-import { guardCheckedOutClients } from './store/connections.js';
 import type { ExpiryDb } from './store/schema.js';
 import { startSweeper, type SweepDeps, type Sweeper } from './sweep.js';
 
@@ -50,7 +49,6 @@ export interface Runtime {
 
 export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
   const logger = o.logger ?? pino({ level: 'silent' });
-  guardCheckedOutClients(o.db.pool, logger);
   const sweeper = startSweeper(
     {
       db: o.db.db,
