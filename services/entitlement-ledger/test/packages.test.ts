@@ -385,5 +385,11 @@ describe('refund workflow', () => {
     expect((await a.quoteRefund({ entitlementId: w.entitlementId })).quote!.reason).toMatch(/refund window .* ended/);
     const list = await a.listRefunds({ entitlementId: e.entitlementId });
     expect(list.refunds.map((x) => x.state)).toEqual([RefundState.REJECTED]);
+
+    // Tenants are sealed: another tenant sees none of it.
+    const other = await h.client({ tenantId: EXPERT, roles: ['manager'] });
+    expect((await failure(other.getRefund({ refundId: req.refund!.refundId }))).code).toBe(Code.NotFound);
+    expect((await failure(other.transfer({ idempotencyKey: key(), entitlementId: e.entitlementId, toMemberId: 'x' }))).code).toBe(Code.NotFound);
+    expect((await other.listRefunds({})).refunds).toEqual([]);
   });
 });
