@@ -5,6 +5,7 @@ import { LedgerEntryRecordedSchema, RefundChangedSchema, SharingChangedSchema } 
 import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/refund_events_pb';
 import { EntitlementStatus, EntryKind, HouseholdKind, LedgerService, RefundState } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NON_ENTRY_EVENTS } from '../src/events/ledger-events.js';
 import { waitFor } from './support/bus.js';
 import { decode, publishPayout, readEvents } from './support/events.js';
 import { ALL_FEATURES, definitionTerms } from './support/ledger-db.js';
@@ -391,5 +392,20 @@ describe('refund workflow', () => {
     expect((await failure(other.getRefund({ refundId: req.refund!.refundId }))).code).toBe(Code.NotFound);
     expect((await failure(other.transfer({ idempotencyKey: key(), entitlementId: e.entitlementId, toMemberId: 'x' }))).code).toBe(Code.NotFound);
     expect((await other.listRefunds({})).refunds).toEqual([]);
+  });
+});
+
+describe('event contract', () => {
+  it('entry events carry LedgerEntryRecorded with the entitlement version; the others carry their own payloads', async () => {
+    const events = await readEvents(h.bus, h.namespace, `punchcard.ledger.*.${A}`);
+    const names = new Set<string>();
+    for (const x of events) {
+      const name = x.type.replace('punchcard.ledger.', '');
+      names.add(name);
+      const own = NON_ENTRY_EVENTS[name as keyof typeof NON_ENTRY_EVENTS];
+      expect(x.dataSchema).toBe(`proto:${own ?? LedgerEntryRecordedSchema.typeName}`);
+      if (!own) expect(Number(x.entityVersion)).toBe(Number(decode(LedgerEntryRecordedSchema, x).entitlement!.version));
+    }
+    for (const name of Object.keys(NON_ENTRY_EVENTS)) expect(names).toContain(name);
   });
 });
