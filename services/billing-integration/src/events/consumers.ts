@@ -1,4 +1,5 @@
 import { toBinary, toJson, type DescMessage, type Message } from '@bufbuild/protobuf';
+import { trace } from '@opentelemetry/api';
 import { startConsumer, type ConsumeOutcome, type RunningConsumer, type StreamKey } from '@punchcard/bus';
 import type { Bus } from '@punchcard/bus';
 type JetStreamClient = Bus['js'];
@@ -59,6 +60,12 @@ export async function startConsumers(ctx: BillingContext, wiring: ConsumerWiring
         schema: JournalPostedSchema,
         handler: async (tx, e) => {
           if (e.data.entry && e.data.entry.tenantId !== e.tenantId) throw new Error(`journal entry tenant ${e.data.entry.tenantId} differs from the event's ${e.tenantId}`);
+          // Every branch the entry's lines name: a cross-branch session touches the selling and the delivering one.
+          trace.getActiveSpan()?.setAttributes({
+            'tenant.id': e.tenantId,
+            'entitlement.id': e.data.entry?.entitlementId ?? '',
+            'branch.id': [...new Set(e.data.entry?.lines.map((l) => l.branchId) ?? [])],
+          });
           if (await applyJournalPosted(tx, e.data.entry, ctx.now())) ctx.kick('syncs');
         },
       }),

@@ -1,4 +1,5 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { trace } from '@opentelemetry/api';
 import { enqueue } from '@punchcard/bus';
 import {
   HouseholdChangedSchema,
@@ -57,6 +58,12 @@ export const NON_ENTRY_EVENTS = {
 export async function enqueueEntryEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<void> {
   const event = EVENT_BY_KIND[entry.kind];
   if (!event) throw new Error(`no ledger event is defined for ${entry.kind} entries`);
+  // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
+  trace.getActiveSpan()?.setAttributes({
+    'tenant.id': entitlement.tenantId,
+    'entitlement.id': entitlement.entitlementId,
+    'branch.id': entry.branchId || entitlement.purchaseBranchId,
+  });
   await enqueue(tx, {
     producer: PRODUCER,
     event,

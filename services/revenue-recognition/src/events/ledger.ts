@@ -1,5 +1,6 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { trace } from '@opentelemetry/api';
 import { RetryLater, type ConsumedEvent } from '@punchcard/bus';
 import { DefinitionTermsSchema, SessionOrder, type DefinitionTerms } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import type { LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
@@ -45,6 +46,11 @@ export async function onLedgerEvent(tx: Kysely<RevenueDb>, event: ConsumedEvent<
   if (!ent.entitlementId || entry.entitlementId !== ent.entitlementId) {
     throw new RevenueRuleError('entry.entitlement_id', `entry ${entry.entryId} does not belong to entitlement ${ent.entitlementId || '(none)'}`);
   }
+  trace.getActiveSpan()?.setAttributes({
+    'tenant.id': event.tenantId,
+    'entitlement.id': ent.entitlementId,
+    'branch.id': entry.branchId || ent.purchaseBranchId,
+  });
   const version = Number(ent.version || entry.entitlementVersion || BigInt(event.aggregateVersion ?? 0));
   if (!Number.isSafeInteger(version) || version < 1) throw new RevenueRuleError('entitlement.version', `must be a positive integer, got ${ent.version}`);
 
