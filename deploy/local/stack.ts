@@ -179,6 +179,9 @@ function placeholderUrls(): Record<string, string> {
  */
 export async function startStack(o: StackOptions): Promise<RunningStack> {
   const root = o.root ?? REPO_ROOT;
+  if (o.ports === 'any' && /^(warn|error|fatal|silent)$/.test(o.env?.LOG_LEVEL ?? '')) {
+    throw new Error(`ports: 'any' needs LOG_LEVEL info or lower: the launcher learns each service's ports from its "serving" log line`);
+  }
   const services = selected(o);
   const env = baseEnv(o);
   if (o.pidFile) await stopLeftovers(o.pidFile);
@@ -231,7 +234,9 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
       children.set(spec.name, child);
       savePids();
       const recent: string[] = [];
-      let served: { apiUrl: string; opsUrl: string } | undefined;
+      // Fixed ports are known; ports the OS picks are read from the service's `serving` log line.
+      let served: { apiUrl: string; opsUrl: string } | undefined =
+        o.ports === 'default' ? { apiUrl: `http://127.0.0.1:${ports.api}`, opsUrl: `http://127.0.0.1:${ports.ops}` } : undefined;
       for (const stream of ['stdout', 'stderr'] as const) {
         const split = lines((line) => {
           recent.push(line);
