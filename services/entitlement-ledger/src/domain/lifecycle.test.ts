@@ -127,6 +127,23 @@ describe('grace and expiry from the scheduler', () => {
     expect('noop' in given ? undefined : given.next.graceEndTime).toEqual(new Date('2025-02-20T00:00:00Z'));
   });
 
+  it("custom rule: a manager's extension is a floor; the scheduler's later expiry still starts grace", () => {
+    const custom = entitlement({ terms: terms({ expiry: { mode: 'SOFT', graceDays: 7, customRule: true } }) });
+    const extended = extend(custom, { newExpiryTime: new Date('2025-03-01T16:00:00Z'), reason: 'goodwill' }, at).next;
+    const later = new Date('2025-03-20T16:00:00Z');
+    const whenDue = new Date('2025-03-21T00:00:00Z');
+    // Visits after the extension pushed the rule's expiry past the extended date.
+    const g = enterGrace(extended, later, undefined, whenDue);
+    if ('noop' in g) throw new Error(g.noop);
+    expect(g.next).toMatchObject({ status: 'IN_GRACE', expiryTime: later, graceEndTime: new Date('2025-03-27T16:00:00Z') });
+    expect(enterGrace(extended, new Date('2025-02-20T16:00:00Z'), undefined, whenDue)).toHaveProperty('noop');
+    expect(enterGrace(g.next, later, undefined, whenDue)).toHaveProperty('noop');
+    const x = expire(g.next, new Date('2025-03-27T16:00:00Z'), '', new Date('2025-03-28T00:00:00Z'));
+    expect('noop' in x ? x.noop : x.next.status).toBe('EXPIRED');
+    // A standard policy keeps the ledger's own expiry: any other instant is stale.
+    expect(enterGrace(soft, new Date(soft.expiryTime!.getTime() + day), undefined, after)).toHaveProperty('noop');
+  });
+
   it('expires forfeiting the remaining sessions; stale or repeated calls change nothing', () => {
     const c = consume(soft, visit, basic).next;
     expect(expire(c, soft.expiryTime!, '', after)).toHaveProperty('noop'); // grace still running

@@ -260,13 +260,14 @@ export function extend(e: Entitlement, input: ExtendInput, now: Date): Transitio
 /**
  * SOFT expiry reached: the scheduler moves the entitlement into grace. Idempotent: a stale expiry
  * (extended since), a package already in grace, frozen, exhausted or closed changes nothing.
+ * For a custom rule the scheduler's evaluation decides and a manager's explicit date is a floor
+ * (the later of the two wins), so only an expiry before the recorded one is stale there.
  */
 export function enterGrace(e: Entitlement, expiryTime: Date, graceEndTime: Date | undefined, now: Date): MaybeTransition {
   if (e.terms.expiry.mode !== 'SOFT') throw precondition(`entitlement ${e.entitlementId} has HARD expiry; it has no grace period`);
   if (e.status !== 'ACTIVE') return { noop: `entitlement is ${e.status.toLowerCase()}` };
-  if (e.expiryTime !== null && e.expiryTime.getTime() !== expiryTime.getTime()) {
-    return { noop: `stale: the expiry is now ${e.expiryTime.toISOString()}` };
-  }
+  const stale = e.expiryTime !== null && (e.terms.expiry.customRule ? expiryTime < e.expiryTime : expiryTime.getTime() !== e.expiryTime.getTime());
+  if (stale) return { noop: `stale: the expiry is now ${e.expiryTime!.toISOString()}` };
   if (expiryTime > now) throw precondition(`expiry_time ${expiryTime.toISOString()} has not passed yet`);
   if (graceEndTime !== undefined && graceEndTime <= expiryTime) throw invalid('grace_end_time', 'must be after expiry_time');
   const end = graceEndTime ?? graceEnd(e, expiryTime);
