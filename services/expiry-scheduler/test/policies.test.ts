@@ -1,7 +1,10 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { publishEvent } from '@punchcard/bus';
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import type { ExpiryFired, ReminderDue } from '@punchcard/contracts/punchcard/events/v1/expiry_events_pb';
 import { TimerKind, TimerState, type Timer } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
+import { HouseholdChangedSchema, RefundChangedSchema, SharingChangedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/refund_events_pb';
 import { EntitlementStatus, EntryKind } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newTenantId, operator, staff, TestEnv, type Replica } from './support/env.js';
@@ -228,6 +231,31 @@ describe('custom rules (evaluated by the scheduler; the ledger leaves expiry uns
     expect(env.ledger.callsFor(e.entitlementId)).toMatchObject([{ method: 'Expire', instant: at('2025-05-01T23:00:00Z'), replay: false }]);
   });
 
+  it('SOFT, with a manager extension that later visits overtake: grace starts at the rule\'s later expiry', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-31T12:00:00Z');
+    const e = await env.ledger.purchase({
+      tenantId,
+      policy: { mode: ExpiryMode.SOFT, graceDays: 7, reminderOffsetsDays: [], customRule: { kind: { case: 'daysAfterLastUse', value: 30 } } },
+      timeZone: 'Europe/London',
+      purchaseTime: at('2025-01-31T12:00:00Z'),
+    });
+    await env.ledger.extend(e.entitlementId, at('2025-02-10T10:00:00Z'), at('2025-03-16T00:00:00Z'));
+    await env.ledger.consume(e.entitlementId, at('2025-02-28T10:00:00Z'));
+    await env.settle();
+    // 30 days after 28 Feb: through 30 March; 00:00 BST on 31 March is 23:00Z on the 30th, past the extended date.
+    expect(iso((await schedule(tenantId, e.entitlementId)).expiryTime)).toBe('2025-03-30T23:00:00.000Z');
+
+    env.clock.set('2025-03-30T23:00:00Z');
+    await runDue(tenantId);
+    expect(env.ledger.callsFor(e.entitlementId)).toMatchObject([{ method: 'EnterGrace', instant: at('2025-03-30T23:00:00Z'), replay: false }]);
+    expect(env.ledger.entitlements.get(e.entitlementId)!.status).toBe(EntitlementStatus.IN_GRACE);
+    await env.settle();
+    const s = await schedule(tenantId, e.entitlementId);
+    // Grace: 7 days after the last usable day (30 March) ends with 6 April.
+    expect(show(s.timers.filter((t) => t.state === TimerState.PENDING))).toEqual(['EXPIRE PENDING 2025-04-06T23:00:00.000Z']);
+  });
+
   it('months after purchase clamp to the month end: 31 Jan + 1 month ends with 28 Feb', async () => {
     const tenantId = newTenantId();
     env.clock.set('2025-01-31T20:00:00Z');
@@ -289,9 +317,9 @@ describe('reopening', () => {
 describe('closing entries cancel pending timers', () => {
   for (const [label, status, kind, event] of [
     ['exhausted', EntitlementStatus.EXHAUSTED, EntryKind.CONSUME, 'session_consumed'],
-    ['refunded', EntitlementStatus.REFUNDED, EntryKind.REFUND, 'entitlement_refunded'],
-    ['transferred', EntitlementStatus.TRANSFERRED, EntryKind.TRANSFER_OUT, 'entitlement_transferred'],
-    ['upgraded', EntitlementStatus.UPGRADED, EntryKind.UPGRADE_OUT, 'entitlement_upgraded'],
+    ['refunded', EntitlementStatus.REFUNDED, EntryKind.REFUND, 'refunded'],
+    ['transferred', EntitlementStatus.TRANSFERRED, EntryKind.TRANSFER_OUT, 'transferred_out'],
+    ['upgraded', EntitlementStatus.UPGRADED, EntryKind.UPGRADE_OUT, 'upgraded_out'],
   ] as const) {
     it(label, async () => {
       const tenantId = newTenantId();
@@ -312,4 +340,28 @@ describe('closing entries cancel pending timers', () => {
       expect(env.ledger.callsFor(e.entitlementId)).toEqual([]);
     });
   }
+});
+
+describe('events on LEDGER that are not entries', () => {
+  it('refund, household and sharing events are not read; the entries around them apply in order', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-03-01T10:00:00Z');
+    const e = await env.ledger.purchase({
+      tenantId,
+      policy: { anchor: ExpiryAnchor.PURCHASE, durationDays: 30, mode: ExpiryMode.HARD },
+      timeZone: 'Europe/London',
+      purchaseTime: at('2025-03-01T10:00:00Z'),
+      expiryTime: at('2025-03-31T23:00:00Z'),
+    });
+    const base = { namespace: env.namespace, source: '/punchcard/entitlement-ledger', producer: 'ledger', tenantId } as const;
+    const refund = { tenantId, refundId: 'r-1', entitlementId: e.entitlementId };
+    await publishEvent(env.bus.js, { ...base, event: 'refund_requested', aggregateId: 'r-1', aggregateVersion: 1, schema: RefundChangedSchema, message: { refund } });
+    await publishEvent(env.bus.js, { ...base, event: 'refund_approved', aggregateId: 'r-1', schema: RefundApprovedSchema, message: { ...refund, memberId: e.memberId } });
+    await publishEvent(env.bus.js, { ...base, event: 'household_changed', aggregateId: 'h-1', aggregateVersion: 1, schema: HouseholdChangedSchema, message: { household: { tenantId, householdId: 'h-1' } } });
+    await publishEvent(env.bus.js, { ...base, event: 'entitlement_shared', aggregateId: e.entitlementId, schema: SharingChangedSchema, message: { entitlement: e, householdId: 'h-1' } });
+    await env.ledger.consume(e.entitlementId, at('2025-03-05T10:00:00Z'));
+    await env.settle();
+    expect(env.deadLetters).toEqual([]);
+    expect(iso((await schedule(tenantId, e.entitlementId)).expiryTime)).toBe('2025-03-31T23:00:00.000Z');
+  });
 });

@@ -260,7 +260,10 @@ export class FakeLedger {
       enterGrace: async (req, ctx) =>
         this.idempotent(ctx, 'EnterGrace', req.idempotencyKey, req.entitlementId, { instant: req.expiryTime, graceEnd: req.graceEndTime }, async (e) => {
           const expiry = timestampDate(req.expiryTime!);
-          const stale = e.expiryTime && timestampDate(e.expiryTime).getTime() !== expiry.getTime();
+          // As the ledger judges it: for a custom rule a manager's date is a floor, a later expiry is not stale.
+          const recorded = e.expiryTime ? timestampDate(e.expiryTime).getTime() : undefined;
+          const custom = e.terms?.terms?.expiry?.customRule !== undefined;
+          const stale = recorded !== undefined && (custom ? expiry.getTime() < recorded : expiry.getTime() !== recorded);
           if (e.status !== EntitlementStatus.ACTIVE || stale) return create(EnterGraceResponseSchema, { entitlement: e });
           if (e.terms?.terms?.expiry?.mode !== ExpiryMode.SOFT) throw new ConnectError('HARD expiry has no grace', Code.FailedPrecondition);
           const p = this.prepare(e.entitlementId, EntryKind.GRACE, this.clock(), {
