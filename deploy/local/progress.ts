@@ -34,7 +34,12 @@ export function progress(out: NodeJS.WriteStream = process.stdout): Progress {
       let note = '';
       let frame = 0;
       let timer: NodeJS.Timeout | undefined;
-      const draw = () => out.write(`\r\u001b[2K${paint(36, FRAMES[frame++ % FRAMES.length]!)} ${label}${note ? paint(90, ` — ${note}`) : ''}`);
+      // One terminal row, so the next frame overwrites all of it.
+      const fit = (text: string) => (text.length > (out.columns || 80) - 3 ? `${text.slice(0, (out.columns || 80) - 4)}…` : text);
+      const draw = () => {
+        const text = fit(`${label}${note ? ` — ${note}` : ''}`);
+        out.write(`\r\u001b[2K${paint(36, FRAMES[frame++ % FRAMES.length]!)} ${text.slice(0, label.length)}${paint(90, text.slice(label.length))}`);
+      };
       if (tty) {
         draw();
         timer = setInterval(draw, 80);
@@ -42,8 +47,8 @@ export function progress(out: NodeJS.WriteStream = process.stdout): Progress {
         out.write(`${label} …\n`);
       }
       const update = (text: string) => {
+        if (!tty && text !== note) out.write(`    ${text}\n`);
         note = text;
-        if (!tty) out.write(`    ${text}\n`);
       };
       try {
         const value = await run(update);

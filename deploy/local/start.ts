@@ -30,8 +30,11 @@ function exit(code: number): Promise<never> {
   })());
 }
 
+// The terminal or the pipe we print to went away: nobody can Ctrl-C us any more, so stop now.
+process.stdout.on('error', () => void exit(1));
+
 let signals = 0;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     if (++signals > 1) {
       say('second signal: exiting now (services and servers may be left running; the next start stops them)');
