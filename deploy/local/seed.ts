@@ -228,6 +228,8 @@ export async function seedMember(clients: Clients, demo: DemoCatalogue, log: (li
       paymentReference: 'seed',
     }),
   );
-  log(`${memberId} holds ${demo.definitions.chiro.name} ${res.entitlement!.entitlementId} (${res.entitlement!.remaining} sessions left)`);
+  // A repeated start replays the first purchase's response: read what is left now.
+  const now = (await clients.ledger.getEntitlement({ entitlementId: res.entitlement!.entitlementId })).entitlement!;
+  log(`${memberId} holds ${demo.definitions.chiro.name} ${now.entitlementId} (${now.remaining} sessions left)`);
   return memberId;
 }
