@@ -79,7 +79,8 @@ afterAll(async () => {
   if (exportDir) rmSync(exportDir, { recursive: true, force: true });
 }, 60_000);
 
-describe('the life of a package across the five services', () => {
+// Each step waits on effects that cross processes and NATS; its own waits time out first, with the services' logs.
+describe('the life of a package across the five services', { timeout: 60_000 }, () => {
   const ids = { singapore: '', sydney: '', chiro: '', physio: '', entitlement: '', paymentId: '', consumeEntry: '', journalOfVisit: '' };
 
   it('sets up a tenant with branches in two time zones and publishes package definitions', async () => {
