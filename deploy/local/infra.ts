@@ -33,6 +33,8 @@ export async function startInfra(dataDir: string, log: (line: string) => void): 
     for (const stop of stops.reverse()) await stop();
   };
   try {
+    // Before anything starts: a missing nats-server should not cost a Postgres start and stop.
+    if (!process.env.NATS_URL) assertNatsServerOnPath();
     let databaseUrl = process.env.DATABASE_URL;
     if (databaseUrl) {
       log('postgres: using DATABASE_URL');
@@ -151,7 +153,7 @@ async function stopLeftoverPostgres(
   spawnSync(bin.pg_ctl, ['stop', '-D', dir, '-m', 'fast', '-w', '-t', '30'], { stdio: 'ignore', ...owner });
 }
 
-async function startNats(dir: string, log: (line: string) => void) {
+function assertNatsServerOnPath(): void {
   if (spawnSync('nats-server', ['--version']).error) {
     throw new Error(
       [
@@ -162,6 +164,9 @@ async function startNats(dir: string, log: (line: string) => void) {
       ].join('\n'),
     );
   }
+}
+
+async function startNats(dir: string, log: (line: string) => void) {
   mkdirSync(dir, { recursive: true });
   const pidFile = path.join(dir, 'nats-server.pid');
   if (existsSync(pidFile)) {
