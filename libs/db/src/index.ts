@@ -1,7 +1,7 @@
 export { createDb, parseResultValue, type CreateDbOptions, type Database } from './create-db.js';
 export { inTransaction, backoffMs, type TransactionOptions } from './transaction.js';
 export { ensureSchema, type SchemaRole } from './schema.js';
-export { migrateToLatest, migrationProvider, MigrationFailed, type Migration, type Migrations } from './migrate.js';
+export { migrateSchema, migrateToLatest, migrationProvider, MigrationFailed, type MigrateSchemaOptions, type Migration, type Migrations } from './migrate.js';
 export {
   idempotencyMigration,
   withIdempotency,

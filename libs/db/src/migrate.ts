@@ -1,5 +1,7 @@
 import { Migrator, type Kysely, type MigrationProvider } from 'kysely';
+import { createDb } from './create-db.js';
 import { assertIdentifier } from './identifiers.js';
+import { ensureSchema } from './schema.js';
 
 /** Forward-only: there is no `down`; a mistake is corrected by a new migration. */
 export interface Migration {
@@ -42,4 +44,25 @@ export async function migrateToLatest(db: Kysely<any>, schema: string, migration
     throw new MigrationFailed(failed?.migrationName, schema, error);
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+export interface MigrateSchemaOptions {
+  /** Shown in pg_stat_activity while migrating, e.g. `catalogue-migrate`; default the schema name. */
+  applicationName?: string;
+}
+
+/**
+ * A service's `migrate` command: creates `schema` only when it is missing (the service role may lack
+ * CREATE on the database, and need not have it once an admin made the schema), then
+ * {@link migrateToLatest} over one connection. Returns the names applied by this call.
+ */
+export async function migrateSchema(url: string, schema: string, migrations: Migrations, options: MigrateSchemaOptions = {}): Promise<string[]> {
+  const database = createDb({ url, schema, poolMax: 1, ...(options.applicationName ? { applicationName: options.applicationName } : {}) });
+  try {
+    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
+    if (rowCount === 0) await ensureSchema(url, schema);
+    return await migrateToLatest(database.db, schema, migrations);
+  } finally {
+    await database.close();
+  }
 }

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, ensureSchema, MigrationFailed, migrateToLatest, type Database, type Migrations } from '../src/index.js';
+import { createDb, ensureSchema, MigrationFailed, migrateSchema, migrateToLatest, type Database, type Migrations } from '../src/index.js';
 import { sandbox, type Sandbox } from './helpers.js';
 
 const table = (name: string) => ({
@@ -70,5 +71,52 @@ describe('migrateToLatest', () => {
     };
     const runs = await Promise.all([migrateToLatest(handle.db, schema, more), migrateToLatest(handle.db, schema, more)]);
     expect(runs.flat().sort()).toEqual(['0004_e', '0005_f']);
+  });
+});
+
+describe('migrateSchema', () => {
+  let box: Sandbox;
+
+  beforeAll(async () => {
+    box = await sandbox('db_migrate_schema');
+  });
+  afterAll(() => box.drop());
+
+  const schemaExists = async (schema: string) => {
+    const client = new pg.Client({ connectionString: box.database.url });
+    await client.connect();
+    try {
+      const { rowCount } = await client.query('select 1 from pg_namespace where nspname = $1', [schema]);
+      return rowCount === 1;
+    } finally {
+      await client.end();
+    }
+  };
+
+  it('creates a missing schema, migrates it under the given application name, and applies nothing twice', async () => {
+    const seen: string[] = [];
+    const migrations: Migrations = {
+      '0001_a': {
+        async up(db) {
+          const { rows } = await sql<{ name: string }>`select current_setting('application_name') as name`.execute(db);
+          seen.push(rows[0]?.name ?? '');
+          await table('a').up(db);
+        },
+      },
+    };
+    expect(await schemaExists('fresh')).toBe(false);
+    expect(await migrateSchema(box.database.url, 'fresh', migrations, { applicationName: 'fresh-migrate' })).toEqual(['0001_a']);
+    expect(seen).toEqual(['fresh-migrate']);
+    expect(await schemaExists('fresh')).toBe(true);
+    expect(await migrateSchema(box.database.url, 'fresh', { ...migrations, '0002_b': table('b') })).toEqual(['0002_b']);
+    expect(await migrateSchema(box.database.url, 'fresh', { ...migrations, '0002_b': table('b') })).toEqual([]);
+  });
+
+  it('migrates an existing schema as a service role that may not create schemas', async () => {
+    const role = box.roleName('svc');
+    await ensureSchema(box.database.url, 'owned', { name: role });
+    // Even for a schema that exists: CREATE SCHEMA IF NOT EXISTS checks the database privilege first.
+    await expect(ensureSchema(box.urlAs(role), 'owned')).rejects.toThrow(/permission denied/);
+    expect(await migrateSchema(box.urlAs(role), 'owned', { '0001_a': table('a') })).toEqual(['0001_a']);
   });
 });

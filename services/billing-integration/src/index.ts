@@ -1,1 +1,1 @@
-export { billingService, billingEnv, migrateSchema, type BillingEnv, type BillingServiceOptions, type BillingState } from './service.js';
+export { billingService, billingEnv, type BillingEnv, type BillingServiceOptions, type BillingState } from './service.js';

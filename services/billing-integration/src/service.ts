@@ -1,6 +1,6 @@
 import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { BillingService } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
-import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { createDb, migrateSchema, type Database } from '@punchcard/db';
 import { defineService, DEV_JWT_SECRET, mintToken, type ServiceDefinition } from '@punchcard/platform';
 import { z } from 'zod';
 import { billingServiceImpl } from './api/connect.js';
@@ -53,18 +53,6 @@ export interface BillingServiceOptions {
   /** Workers run on their own (default); false = only when a test calls runOnce. */
   autoRun?: boolean;
   onOutcome?: (o: ConsumeOutcome & { durable: string }) => void;
-}
-
-/** Creates the schema when missing, then migrates. */
-export async function migrateSchema(url: string, schema: string): Promise<string[]> {
-  const database = createDb<BillingTables>({ url, schema, poolMax: 1, applicationName: 'billing-integration-migrate' });
-  try {
-    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
-    if (rowCount === 0) await ensureSchema(url, schema);
-    return await migrateToLatest(database.db, schema, migrations);
-  } finally {
-    await database.close();
-  }
 }
 
 function required(value: string | undefined, variable: string): string {
@@ -155,7 +143,9 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
     },
 
     async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema);
+      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
+        applicationName: 'billing-integration-migrate',
+      });
       ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
     },
   });

@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { BillingService, PaymentStatus } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
+import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService, type RunningService } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { billingService, migrateSchema, type BillingState } from '../src/service.js';
+import { billingService, type BillingState } from '../src/service.js';
+import { migrations } from '../src/store/migrations.js';
 import { SCHEMA } from '../src/store/schema.js';
 import { startFakeLedger, type FakeLedger } from './support/fake-ledger.js';
 import { startFakeTestpay, testpayWebhook } from './support/fake-testpay.js';
@@ -22,7 +24,7 @@ const secretsKey = randomBytes(32).toString('hex');
 
 beforeAll(async () => {
   database = await createTestDatabase('billing_svc');
-  await migrateSchema(database.url, SCHEMA);
+  await migrateSchema(database.url, SCHEMA, migrations);
   ledger = await startFakeLedger(LEDGER_SECRET);
   testpay = await startFakeTestpay(TESTPAY_API_KEY);
   const definition = billingService();

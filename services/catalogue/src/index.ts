@@ -1,2 +1,2 @@
-export { catalogueService, migrateSchema, type CatalogueServiceOptions, type CatalogueState } from './service.js';
+export { catalogueService, type CatalogueServiceOptions, type CatalogueState } from './service.js';
 export { migrations } from './store/migrations.js';

@@ -1,6 +1,6 @@
 import { connectBus, declareStreams, startOutboxRelay, type Bus, type OutboxRelay } from '@punchcard/bus';
 import { CatalogueService } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { createDb, migrateSchema, type Database } from '@punchcard/db';
 import { defineService, type ServiceDefinition } from '@punchcard/platform';
 import { catalogueServiceImpl } from './api/service-impl.js';
 import { migrations } from './store/migrations.js';
@@ -24,18 +24,6 @@ export interface CatalogueServiceOptions {
 function required(value: string | undefined, variable: string): string {
   if (!value) throw new Error(`${variable} is required`);
   return value;
-}
-
-/** Creates the schema when missing (the service role may lack CREATE on the database), then migrates. */
-export async function migrateSchema(url: string, schema: string): Promise<string[]> {
-  const database = createDb<CatalogueTables>({ url, schema, poolMax: 1, applicationName: 'catalogue-migrate' });
-  try {
-    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
-    if (rowCount === 0) await ensureSchema(url, schema);
-    return await migrateToLatest(database.db, schema, migrations);
-  } finally {
-    await database.close();
-  }
 }
 
 /** The catalogue service: CatalogueService API and the relay of its outbox to the CATALOGUE stream. */
@@ -88,7 +76,9 @@ export function catalogueService(options: CatalogueServiceOptions = {}): Service
     },
 
     async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema);
+      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
+        applicationName: 'catalogue-migrate',
+      });
       ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
     },
   });

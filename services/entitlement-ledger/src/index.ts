@@ -1,2 +1,2 @@
-export { ledgerService, migrateSchema, type LedgerServiceOptions, type LedgerState } from './service.js';
+export { ledgerService, type LedgerServiceOptions, type LedgerState } from './service.js';
 export { SCHEMA } from './store/index.js';

@@ -1,6 +1,6 @@
 import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
-import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { createDb, migrateSchema, type Database } from '@punchcard/db';
 import { callerOf, defineService, type ServiceDefinition } from '@punchcard/platform';
 import { ledgerHandlers } from './api/handlers.js';
 import { startLedgerEvents, type LedgerEvents } from './events/wiring.js';
@@ -26,18 +26,6 @@ export interface LedgerServiceOptions {
 function required(value: string | undefined, variable: string): string {
   if (!value) throw new Error(`${variable} is required`);
   return value;
-}
-
-/** Creates the schema when missing (the service role may lack CREATE on the database), then migrates. */
-export async function migrateSchema(url: string, schema: string): Promise<string[]> {
-  const database = createDb<LedgerDb>({ url, schema, poolMax: 1, applicationName: 'entitlement-ledger-migrate' });
-  try {
-    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
-    if (rowCount === 0) await ensureSchema(url, schema);
-    return await migrateToLatest(database.db, schema, migrations);
-  } finally {
-    await database.close();
-  }
 }
 
 /** The entitlement-ledger service: LedgerService API, outbox relay, catalogue and visits consumers. */
@@ -92,7 +80,9 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
     },
 
     async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema);
+      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
+        applicationName: 'entitlement-ledger-migrate',
+      });
       ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
     },
   });

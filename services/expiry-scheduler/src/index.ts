@@ -1,2 +1,2 @@
-export { expirySchedulerService, migrateSchema, expiryEnv, type ExpiryState, type ExpirySchedulerOptions, type ExpiryEnv } from './service.js';
+export { expirySchedulerService, expiryEnv, type ExpiryState, type ExpirySchedulerOptions, type ExpiryEnv } from './service.js';
 export type { LedgerPort, LedgerOutcome } from './ledger/port.js';

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { ExpiryService } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
-import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { createDb, migrateSchema, type Database } from '@punchcard/db';
 import { callerOf, defineService, DEV_JWT_SECRET, type AuthConfig, type ServiceDefinition } from '@punchcard/platform';
 import { z } from 'zod';
 import { expiryHandlers } from './api/handlers.js';
@@ -64,18 +64,6 @@ export function ledgerTokenSecret(auth: AuthConfig, explicit: string | undefined
   if (auth.mode === 'secret') return auth.secret;
   if (auth.mode === 'dev') return DEV_JWT_SECRET;
   throw new Error('LEDGER_JWT_SECRET is required with AUTH_JWKS_URL: the scheduler must sign the system tokens it calls the ledger with');
-}
-
-/** Creates the schema when missing (the service role may lack CREATE on the database), then migrates. */
-export async function migrateSchema(url: string, schema: string): Promise<string[]> {
-  const database = createDb<ExpiryDb>({ url, schema, poolMax: 1, applicationName: 'expiry-scheduler-migrate' });
-  try {
-    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
-    if (rowCount === 0) await ensureSchema(url, schema);
-    return await migrateToLatest(database.db, schema, migrations);
-  } finally {
-    await database.close();
-  }
 }
 
 /** The expiry scheduler: ExpiryService API, ledger event consumer, outbox relay and the timer sweep. */
@@ -164,7 +152,9 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
     },
 
     async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema);
+      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
+        applicationName: 'expiry-scheduler-migrate',
+      });
       ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
     },
   });

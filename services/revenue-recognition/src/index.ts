@@ -1,2 +1,2 @@
-export { revenueService, migrateSchema, type RevenueServiceOptions, type RevenueState } from './service.js';
+export { revenueService, type RevenueServiceOptions, type RevenueState } from './service.js';
 export { SCHEMA } from './store/schema.js';

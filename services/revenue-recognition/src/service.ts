@@ -1,6 +1,6 @@
 import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
-import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
+import { createDb, migrateSchema, type Database } from '@punchcard/db';
 import { defineService, type ServiceDefinition } from '@punchcard/platform';
 import { revenueServiceImpl } from './api/connect.js';
 import { revenueHandlers } from './api/handlers.js';
@@ -33,18 +33,6 @@ export interface RevenueServiceOptions {
 function required(value: string | undefined, variable: string): string {
   if (!value) throw new Error(`${variable} is required`);
   return value;
-}
-
-/** Creates the schema when missing (the service role may lack CREATE on the database), then migrates. */
-export async function migrateSchema(url: string, schema: string): Promise<string[]> {
-  const database = createDb<RevenueDb>({ url, schema, poolMax: 1, applicationName: 'revenue-recognition-migrate' });
-  try {
-    const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
-    if (rowCount === 0) await ensureSchema(url, schema);
-    return await migrateToLatest(database.db, schema, migrations);
-  } finally {
-    await database.close();
-  }
 }
 
 /**
@@ -105,7 +93,9 @@ export function revenueService(options: RevenueServiceOptions = {}): ServiceDefi
     },
 
     async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema);
+      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
+        applicationName: 'revenue-recognition-migrate',
+      });
       ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
     },
   });

@@ -11,11 +11,13 @@ import {
   TenantChangedSchema,
 } from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
 import { deleteStreams, streamName, withNamespace } from '@punchcard/bus';
+import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, testNamespace, testNats } from '@punchcard/testing';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
-import { catalogueService, migrateSchema } from '../../src/service.js';
+import { catalogueService } from '../../src/service.js';
+import { migrations } from '../../src/store/migrations.js';
 
 type Methods = typeof CatalogueService.method;
 type MethodName = keyof Methods & string;
@@ -76,7 +78,7 @@ export async function startTestEnv(): Promise<TestEnv> {
   const database = await createTestDatabase('catalogue');
   const natsUrl = await testNats();
   const namespace = testNamespace('cat');
-  await migrateSchema(database.url, 'catalogue');
+  await migrateSchema(database.url, 'catalogue', migrations);
   const definition = catalogueService({ relayPollMs: 200 });
   const config = loadConfig(definition, {
     HOST: '127.0.0.1',

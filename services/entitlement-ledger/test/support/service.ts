@@ -2,10 +2,11 @@ import { createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { connectBus, deleteStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { migrateSchema } from '@punchcard/db';
 import { mintToken, startService, type RunningService, type ServiceConfig } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient } from '@punchcard/testing';
-import { ledgerService, migrateSchema, type LedgerState } from '../../src/service.js';
-import { SCHEMA } from '../../src/store/index.js';
+import { ledgerService, type LedgerState } from '../../src/service.js';
+import { migrations, SCHEMA } from '../../src/store/index.js';
 import { CatalogueFeed, waitFor } from './bus.js';
 
 export const SECRET = 'entitlement-ledger-test-secret-0123456789abcdef';
@@ -37,7 +38,7 @@ export interface LedgerHarness {
 /** The real service, started in-process on free ports against real Postgres and NATS. */
 export async function startLedger(prefix: string, start = new Date('2025-03-01T02:00:00Z')): Promise<LedgerHarness> {
   const database = await createTestDatabase(prefix);
-  await migrateSchema(database.url, SCHEMA);
+  await migrateSchema(database.url, SCHEMA, migrations);
   const natsUrl = await testNats();
   const namespace = testNamespace(prefix);
   const clock = { now: start };

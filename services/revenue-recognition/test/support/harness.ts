@@ -12,10 +12,12 @@ import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contrac
 import { VisitCancelledSchema, VisitCompletedSchema } from '@punchcard/contracts/punchcard/events/v1/visit_events_pb';
 import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
 import { ConnectError } from '@connectrpc/connect';
+import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService, type Caller, type RunningService } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { migrateSchema, revenueService, type RevenueState } from '../../src/service.js';
+import { revenueService, type RevenueState } from '../../src/service.js';
+import { migrations } from '../../src/store/migrations.js';
 import { SCHEMA } from '../../src/store/schema.js';
 import type { LedgerEvent, Terms } from './ledger-sim.js';
 
@@ -48,7 +50,7 @@ export class Harness {
 
   static async start(label: string): Promise<Harness> {
     const testDb = await createTestDatabase(`revenue_${label}`);
-    await migrateSchema(testDb.url, SCHEMA);
+    await migrateSchema(testDb.url, SCHEMA, migrations);
     const natsUrl = await testNats();
     const bus = await connectBus({ url: natsUrl, name: `revenue-test-${label}` });
     const namespace = testNamespace(label);
