@@ -231,7 +231,10 @@ describe('the life of a package across the five services', { timeout: 60_000 }, 
       expect([s.attributes['branch.id']].flat(), s.name).toContain(ids.sydney);
     }
     // The expiry scheduler follows the same ledger event in the same trace.
-    expect(trace.some((s) => s.service === 'expiry-scheduler' && s.kind === SPAN_KIND.consumer && s.parentSpanId === chain[1]!.spanId)).toBe(true);
+    const scheduler = await eventually('the scheduler to export its span of the visit trace', async () =>
+      sys.otlp.spans.find((s) => s.traceId === traceId && s.service === 'expiry-scheduler' && s.kind === SPAN_KIND.consumer && s.parentSpanId === chain[1]!.spanId),
+    );
+    expect(scheduler.attributes).toMatchObject({ 'tenant.id': TENANT, 'entitlement.id': ids.entitlement, 'branch.id': ids.sydney });
   });
 
   it('a reversal undoes exactly that recognition, and billing receives the mirror entry', async () => {

@@ -1,3 +1,4 @@
+import { trace } from '@opentelemetry/api';
 import { RetryLater, startConsumer, type Bus, type ConsumedEvent, type ConsumeOutcome, type RunningConsumer } from '@punchcard/bus';
 import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
 import type { Kysely, Transaction } from 'kysely';
@@ -97,6 +98,12 @@ export function startLedgerConsumer(options: LedgerConsumerOptions): Promise<Run
     filterSubjects: LEDGER_ENTRY_SUBJECTS,
     schema: LedgerEntryRecordedSchema,
     handler: async (tx, event) => {
+      const { entitlement, entry } = event.data;
+      trace.getActiveSpan()?.setAttributes({
+        'tenant.id': event.tenantId,
+        'entitlement.id': entitlement?.entitlementId ?? '',
+        'branch.id': entry?.branchId || entitlement?.purchaseBranchId || '',
+      });
       await applyLedgerEvent(tx, event, {
         now: options.clock(),
         ...(options.logger ? { logger: options.logger } : {}),
