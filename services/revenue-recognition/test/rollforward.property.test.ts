@@ -1,9 +1,10 @@
 import fc from 'fast-check';
+import { RefundMethod } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { Account, DeferredMovement, type JournalEntry, type RollForwardRow } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollForward, rollForwardHolds, ZERO_ROLL_FORWARD, type PostedLine, type RollForward } from '../src/domain/reports.js';
 import type { Account as DomainAccount, Movement } from '../src/domain/types.js';
-import { buy3free1, threeForHundred } from './support/fixtures.js';
+import { buy3free1, tenPack, threeForHundred } from './support/fixtures.js';
 import { finance, Harness, newTenant } from './support/harness.js';
 import { SimEntitlement, type LedgerEvent } from './support/ledger-sim.js';
 
@@ -23,7 +24,10 @@ type Op =
   | { t: 'reverse'; e: number; pick: number }
   | { t: 'freeze'; e: number }
   | { t: 'topup'; e: number; n: number }
-  | { t: 'expire'; e: number };
+  | { t: 'expire'; e: number }
+  | { t: 'transfer'; e: number }
+  | { t: 'upgrade'; e: number; branch: number }
+  | { t: 'refund'; e: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('buy' as const), def: fc.nat(1), bps: fc.constantFrom(0, 1500, 2500), branch: fc.nat(1) }) },
@@ -32,6 +36,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('freeze' as const), e: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('topup' as const), e: fc.nat(), n: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('expire' as const), e: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('transfer' as const), e: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('upgrade' as const), e: fc.nat(), branch: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('refund' as const), e: fc.nat() }) },
 );
 
 const START = Date.UTC(2025, 2, 1, 2);
@@ -47,7 +54,10 @@ function ledgerEvents(tenantId: string, ops: readonly (readonly [Op, number])[])
   for (const [o, gap] of ops) {
     d += gap;
     if (o.t === 'buy') {
-      const terms = o.def === 0 ? buy3free1({ breakageBps: o.bps, costBranch: 'south' }) : threeForHundred({ breakageBps: o.bps });
+      const terms =
+        o.def === 0
+          ? buy3free1({ breakageBps: o.bps, costBranch: 'south', refund: { method: RefundMethod.USED_AT_STANDALONE_PRICE } })
+          : threeForHundred({ breakageBps: o.bps, refund: { method: RefundMethod.PRO_RATA, adminFee: 500n } });
       const sim = new SimEntitlement({ tenantId, definitionId: `def-${o.def}`, terms, branchId: BRANCHES[o.branch]!, timeZone: 'Asia/Singapore', at: dateOf(d) });
       sims.push({ sim, open: true });
       events.push(sim.purchase());
@@ -73,6 +83,29 @@ function ledgerEvents(tenantId: string, ops: readonly (readonly [Op, number])[])
         break;
       case 'expire':
         events.push(s.sim.expire(dateOf(d)));
+        s.open = false;
+        break;
+      // As the ledger allows them: a transfer needs sessions left, an upgrade a target worth at least
+      // the credit, a refund something to pay back. Each closes the entitlement; the first two open another.
+      case 'transfer': {
+        if (s.sim.remaining === 0) break;
+        const { out, into, receiver } = s.sim.transfer(`member-${sims.length}`, dateOf(d));
+        events.push(out, into);
+        s.open = false;
+        sims.push({ sim: receiver, open: true });
+        break;
+      }
+      case 'upgrade': {
+        if (s.sim.unusedValue > 80_000n) break;
+        const { out, into, upgraded } = s.sim.upgrade({ definitionId: 'def-TEN', terms: tenPack(), branchId: BRANCHES[o.branch]!, timeZone: 'Asia/Singapore' }, dateOf(d));
+        events.push(out, into);
+        s.open = false;
+        sims.push({ sim: upgraded, open: true });
+        break;
+      }
+      case 'refund':
+        if (s.sim.refundQuote().amount === 0n) break;
+        events.push(s.sim.refund(dateOf(d)));
         s.open = false;
         break;
     }
@@ -119,7 +152,7 @@ const fromRow = (r: RollForwardRow): RollForward => ({
   closing: r.closing?.amountMinor ?? 0n,
 });
 
-describe('the liability roll-forward against Postgres, for randomized ledger histories', () => {
+describe('the liability roll-forward against Postgres, for randomized ledger histories (purchase, consume, reverse, freeze, top-up, transfer, upgrade, refund, expiry)', () => {
   it('matches the reference computation from the journal, and opening + movements = closing for any period', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -166,7 +199,7 @@ describe('the liability roll-forward against Postgres, for randomized ledger his
           expect(all.total?.closing?.amountMinor).toBe(deferred);
         },
       ),
-      { numRuns: 4 },
+      { numRuns: 6 },
     );
   });
 });

@@ -292,4 +292,32 @@ describe('hooks for top-up, refund, transfer and upgrade', () => {
     ]);
     expect(into.contract.sessions.every((s) => s.value === 5000n)).toBe(true);
   });
+
+  it('upgrade sold at another branch: the credit clears there, and the old branch owes it the credit', () => {
+    let { contract } = buy(30000n, 3, 1);
+    contract = run(contract, consume('c1')).contract;
+    const out = upgradeOut(contract, { kind: 'UPGRADE_OUT', entryId: 'o1', at: at(5), branchId: 'B', status: 'UPGRADED', ledgerValue: 22500n }, ctx());
+    expect(show(out.posting.draft)).toEqual([
+      'Dr DEFERRED_REVENUE@A 225.00',
+      'Cr DUE_TO_BRANCH@A→B 225.00',
+      'Dr DUE_FROM_BRANCH@B→A 225.00',
+      'Cr TRANSFER_CLEARING@B 225.00',
+    ]);
+    const into = upgradeIn(
+      { ...terms({ entitlementId: 'ent-2', liabilityBranchId: 'B' }), entryId: 'i1', at: at(5), status: 'ACTIVE', credit: out.credit, cash: 27500n, paidSessions: 10, bonusSessions: 0 },
+      ctx(),
+    );
+    expect(show(into.draft)).toEqual(['Dr TRANSFER_CLEARING@B 225.00', 'Cr DEFERRED_REVENUE@B 225.00', 'Dr CASH@B 275.00', 'Cr DEFERRED_REVENUE@B 275.00']);
+  });
+
+  it('refuses a transfer, upgrade or refund the ledger values differently, naming the field', () => {
+    let { contract } = buy(10000n, 3, 0);
+    contract = run(contract, consume('c1')).contract;
+    expect(() => run(contract, { kind: 'TRANSFER_OUT', entryId: 'o1', branchId: '', paid: 2, bonus: 0, either: 0, ledgerValue: 6667n })).toThrow(
+      /^entry\.amount: the ledger values what leaves entitlement ent-1 with entry o1 at SGD 66\.67, its contract at SGD 66\.66$/,
+    );
+    expect(() => run(contract, { kind: 'UPGRADE_OUT', entryId: 'o2', branchId: '', ledgerValue: 1n })).toThrow(RevenueRuleError);
+    expect(() => run(contract, { kind: 'REFUND', entryId: 'f1', branchId: '', amount: 5000n, ledgerValue: 6667n })).toThrow(/^entry\.refund\.unused_value: /);
+    expect(run(contract, { kind: 'TRANSFER_OUT', entryId: 'o1', branchId: '', paid: 2, bonus: 0, either: 0, ledgerValue: 6666n, status: 'TRANSFERRED' }).draft).not.toBeNull();
+  });
 });

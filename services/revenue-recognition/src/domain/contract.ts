@@ -87,14 +87,23 @@ interface Base {
   status: EntitlementStatus;
 }
 
+/**
+ * The ledger's own figure for the value leaving a contract (the sessions transferred, an upgrade's
+ * credit, a refund's unused value). The ledger values sessions by the same allocation rule; when the
+ * contract disagrees the movement is refused rather than booked at either number.
+ */
+interface LeavingValue {
+  ledgerValue?: bigint;
+}
+
 export type ContractEvent =
   | (Base & { kind: 'CONSUME'; bonus: boolean | null })
   | (Base & { kind: 'REVERSAL'; reversesEntryId: string })
   | (Base & { kind: 'STATUS'; cause: string })
   | (Base & { kind: 'TOP_UP'; paid: number; bonus: number; amount: bigint })
-  | (Base & { kind: 'REFUND'; amount: bigint })
-  | (Base & { kind: 'TRANSFER_OUT'; paid: number; bonus: number; either: number })
-  | (Base & { kind: 'UPGRADE_OUT' });
+  | (Base & LeavingValue & { kind: 'REFUND'; amount: bigint })
+  | (Base & LeavingValue & { kind: 'TRANSFER_OUT'; paid: number; bonus: number; either: number })
+  | (Base & LeavingValue & { kind: 'UPGRADE_OUT' });
 
 /** Journal causes, named after the event that carried them. */
 export const CAUSE = {
@@ -433,6 +442,7 @@ function topUp(c: Contract, e: Extract<ContractEvent, { kind: 'TOP_UP' }>, ctx: 
 function refund(c: Contract, e: Extract<ContractEvent, { kind: 'REFUND' }>, ctx: PostingContext): Posting {
   if (e.amount < 0n) throw new RevenueRuleError('refund_amount', `must not be negative, got ${e.amount}`);
   const released = openSessions(c).reduce((sum, s) => sum + s.value, 0n);
+  agree(c, e, 'entry.refund.unused_value', released);
   const L = c.liabilityBranchId;
   const next: Contract = { ...c, status: e.status, sessions: c.sessions.map((s) => (s.consumedBy ? s : { ...s, removed: true })) };
   const lines = [
@@ -472,6 +482,7 @@ export function transferOut(
   take(() => true, e.either, taken);
   const moved = c.sessions.filter((s) => taken.has(s.number)).map((s) => ({ bonus: s.bonus, value: s.value }));
   const value = moved.reduce((sum, s) => sum + s.value, 0n);
+  agree(c, e, 'entry.amount', value);
   const L = c.liabilityBranchId;
   const next: Contract = { ...c, status: e.status, sessions: c.sessions.map((s) => (taken.has(s.number) ? { ...s, removed: true } : s)) };
   const posting = post(next, ctx, {
@@ -487,10 +498,13 @@ export function transferOut(
 
 /**
  * Hook for upgrades: every unused session leaves; their value becomes the credit the new contract's
- * {@link upgradeIn} receives (Dr Deferred revenue, Cr Transfer clearing).
+ * {@link upgradeIn} receives (Dr Deferred revenue, Cr Transfer clearing). The clearing sits at the
+ * branch that sold the upgrade (where the new contract carries the liability), so clearing nets out
+ * per branch; an upgrade sold elsewhere leaves the old branch owing the new one the credit.
  */
 export function upgradeOut(c: Contract, e: Extract<ContractEvent, { kind: 'UPGRADE_OUT' }>, ctx: PostingContext): { posting: Posting; credit: bigint } {
   const value = openSessions(c).reduce((sum, s) => sum + s.value, 0n);
+  agree(c, e, 'entry.amount', value);
   const L = c.liabilityBranchId;
   const next: Contract = { ...c, status: e.status, sessions: c.sessions.map((s) => (s.consumedBy ? s : { ...s, removed: true })) };
   const posting = post(next, ctx, {
@@ -499,9 +513,18 @@ export function upgradeOut(c: Contract, e: Extract<ContractEvent, { kind: 'UPGRA
     branchId: L,
     at: e.at,
     description: `Upgrade out: unused sessions worth ${money(c, value)} credited to the new package`,
-    lines: transfer({ account: 'DEFERRED_REVENUE', branchId: L, meta: { movement: 'TRANSFER' } }, { account: 'TRANSFER_CLEARING', branchId: L }, value),
+    lines: transfer({ account: 'DEFERRED_REVENUE', branchId: L, meta: { movement: 'TRANSFER' } }, { account: 'TRANSFER_CLEARING', branchId: e.branchId || L }, value),
   });
   return { posting, credit: value };
+}
+
+function agree(c: Contract, e: LeavingValue & { entryId: string }, field: string, value: bigint): void {
+  if (e.ledgerValue !== undefined && e.ledgerValue !== value) {
+    throw new RevenueRuleError(
+      field,
+      `the ledger values what leaves entitlement ${c.entitlementId} with entry ${e.entryId} at ${money(c, e.ledgerValue)}, its contract at ${money(c, value)}`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
