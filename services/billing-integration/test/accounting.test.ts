@@ -215,6 +215,28 @@ describe('accounting connectors', () => {
     expect(alerts).toHaveLength(1);
   });
 
+  it("syncs a transfer's journal with the clearing account mapped to the tenant's code", async () => {
+    const tenant = await enterpriseTenant();
+    await env.call(
+      'configureConnector',
+      { idempotencyKey: 'xero', accessToken: XERO.token, config: { connector: 'xero', enabled: true, externalTenantId: XERO.tenantId, accountCodes: { ...XERO_CODES, ACCOUNT_TRANSFER_CLEARING: '2190' } } },
+      admin(tenant),
+    );
+    const entry = saleEntry(tenant);
+    entry.cause = 'ledger.transferred_out';
+    entry.lines = [
+      { account: Account.DEFERRED_REVENUE, branchId: 'orchard', debit: { currencyCode: 'SGD', amountMinor: 22500n } },
+      { account: Account.TRANSFER_CLEARING, branchId: 'orchard', credit: { currencyCode: 'SGD', amountMinor: 22500n } },
+    ];
+    await post(entry);
+    await env.app.workers.syncs.runOnce();
+    const journal = xero.journals.get(entry.journalEntryId!)?.body as { JournalLines: { AccountCode: string; LineAmount: number }[] } | undefined;
+    expect(journal?.JournalLines.map((l) => [l.AccountCode, l.LineAmount])).toEqual([
+      ['835', 225],
+      ['2190', -225],
+    ]);
+  });
+
   it('writes CSV and JSON files, and exports journal entries for a period', async () => {
     const tenant = await enterpriseTenant();
     await env.call('configureConnector', { idempotencyKey: 'csv', config: { connector: 'csv', enabled: true } }, admin(tenant));

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
-import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { HouseholdChangedSchema, LedgerEntryRecordedSchema, RefundChangedSchema, SharingChangedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { HouseholdKind, RefundState } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { EntryKind } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,6 +117,26 @@ describe('outbound webhooks', () => {
     expect(body.data.payment.paymentId).toBe(payment!.paymentId);
     expect(requestsFor('/hooks/other')).toHaveLength(0);
     expect((await env.call('listWebhookDeliveries', {}, admin(other))).deliveries).toHaveLength(0);
+  });
+
+  it('forwards the ledger events that are not entries: refund, household and sharing changes', async () => {
+    const tenant = newTenantId();
+    const { subscription } = await env.call('createWebhookSubscription', { idempotencyKey: 'l', url: `${receiver.url}/hooks/ledger`, eventTypes: ['ledger.*'] }, admin(tenant));
+    const entitlementId = randomUUID();
+    const base = { producer: 'ledger', tenantId: tenant } as const;
+    const ids = [
+      await env.publish({ ...base, event: 'refund_requested', aggregateId: 'r-1', aggregateVersion: 1, schema: RefundChangedSchema, message: { refund: { tenantId: tenant, refundId: 'r-1', entitlementId, state: RefundState.REQUESTED } } }),
+      await env.publish({ ...base, event: 'household_changed', aggregateId: 'h-1', aggregateVersion: 1, schema: HouseholdChangedSchema, message: { household: { tenantId: tenant, householdId: 'h-1', kind: HouseholdKind.FAMILY } } }),
+      await env.publish({ ...base, event: 'entitlement_shared', aggregateId: entitlementId, schema: SharingChangedSchema, message: { entitlement: { tenantId: tenant, entitlementId }, householdId: 'h-1' } }),
+    ];
+    for (const id of ids) await env.outcomes.settled(id, 'billing_webhooks_ledger');
+    await env.app.workers.webhooks.runOnce();
+    const wh = new Webhook(subscription!.signingSecret);
+    const got = requestsFor('/hooks/ledger').map((r) => wh.verify(r.body, r.headers as Record<string, string>) as { type: string; data: Record<string, unknown> });
+    expect(got.map((b) => b.type).sort()).toEqual(['ledger.entitlement_shared', 'ledger.household_changed', 'ledger.refund_requested']);
+    expect(got.find((b) => b.type === 'ledger.refund_requested')?.data).toMatchObject({ refund: { refundId: 'r-1', entitlementId, state: 'REFUND_STATE_REQUESTED' } });
+    expect(got.find((b) => b.type === 'ledger.household_changed')?.data).toMatchObject({ household: { householdId: 'h-1', kind: 'HOUSEHOLD_KIND_FAMILY' } });
+    expect(got.find((b) => b.type === 'ledger.entitlement_shared')?.data).toMatchObject({ entitlement: { entitlementId }, householdId: 'h-1' });
   });
 
   it('validates subscriptions and stores the signing secret encrypted', async () => {

@@ -46,6 +46,20 @@ describe('account mapping', () => {
     expect(() => checkBalanced({ ...sale, lines: [{ ...sale.lines[0]!, creditMinor: 1n }, sale.lines[1]!] })).toThrow(/exactly one of debit and credit/);
   });
 
+  it("maps a transfer's clearing line to the tenant's clearing account", () => {
+    const transferOut: Journal = {
+      ...sale,
+      cause: 'ledger.transferred_out',
+      lines: [
+        { account: 'ACCOUNT_DEFERRED_REVENUE', branchId: 'orchard', debitMinor: 22500n, creditMinor: 0n, counterpartyBranchId: '' },
+        { account: 'ACCOUNT_TRANSFER_CLEARING', branchId: 'orchard', debitMinor: 0n, creditMinor: 22500n, counterpartyBranchId: '' },
+      ],
+    };
+    expect(() => validateAccountCodes({ ACCOUNT_TRANSFER_CLEARING: '2190' })).not.toThrow();
+    expect(mapAccounts(transferOut, { ...codes, ACCOUNT_TRANSFER_CLEARING: '2190' }).map((l) => l.accountCode)).toEqual(['835', '2190']);
+    expect(() => mapAccounts(transferOut, codes)).toThrow(/no account code mapped for ACCOUNT_TRANSFER_CLEARING/);
+  });
+
   it('validates a mapping: our account names, non-empty codes', () => {
     expect(() => validateAccountCodes({ ACCOUNT_CASH: '090' })).not.toThrow();
     expect(() => validateAccountCodes({ CASH: '090' })).toThrow(/config.account_codes\[CASH\]: unknown account/);

@@ -12,6 +12,7 @@ export const OUR_ACCOUNTS = [
   'ACCOUNT_DUE_TO_BRANCH',
   'ACCOUNT_VISIT_REVENUE',
   'ACCOUNT_REFUND_GAIN_OR_LOSS',
+  'ACCOUNT_TRANSFER_CLEARING',
 ] as const;
 export type OurAccount = (typeof OUR_ACCOUNTS)[number];
 
