@@ -45,3 +45,5 @@ export {
 } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
 export type { ReadinessCheck } from './readiness.js';
+export { connectStores, migrateDatabase, storeReadiness, type ConnectStoresOptions, type Stores } from './stores.js';
+export { traceContextInterceptor } from './client-tracing.js';

@@ -7,13 +7,13 @@ import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import grpc from '@grpc/grpc-js';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Health, HealthCheckResponse_ServingStatus } from '@punchcard/contracts/grpc/health/v1/health_pb';
 import { grpcJsClient } from '@punchcard/testing';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintToken, startService, type RunningService } from '../src/index.js';
+import { mintToken, startService, traceContextInterceptor, type RunningService } from '../src/index.js';
 import { FailRequest_Kind, SampleService } from './gen/platformtest/v1/sample_pb.js';
 import { captureLogs, reflect, SECRET, sampleConfig } from './helpers.js';
 import { sampleDefinition } from './sample.js';
@@ -218,6 +218,21 @@ describe('a service on the platform', () => {
         'punchcard.tenant_id': 'tenant-a',
         'enduser.id': 'user-1',
       });
+    });
+
+    it('carries the caller’s trace into the callee through traceContextInterceptor', async () => {
+      const client = createClient(SampleService, createGrpcTransport({ baseUrl: service.apiUrl, interceptors: [traceContextInterceptor()] }));
+      const caller = trace.getTracer('test-caller');
+      const traceId = await caller.startActiveSpan('caller work', async (parent) => {
+        await client.echo({ text: 'propagated' }, auth());
+        parent.end();
+        return parent.spanContext().traceId;
+      });
+      const names = spans.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      const server = names.find((s) => s.kind === SpanKind.SERVER);
+      const clientSpan = names.find((s) => s.kind === SpanKind.CLIENT);
+      expect(clientSpan?.name).toBe('platformtest.v1.SampleService/Echo');
+      expect(server?.parentSpanContext?.spanId).toBe(clientSpan?.spanContext().spanId);
     });
 
     it('leaves health probes out of the traces', async () => {

@@ -2,6 +2,7 @@ import { createClient, type Client } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { traceContextInterceptor } from '@punchcard/platform';
 
 export interface PurchaseInput {
   tenantId: string;
@@ -26,7 +27,7 @@ export type SystemTokenMinter = (tenantId: string) => Promise<string>;
  * id is the idempotency key, so however often the saga retries, the ledger creates one entitlement.
  */
 export function ledgerPurchaser(options: { baseUrl: string; mintSystemToken: SystemTokenMinter; timeoutMs?: number }): LedgerPurchaser & { close(): void } {
-  const transport = createGrpcTransport({ baseUrl: options.baseUrl });
+  const transport = createGrpcTransport({ baseUrl: options.baseUrl, interceptors: [traceContextInterceptor()] });
   const client: Client<typeof LedgerService> = createClient(LedgerService, transport);
   return {
     async purchase(input) {

@@ -295,6 +295,13 @@ describe('the life of a package across the five services', { timeout: 60_000 }, 
     expect(expire.actor?.subject).toBe('expiry-scheduler');
     await sys.events.waitFor('expiry.expired', (e) => e.subject === `punchcard.expiry.expired.${TENANT}` && e.headers['ce-subject'] === entitlementId);
 
+    // The scheduler's call carries its trace: the ledger's Expire is a child of the scheduler's client span.
+    const expireCall = await eventually('the ledger to export its Expire span', async () =>
+      sys.otlp.spans.find((s) => s.service === 'entitlement-ledger' && s.kind === SPAN_KIND.server && s.name === 'punchcard.ledger.v1.LedgerService/Expire'),
+    );
+    const caller = sys.otlp.spans.find((s) => s.spanId === expireCall.parentSpanId);
+    expect(caller).toMatchObject({ service: 'expiry-scheduler', kind: SPAN_KIND.client, traceId: expireCall.traceId });
+
     const breakage = await eventually('revenue to book breakage', async () =>
       (await revenue.call('listJournalEntries', { entitlementId }, opts())).entries.find((j) => j.sourceId === expire.entryId),
     );

@@ -8,6 +8,7 @@ import {
   LedgerService,
   UnfreezeRequestSchema,
 } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { traceContextInterceptor } from '@punchcard/platform';
 import { LedgerCallError, type LedgerOutcome, type LedgerPort } from './port.js';
 
 export interface GrpcLedgerOptions {
@@ -24,7 +25,12 @@ export function grpcLedger(options: GrpcLedgerOptions): LedgerPort & { close(): 
   const sessions = new Http2SessionManager(options.baseUrl);
   const client = createClient(
     LedgerService,
-    createGrpcTransport({ baseUrl: options.baseUrl, sessionManager: sessions, defaultTimeoutMs: options.timeoutMs ?? 10_000 }),
+    createGrpcTransport({
+      baseUrl: options.baseUrl,
+      sessionManager: sessions,
+      defaultTimeoutMs: options.timeoutMs ?? 10_000,
+      interceptors: [traceContextInterceptor()],
+    }),
   );
 
   async function call<T extends { entry?: unknown }>(tenantId: string, method: string, run: (headers: Headers) => Promise<T>): Promise<LedgerOutcome> {
