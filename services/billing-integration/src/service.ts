@@ -1,7 +1,6 @@
-import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
+import type { ConsumeOutcome } from '@punchcard/bus';
 import { BillingService } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
-import { createDb, migrateSchema, type Database } from '@punchcard/db';
-import { defineService, DEV_JWT_SECRET, mintToken, type ServiceDefinition } from '@punchcard/platform';
+import { connectStores, defineService, DEV_JWT_SECRET, migrateDatabase, mintToken, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { z } from 'zod';
 import { billingServiceImpl } from './api/connect.js';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -39,9 +38,7 @@ export const billingEnv = z.object({
 });
 export type BillingEnv = z.infer<typeof billingEnv>;
 
-export interface BillingState {
-  database: Database<BillingTables>;
-  bus: Bus;
+export interface BillingState extends Stores<BillingTables> {
   secrets: SecretBox;
   /** Set once the start hook ran. */
   app?: BillingApp;
@@ -53,11 +50,6 @@ export interface BillingServiceOptions {
   /** Workers run on their own (default); false = only when a test calls runOnce. */
   autoRun?: boolean;
   onOutcome?: (o: ConsumeOutcome & { durable: string }) => void;
-}
-
-function required(value: string | undefined, variable: string): string {
-  if (!value) throw new Error(`${variable} is required`);
-  return value;
 }
 
 /**
@@ -72,17 +64,7 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
     env: billingEnv,
 
     async setup(ctx) {
-      const database = createDb<BillingTables>({
-        url: required(ctx.config.databaseUrl, 'DATABASE_URL'),
-        schema: ctx.config.databaseSchema,
-        applicationName: ctx.config.serviceName,
-        onError: (err) => ctx.logger.warn({ err }, 'postgres pool error'),
-      });
-      ctx.onClose(() => database.close());
-      const bus = await connectBus({ url: required(ctx.config.natsUrl, 'NATS_URL'), name: ctx.config.serviceName });
-      ctx.onClose(() => bus.close());
-      await declareStreams(bus.jsm, { namespace: ctx.config.busNamespace });
-      return { database, bus, secrets: SecretBox.fromEnv(ctx.config.env.BILLING_SECRETS_KEY) };
+      return { ...(await connectStores<BillingTables>(ctx)), secrets: SecretBox.fromEnv(ctx.config.env.BILLING_SECRETS_KEY) };
     },
 
     register(router, ctx) {
@@ -96,15 +78,7 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
       );
     },
 
-    readiness(ctx) {
-      return {
-        postgres: () => ctx.state.database.pool.query('select 1'),
-        nats: async () => {
-          if (ctx.state.bus.nc.isClosed()) throw new Error('NATS connection closed');
-          await ctx.state.bus.nc.flush();
-        },
-      };
-    },
+    readiness: (ctx) => storeReadiness(ctx.state),
 
     async start(ctx) {
       const env = ctx.config.env;
@@ -142,11 +116,6 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
       return () => app.stop();
     },
 
-    async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
-        applicationName: 'billing-integration-migrate',
-      });
-      ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
-    },
+    migrate: (ctx) => migrateDatabase(ctx, migrations),
   });
 }

@@ -1,14 +1,11 @@
-import { connectBus, declareStreams, startOutboxRelay, type Bus, type OutboxRelay } from '@punchcard/bus';
+import { startOutboxRelay, type OutboxRelay } from '@punchcard/bus';
 import { CatalogueService } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { createDb, migrateSchema, type Database } from '@punchcard/db';
-import { defineService, type ServiceDefinition } from '@punchcard/platform';
+import { connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { catalogueServiceImpl } from './api/service-impl.js';
 import { migrations } from './store/migrations.js';
 import type { CatalogueTables } from './store/schema.js';
 
-export interface CatalogueState {
-  database: Database<CatalogueTables>;
-  bus: Bus;
+export interface CatalogueState extends Stores<CatalogueTables> {
   clock: () => Date;
   /** Set once the start hook ran; tests flush it to see published events. */
   relay?: OutboxRelay;
@@ -21,11 +18,6 @@ export interface CatalogueServiceOptions {
   relayPollMs?: number;
 }
 
-function required(value: string | undefined, variable: string): string {
-  if (!value) throw new Error(`${variable} is required`);
-  return value;
-}
-
 /** The catalogue service: CatalogueService API and the relay of its outbox to the CATALOGUE stream. */
 export function catalogueService(options: CatalogueServiceOptions = {}): ServiceDefinition<CatalogueState> {
   const clock = options.clock ?? (() => new Date());
@@ -35,32 +27,14 @@ export function catalogueService(options: CatalogueServiceOptions = {}): Service
     requires: ['database', 'nats'],
 
     async setup(ctx) {
-      const database = createDb<CatalogueTables>({
-        url: required(ctx.config.databaseUrl, 'DATABASE_URL'),
-        schema: ctx.config.databaseSchema,
-        applicationName: ctx.config.serviceName,
-        onError: (err) => ctx.logger.warn({ err }, 'postgres pool error'),
-      });
-      ctx.onClose(() => database.close());
-      const bus = await connectBus({ url: required(ctx.config.natsUrl, 'NATS_URL'), name: ctx.config.serviceName });
-      ctx.onClose(() => bus.close());
-      await declareStreams(bus.jsm, { namespace: ctx.config.busNamespace });
-      return { database, bus, clock };
+      return { ...(await connectStores<CatalogueTables>(ctx)), clock };
     },
 
     register(router, ctx) {
       router.service(CatalogueService, catalogueServiceImpl({ db: ctx.state.database.db, now: ctx.state.clock }));
     },
 
-    readiness(ctx) {
-      return {
-        postgres: () => ctx.state.database.pool.query('select 1'),
-        nats: async () => {
-          if (ctx.state.bus.nc.isClosed()) throw new Error('NATS connection closed');
-          await ctx.state.bus.nc.flush();
-        },
-      };
-    },
+    readiness: (ctx) => storeReadiness(ctx.state),
 
     start(ctx) {
       const relay = startOutboxRelay({
@@ -75,11 +49,6 @@ export function catalogueService(options: CatalogueServiceOptions = {}): Service
       return () => relay.stop();
     },
 
-    async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
-        applicationName: 'catalogue-migrate',
-      });
-      ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
-    },
+    migrate: (ctx) => migrateDatabase(ctx, migrations),
   });
 }

@@ -1,14 +1,11 @@
-import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
+import type { ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
-import { createDb, migrateSchema, type Database } from '@punchcard/db';
-import { callerOf, defineService, type ServiceDefinition } from '@punchcard/platform';
+import { callerOf, connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { ledgerHandlers } from './api/handlers.js';
 import { startLedgerEvents, type LedgerEvents } from './events/wiring.js';
 import { migrations, type LedgerDb } from './store/index.js';
 
-export interface LedgerState {
-  database: Database<LedgerDb>;
-  bus: Bus;
+export interface LedgerState extends Stores<LedgerDb> {
   clock: () => Date;
   /** Set once the start hook ran: the relay (tests flush it) and the consumers. */
   events?: LedgerEvents;
@@ -23,11 +20,6 @@ export interface LedgerServiceOptions {
   onOutcome?: (outcome: ConsumeOutcome) => void;
 }
 
-function required(value: string | undefined, variable: string): string {
-  if (!value) throw new Error(`${variable} is required`);
-  return value;
-}
-
 /** The entitlement-ledger service: LedgerService API, outbox relay, catalogue and visits consumers. */
 export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefinition<LedgerState> {
   const clock = options.clock ?? (() => new Date());
@@ -37,32 +29,14 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
     requires: ['database', 'nats'],
 
     async setup(ctx) {
-      const database = createDb<LedgerDb>({
-        url: required(ctx.config.databaseUrl, 'DATABASE_URL'),
-        schema: ctx.config.databaseSchema,
-        applicationName: ctx.config.serviceName,
-        onError: (err) => ctx.logger.warn({ err }, 'postgres pool error'),
-      });
-      ctx.onClose(() => database.close());
-      const bus = await connectBus({ url: required(ctx.config.natsUrl, 'NATS_URL'), name: ctx.config.serviceName });
-      ctx.onClose(() => bus.close());
-      await declareStreams(bus.jsm, { namespace: ctx.config.busNamespace });
-      return { database, bus, clock };
+      return { ...(await connectStores<LedgerDb>(ctx)), clock };
     },
 
     register(router, ctx) {
       router.service(LedgerService, ledgerHandlers({ db: ctx.state.database.db, clock: ctx.state.clock, callerOf }));
     },
 
-    readiness(ctx) {
-      return {
-        postgres: () => ctx.state.database.pool.query('select 1'),
-        nats: async () => {
-          if (ctx.state.bus.nc.isClosed()) throw new Error('NATS connection closed');
-          await ctx.state.bus.nc.flush();
-        },
-      };
-    },
+    readiness: (ctx) => storeReadiness(ctx.state),
 
     async start(ctx) {
       const events = await startLedgerEvents({
@@ -79,11 +53,6 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
       return () => events.stop();
     },
 
-    async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
-        applicationName: 'entitlement-ledger-migrate',
-      });
-      ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
-    },
+    migrate: (ctx) => migrateDatabase(ctx, migrations),
   });
 }

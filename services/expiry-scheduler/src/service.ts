@@ -1,8 +1,17 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
+import type { ConsumeOutcome } from '@punchcard/bus';
 import { ExpiryService } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
-import { createDb, migrateSchema, type Database } from '@punchcard/db';
-import { callerOf, defineService, DEV_JWT_SECRET, type AuthConfig, type ServiceDefinition } from '@punchcard/platform';
+import {
+  callerOf,
+  connectStores,
+  defineService,
+  DEV_JWT_SECRET,
+  migrateDatabase,
+  storeReadiness,
+  type AuthConfig,
+  type ServiceDefinition,
+  type Stores,
+} from '@punchcard/platform';
 import { z } from 'zod';
 import { expiryHandlers } from './api/handlers.js';
 import { grpcLedger } from './ledger/grpc-ledger.js';
@@ -31,9 +40,7 @@ export const expiryEnv = z.object({
 
 export type ExpiryEnv = z.infer<typeof expiryEnv>;
 
-export interface ExpiryState {
-  database: Database<ExpiryDb>;
-  bus: Bus;
+export interface ExpiryState extends Stores<ExpiryDb> {
   clock: () => Date;
   ledger: LedgerPort;
   /** Set once the start hook ran: consumer, relay and sweeper (tests flush the relay, run sweeps). */
@@ -51,11 +58,6 @@ export interface ExpirySchedulerOptions {
   gapRetryMs?: number;
   /** Called after each consumed ledger event settles (metrics, tests waiting for an effect). */
   onConsumed?: (outcome: ConsumeOutcome) => void;
-}
-
-function required(value: string | undefined, variable: string): string {
-  if (!value) throw new Error(`${variable} is required`);
-  return value;
 }
 
 /** The secret the ledger verifies `system` tokens with. */
@@ -76,18 +78,8 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
     env: expiryEnv,
 
     async setup(ctx) {
-      const database = createDb<ExpiryDb>({
-        url: required(ctx.config.databaseUrl, 'DATABASE_URL'),
-        schema: ctx.config.databaseSchema,
-        applicationName: ctx.config.serviceName,
-        // A sweep holds a connection per batch besides the consumer's and the relay's.
-        poolMax: 10,
-        onError: (err) => ctx.logger.warn({ err }, 'postgres pool error'),
-      });
-      ctx.onClose(() => database.close());
-      const bus = await connectBus({ url: required(ctx.config.natsUrl, 'NATS_URL'), name: ctx.config.serviceName });
-      ctx.onClose(() => bus.close());
-      await declareStreams(bus.jsm, { namespace: ctx.config.busNamespace });
+      // A sweep holds a connection per batch besides the consumer's and the relay's.
+      const stores = await connectStores<ExpiryDb>(ctx, { poolMax: 10 });
       let ledger = options.ledger;
       if (!ledger) {
         const grpc = grpcLedger({
@@ -97,7 +89,7 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
         ctx.onClose(() => grpc.close());
         ledger = grpc;
       }
-      return { database, bus, clock, ledger };
+      return { ...stores, clock, ledger };
     },
 
     register(router, ctx) {
@@ -118,15 +110,7 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
       });
     },
 
-    readiness(ctx) {
-      return {
-        postgres: () => ctx.state.database.pool.query('select 1'),
-        nats: async () => {
-          if (ctx.state.bus.nc.isClosed()) throw new Error('NATS connection closed');
-          await ctx.state.bus.nc.flush();
-        },
-      };
-    },
+    readiness: (ctx) => storeReadiness(ctx.state),
 
     async start(ctx) {
       const env = ctx.config.env;
@@ -151,11 +135,6 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
       return () => runtime.stop();
     },
 
-    async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
-        applicationName: 'expiry-scheduler-migrate',
-      });
-      ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
-    },
+    migrate: (ctx) => migrateDatabase(ctx, migrations),
   });
 }

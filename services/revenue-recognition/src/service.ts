@@ -1,16 +1,13 @@
-import { connectBus, declareStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
+import type { ConsumeOutcome } from '@punchcard/bus';
 import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
-import { createDb, migrateSchema, type Database } from '@punchcard/db';
-import { defineService, type ServiceDefinition } from '@punchcard/platform';
+import { connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { revenueServiceImpl } from './api/connect.js';
 import { revenueHandlers } from './api/handlers.js';
 import { startRevenueEvents, type RevenueEvents } from './events/wiring.js';
 import { migrations } from './store/migrations.js';
 import type { RevenueDb } from './store/schema.js';
 
-export interface RevenueState {
-  database: Database<RevenueDb>;
-  bus: Bus;
+export interface RevenueState extends Stores<RevenueDb> {
   /** Set once the start hook ran: the relay (tests flush it) and the consumers. */
   events?: RevenueEvents;
 }
@@ -30,11 +27,6 @@ export interface RevenueServiceOptions {
   onOutcome?: (outcome: ConsumeOutcome) => void;
 }
 
-function required(value: string | undefined, variable: string): string {
-  if (!value) throw new Error(`${variable} is required`);
-  return value;
-}
-
 /**
  * The revenue-recognition service: RevenueService reports, the outbox relay publishing revenue.*, and
  * the ledger, catalogue and visits consumers that keep the journal.
@@ -46,33 +38,13 @@ export function revenueService(options: RevenueServiceOptions = {}): ServiceDefi
     defaultPorts: { api: 7104, ops: 7204 },
     requires: ['database', 'nats'],
 
-    async setup(ctx) {
-      const database = createDb<RevenueDb>({
-        url: required(ctx.config.databaseUrl, 'DATABASE_URL'),
-        schema: ctx.config.databaseSchema,
-        applicationName: ctx.config.serviceName,
-        onError: (err) => ctx.logger.warn({ err }, 'postgres pool error'),
-      });
-      ctx.onClose(() => database.close());
-      const bus = await connectBus({ url: required(ctx.config.natsUrl, 'NATS_URL'), name: ctx.config.serviceName });
-      ctx.onClose(() => bus.close());
-      await declareStreams(bus.jsm, { namespace: ctx.config.busNamespace });
-      return { database, bus };
-    },
+    setup: (ctx) => connectStores<RevenueDb>(ctx),
 
     register(router, ctx) {
       router.service(RevenueService, revenueServiceImpl(revenueHandlers({ db: ctx.state.database.db })));
     },
 
-    readiness(ctx) {
-      return {
-        postgres: () => ctx.state.database.pool.query('select 1'),
-        nats: async () => {
-          if (ctx.state.bus.nc.isClosed()) throw new Error('NATS connection closed');
-          await ctx.state.bus.nc.flush();
-        },
-      };
-    },
+    readiness: (ctx) => storeReadiness(ctx.state),
 
     async start(ctx) {
       const events = await startRevenueEvents({
@@ -92,11 +64,6 @@ export function revenueService(options: RevenueServiceOptions = {}): ServiceDefi
       return () => events.stop();
     },
 
-    async migrate(ctx) {
-      const applied = await migrateSchema(required(ctx.config.databaseUrl, 'DATABASE_URL'), ctx.config.databaseSchema, migrations, {
-        applicationName: 'revenue-recognition-migrate',
-      });
-      ctx.logger.info({ applied, schema: ctx.config.databaseSchema }, 'migrations applied');
-    },
+    migrate: (ctx) => migrateDatabase(ctx, migrations),
   });
 }

@@ -1,0 +1,116 @@
+import { connectBus, deleteStreams, streamName } from '@punchcard/bus';
+import type { Migrations } from '@punchcard/db';
+import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connectStores,
+  createLogger,
+  defineService,
+  loadConfig,
+  migrateDatabase,
+  startService,
+  storeReadiness,
+  type ServiceConfig,
+  type Stores,
+} from '../src/index.js';
+import { captureLogs, SECRET } from './helpers.js';
+
+interface Tables {
+  visit: { id: number };
+}
+
+/** A service's own state next to its stores, as the real services keep it. */
+interface SampleState extends Stores<Tables> {
+  label: string;
+}
+
+const migrations: Migrations = {
+  '0001_visit': { up: (db) => db.schema.createTable('visit').addColumn('id', 'int4', (c) => c.primaryKey()).execute() },
+};
+
+const definition = defineService<SampleState>({
+  name: 'stores-sample',
+  defaultPorts: { api: 7198, ops: 7298 },
+  requires: ['database', 'nats'],
+  async setup(ctx) {
+    return { ...(await connectStores<Tables>(ctx, { poolMax: 3 })), label: 'sample' };
+  },
+  register() {},
+  readiness: (ctx) => storeReadiness(ctx.state),
+  migrate: (ctx) => migrateDatabase(ctx, migrations),
+});
+
+describe('stores of a service: Postgres and NATS', () => {
+  let database: TestDatabase;
+  let natsUrl: string;
+  let config: ServiceConfig;
+  const namespace = testNamespace('stores');
+
+  beforeAll(async () => {
+    database = await createTestDatabase('platform_stores');
+    natsUrl = await testNats();
+    config = loadConfig(definition, {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      OPS_PORT: '0',
+      AUTH_JWT_SECRET: SECRET,
+      DATABASE_URL: database.url,
+      NATS_URL: natsUrl,
+      BUS_NAMESPACE: namespace,
+    });
+  });
+  afterAll(async () => {
+    const bus = await connectBus({ url: natsUrl, name: 'stores-test-cleanup' });
+    await deleteStreams(bus.jsm, namespace);
+    await bus.close();
+    await database.drop();
+  });
+
+  it('migrate creates the schema, applies the migrations once and logs what it applied', async () => {
+    const logs = captureLogs();
+    const logger = createLogger({ serviceName: config.serviceName, level: 'info', destination: logs.destination });
+    await definition.migrate!({ config, logger });
+    await definition.migrate!({ config, logger });
+    expect(logs.lines.filter((l) => l.msg === 'migrations applied').map((l) => [l.applied, l.schema])).toEqual([
+      [['0001_visit'], 'stores_sample'],
+      [[], 'stores_sample'],
+    ]);
+  });
+
+  it('setup connects both, the service is ready while they answer, and stop closes them', async () => {
+    const logs = captureLogs();
+    const service = await startService(definition, config, { logDestination: logs.destination });
+    const { database: db, bus, label } = service.state;
+    expect(label).toBe('sample');
+
+    // Tables unqualified (search_path is the service schema), the connection named after the service.
+    await db.db.insertInto('visit').values({ id: 1 }).execute();
+    const { rows } = await db.pool.query<{ name: string }>('select current_setting($1) as name', ['application_name']);
+    expect(rows).toEqual([{ name: 'stores-sample' }]);
+    expect(db.pool.options.max).toBe(3);
+    await expect(bus.jsm.streams.info(streamName(namespace, 'LEDGER'))).resolves.toBeDefined();
+
+    const readyz = async () => {
+      const res = await fetch(`${service.opsUrl}/readyz`);
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', checks: { postgres: 'ok', nats: 'ok' } } });
+    await bus.close();
+    expect(await readyz()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'ok', nats: 'NATS connection closed' } } });
+
+    await service.stop();
+    expect(db.pool.ended).toBe(true);
+    expect(bus.nc.isClosed()).toBe(true);
+  });
+
+  it('names the missing URL', async () => {
+    const logger = createLogger({ serviceName: config.serviceName, level: 'silent' });
+    await expect(startService(definition, { ...config, databaseUrl: undefined }, { logDestination: captureLogs().destination })).rejects.toThrow(
+      'DATABASE_URL is required',
+    );
+    await expect(startService(definition, { ...config, natsUrl: undefined }, { logDestination: captureLogs().destination })).rejects.toThrow(
+      'NATS_URL is required',
+    );
+    await expect(definition.migrate!({ config: { ...config, databaseUrl: undefined }, logger })).rejects.toThrow('DATABASE_URL is required');
+  });
+});
