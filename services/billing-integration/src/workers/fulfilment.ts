@@ -5,6 +5,7 @@ import { FULFILMENT_BACKOFF, nextAttemptAt } from '../domain/backoff.js';
 import { transition } from '../domain/payment.js';
 import type { BillingContext } from '../context.js';
 import type { PaymentsTable, Tx } from '../store/schema.js';
+import { drainDue } from './scheduler.js';
 
 /**
  * The purchase saga's second half: for each captured payment that is due, call the ledger's Purchase
@@ -12,15 +13,8 @@ import type { PaymentsTable, Tx } from '../store/schema.js';
  * resumes where it stopped: a payment stays `captured` (due again after its lease or backoff) until
  * the entitlement is recorded. Returns how many payments it tried.
  */
-export async function fulfilDue(ctx: BillingContext, limit = 50): Promise<number> {
-  let tried = 0;
-  while (tried < limit) {
-    const payment = await claim(ctx);
-    if (!payment) break;
-    tried++;
-    await fulfilOne(ctx, payment);
-  }
-  return tried;
+export function fulfilDue(ctx: BillingContext, limit = 50): Promise<number> {
+  return drainDue(limit, () => claim(ctx), (payment) => fulfilOne(ctx, payment));
 }
 
 /** Leases the next due captured payment to this worker (other replicas skip it until the lease ends). */

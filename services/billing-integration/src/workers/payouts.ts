@@ -6,21 +6,15 @@ import { refundSettled } from '../events/builders.js';
 import { ProviderError } from '../providers/provider.js';
 import { providerCredentials } from '../store/providers.js';
 import type { RefundPayoutsTable } from '../store/schema.js';
+import { drainDue } from './scheduler.js';
 
 /**
  * Pays out due refunds through the provider that took the payment. The provider call carries the
  * refund id as its idempotency key and the payout row is leased while it runs, so a refund is paid
  * once however often the approval arrives or the worker restarts. Returns how many it tried.
  */
-export async function payoutDue(ctx: BillingContext, limit = 50): Promise<number> {
-  let tried = 0;
-  while (tried < limit) {
-    const payout = await claim(ctx);
-    if (!payout) break;
-    tried++;
-    await payOne(ctx, payout);
-  }
-  return tried;
+export function payoutDue(ctx: BillingContext, limit = 50): Promise<number> {
+  return drainDue(limit, () => claim(ctx), (payout) => payOne(ctx, payout));
 }
 
 async function claim(ctx: BillingContext): Promise<Selectable<RefundPayoutsTable> | undefined> {

@@ -9,6 +9,21 @@ export interface Loop {
 }
 
 /**
+ * One run of a worker: claims the next due item and handles it, one at a time, until nothing is due
+ * or `limit` were tried (a run stays short; the loop comes back for the rest). Returns how many.
+ */
+export async function drainDue<T>(limit: number, claim: () => Promise<T | undefined>, handle: (item: T) => Promise<unknown>): Promise<number> {
+  let tried = 0;
+  while (tried < limit) {
+    const item = await claim();
+    if (item === undefined) break;
+    tried++;
+    await handle(item);
+  }
+  return tried;
+}
+
+/**
  * Runs `work` every `intervalMs` (the sweep that resumes anything due after a restart or a backoff)
  * and soon after a kick (fresh work). One run at a time per loop; errors are logged, never fatal.
  */

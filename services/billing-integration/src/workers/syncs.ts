@@ -11,6 +11,7 @@ import { journalFromProto } from '../convert.js';
 import { syncFailed } from '../events/builders.js';
 import { connectorSettings } from '../store/connectors.js';
 import type { JournalSyncsTable } from '../store/schema.js';
+import { drainDue } from './scheduler.js';
 
 type SyncRow = Selectable<JournalSyncsTable>;
 export type SyncOutcome = { delivered: true; externalId: string } | { delivered: false; error: string; gaveUp: boolean };
@@ -21,15 +22,8 @@ export type SyncOutcome = { delivered: true; externalId: string } | { delivered:
  * leased to one worker per attempt; the connector's own idempotency key (the journal entry id)
  * covers an attempt whose outcome we never learnt. Returns how many it tried.
  */
-export async function syncDue(ctx: BillingContext, limit = 50): Promise<number> {
-  let tried = 0;
-  while (tried < limit) {
-    const row = await claim(ctx);
-    if (!row) break;
-    tried++;
-    await deliverOne(ctx, row);
-  }
-  return tried;
+export function syncDue(ctx: BillingContext, limit = 50): Promise<number> {
+  return drainDue(limit, () => claim(ctx), (row) => deliverOne(ctx, row));
 }
 
 async function claim(ctx: BillingContext, only?: { tenantId: string; journalEntryId: string; connector: string }): Promise<SyncRow | undefined> {

@@ -5,6 +5,7 @@ import { nextAttemptAt, WEBHOOK_BACKOFF } from '../domain/backoff.js';
 import type { BillingContext } from '../context.js';
 import type { WebhookDeliveriesTable } from '../store/schema.js';
 import { subscriptionSecret } from '../store/webhooks.js';
+import { drainDue } from './scheduler.js';
 
 type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 
@@ -14,15 +15,8 @@ type DeliveryRow = Selectable<WebhookDeliveriesTable>;
  * v1 HMAC-SHA256 by the maintained `standardwebhooks` library). Non-2xx or no answer: retried with
  * exponential backoff up to the attempt limit. Every attempt is logged in `webhook_attempts`.
  */
-export async function deliverWebhooksDue(ctx: BillingContext, limit = 100): Promise<number> {
-  let tried = 0;
-  while (tried < limit) {
-    const row = await claim(ctx);
-    if (!row) break;
-    tried++;
-    await sendOne(ctx, row, false);
-  }
-  return tried;
+export function deliverWebhooksDue(ctx: BillingContext, limit = 100): Promise<number> {
+  return drainDue(limit, () => claim(ctx), (row) => sendOne(ctx, row, false));
 }
 
 async function claim(ctx: BillingContext, deliveryId?: string): Promise<DeliveryRow | undefined> {
