@@ -266,8 +266,10 @@ export function extend(e: Entitlement, input: ExtendInput, now: Date): Transitio
 export function enterGrace(e: Entitlement, expiryTime: Date, graceEndTime: Date | undefined, now: Date): MaybeTransition {
   if (e.terms.expiry.mode !== 'SOFT') throw precondition(`entitlement ${e.entitlementId} has HARD expiry; it has no grace period`);
   if (e.status !== 'ACTIVE') return { noop: `entitlement is ${e.status.toLowerCase()}` };
-  const stale = e.expiryTime !== null && (e.terms.expiry.customRule ? expiryTime < e.expiryTime : expiryTime.getTime() !== e.expiryTime.getTime());
-  if (stale) return { noop: `stale: the expiry is now ${e.expiryTime!.toISOString()}` };
+  const recorded = e.expiryTime;
+  if (recorded !== null && (e.terms.expiry.customRule ? expiryTime < recorded : expiryTime.getTime() !== recorded.getTime())) {
+    return { noop: `stale: the expiry is now ${recorded.toISOString()}` };
+  }
   if (expiryTime > now) throw precondition(`expiry_time ${expiryTime.toISOString()} has not passed yet`);
   if (graceEndTime !== undefined && graceEndTime <= expiryTime) throw invalid('grace_end_time', 'must be after expiry_time');
   const end = graceEndTime ?? graceEnd(e, expiryTime);
