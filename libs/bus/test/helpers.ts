@@ -1,6 +1,6 @@
 import { createDb, ensureSchema, migrateToLatest } from '@punchcard/db';
-import { createTestDatabase, testNats, testNamespace, type TestDatabase } from '@punchcard/testing';
-import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { createTestDatabase, readStream as readStoredMessages, testNats, testNamespace, type TestDatabase } from '@punchcard/testing';
+import type { JsMsg } from '@nats-io/jetstream';
 import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import { connectBus, declareStreams, deleteStreams, inboxMigration, outboxMigration, streamName, type Bus, type ConsumeOutcome, type StreamKey } from '../src/index.js';
@@ -82,29 +82,8 @@ export async function applicationsPerEvent(db: Kysely<TestDb>, consumer: string)
 }
 
 /** Every message of a stream, in stream order, read with an ephemeral consumer. */
-export async function readStream(bus: Bus, namespace: string, key: StreamKey): Promise<JsMsg[]> {
-  const stream = streamName(namespace, key);
-  const info = await bus.jsm.streams.info(stream);
-  const total = info.state.messages;
-  if (total === 0) return [];
-  const ci = await bus.jsm.consumers.add(stream, {
-    ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.All,
-    inactive_threshold: 30_000_000_000,
-  });
-  const consumer = await bus.js.consumers.get(stream, ci.name);
-  const out: JsMsg[] = [];
-  while (out.length < total) {
-    const batch = await consumer.fetch({ max_messages: total - out.length, expires: 2000 });
-    let got = 0;
-    for await (const m of batch) {
-      out.push(m);
-      got++;
-    }
-    if (got === 0) break;
-  }
-  await consumer.delete();
-  return out;
+export function readStream(bus: Bus, namespace: string, key: StreamKey): Promise<JsMsg[]> {
+  return readStoredMessages(bus.nc, streamName(namespace, key));
 }
 
 /** Collects consumer outcomes and waits for conditions on them. */

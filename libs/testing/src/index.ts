@@ -1,3 +1,4 @@
 export { testPostgres, createTestDatabase, type TestDatabase } from './postgres.js';
 export { testNats, testNamespace } from './nats.js';
 export { grpcJsClient, type GrpcJsClient } from './grpc.js';
+export { readStream } from './streams.js';

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '../src/index.js';
+import { createTestDatabase, readStream, testNamespace, testNats, type TestDatabase } from '../src/index.js';
 
 describe('test infrastructure', () => {
   const dbs: TestDatabase[] = [];
@@ -30,5 +30,27 @@ describe('test infrastructure', () => {
     await jsm.streams.delete(`${ns}_S`);
     await nc.close();
     expect(testNamespace()).not.toBe(testNamespace());
+  });
+
+  it('reads what a stream holds, all of it or on a filter, and leaves no consumer behind', async () => {
+    const nc = await connect({ servers: await testNats() });
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const ns = testNamespace('read');
+    const stream = `${ns}_S`;
+    await jsm.streams.add({ name: stream, subjects: [`${ns}.>`] });
+    try {
+      expect(await readStream(nc, stream)).toEqual([]);
+      for (let i = 0; i < 5; i++) await js.publish(`${ns}.${i % 2 ? 'odd' : 'even'}`, `m${i}`);
+      expect((await readStream(nc, stream)).map((m) => m.string())).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+      expect((await readStream(nc, stream, `${ns}.odd`)).map((m) => [m.subject, m.string()])).toEqual([
+        [`${ns}.odd`, 'm1'],
+        [`${ns}.odd`, 'm3'],
+      ]);
+      expect((await jsm.streams.info(stream)).state.consumer_count).toBe(0);
+    } finally {
+      await jsm.streams.delete(stream);
+      await nc.close();
+    }
   });
 });

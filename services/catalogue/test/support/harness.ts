@@ -1,8 +1,8 @@
 import { fromBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
-import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { CatalogueService } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import {
   BranchChangedSchema,
@@ -13,7 +13,7 @@ import {
 import { deleteStreams, streamName, withNamespace } from '@punchcard/bus';
 import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService } from '@punchcard/platform';
-import { createTestDatabase, grpcJsClient, testNamespace, testNats } from '@punchcard/testing';
+import { createTestDatabase, grpcJsClient, readStream, testNamespace, testNats } from '@punchcard/testing';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import { catalogueService } from '../../src/service.js';
@@ -131,29 +131,8 @@ export async function startTestEnv(): Promise<TestEnv> {
 
 /** Reads the tenant's catalogue events with a plain JetStream consumer, as any platform would. */
 async function readAll(nc: NatsConnection, namespace: string, tenantId: string): Promise<ReceivedEvent[]> {
-  const jsm: JetStreamManager = await jetstreamManager(nc);
-  const stream = streamName(namespace, 'CATALOGUE');
-  const info = await jsm.consumers.add(stream, {
-    ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: withNamespace(namespace, `punchcard.catalogue.*.${tenantId}`),
-    inactive_threshold: 30_000_000_000,
-  });
-  const consumer = await jetstream(nc).consumers.get(stream, info.name);
-  const out: ReceivedEvent[] = [];
-  let pending = info.num_pending;
-  while (pending > 0) {
-    const batch = await consumer.fetch({ max_messages: pending, expires: 5000 });
-    let got = 0;
-    for await (const m of batch) {
-      out.push(decode(m, namespace));
-      got++;
-    }
-    if (got === 0) break;
-    pending -= got;
-  }
-  await jsm.consumers.delete(stream, info.name);
-  return out;
+  const messages = await readStream(nc, streamName(namespace, 'CATALOGUE'), withNamespace(namespace, `punchcard.catalogue.*.${tenantId}`));
+  return messages.map((m) => decode(m, namespace));
 }
 
 function decode(m: JsMsg, namespace: string): ReceivedEvent {

@@ -1,5 +1,4 @@
 import { fromBinary } from '@bufbuild/protobuf';
-import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { publishEvent, streamName, withNamespace, type Bus } from '@punchcard/bus';
 import {
   PlanTier,
@@ -15,6 +14,7 @@ import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/
 import { VisitCancelledSchema, VisitCompletedSchema } from '@punchcard/contracts/punchcard/events/v1/visit_events_pb';
 import { DefinitionStatus, type DefinitionTerms } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { readStream } from '@punchcard/testing';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 
 /** Polls until `check` returns a value (not undefined/false); for effects of asynchronous consumers. */
@@ -150,33 +150,13 @@ export interface ReceivedLedgerEvent {
 
 /** Reads the tenant's ledger.* events with a plain JetStream consumer and decodes them, as any consumer would. */
 export async function readLedgerEvents(bus: Bus, namespace: string, tenantId: string): Promise<ReceivedLedgerEvent[]> {
-  const stream = streamName(namespace, 'LEDGER');
-  const info = await bus.jsm.consumers.add(stream, {
-    ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: withNamespace(namespace, `punchcard.ledger.*.${tenantId}`),
-    inactive_threshold: 30_000_000_000,
-  });
-  const consumer = await bus.js.consumers.get(stream, info.name);
-  const out: ReceivedLedgerEvent[] = [];
-  let pending = info.num_pending;
-  while (pending > 0) {
-    const batch = await consumer.fetch({ max_messages: pending, expires: 5000 });
-    let got = 0;
-    for await (const m of batch) {
-      out.push({
-        subject: m.subject.slice(namespace.length + 1),
-        type: m.headers?.get('ce-type') ?? '',
-        id: m.headers?.get('Nats-Msg-Id') ?? '',
-        entityVersion: Number(m.headers?.get('ce-entityversion')),
-        contentType: m.headers?.get('content-type') || undefined,
-        data: fromBinary(LedgerEntryRecordedSchema, m.data),
-      });
-      got++;
-    }
-    if (got === 0) break;
-    pending -= got;
-  }
-  await bus.jsm.consumers.delete(stream, info.name);
-  return out;
+  const messages = await readStream(bus.nc, streamName(namespace, 'LEDGER'), withNamespace(namespace, `punchcard.ledger.*.${tenantId}`));
+  return messages.map((m) => ({
+    subject: m.subject.slice(namespace.length + 1),
+    type: m.headers?.get('ce-type') ?? '',
+    id: m.headers?.get('Nats-Msg-Id') ?? '',
+    entityVersion: Number(m.headers?.get('ce-entityversion')),
+    contentType: m.headers?.get('content-type') || undefined,
+    data: fromBinary(LedgerEntryRecordedSchema, m.data),
+  }));
 }

@@ -1,7 +1,7 @@
 import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { publishEvent, streamName, withNamespace, type Bus } from '@punchcard/bus';
 import { RefundPayoutSchema } from '@punchcard/contracts/punchcard/events/v1/billing_events_pb';
+import { readStream } from '@punchcard/testing';
 
 export interface RawEvent {
   subject: string;
@@ -15,36 +15,16 @@ export interface RawEvent {
 
 /** Reads the LEDGER stream's events on `filter` (namespace-free) with a plain JetStream consumer. */
 export async function readEvents(bus: Bus, namespace: string, filter: string): Promise<RawEvent[]> {
-  const stream = streamName(namespace, 'LEDGER');
-  const info = await bus.jsm.consumers.add(stream, {
-    ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: withNamespace(namespace, filter),
-    inactive_threshold: 30_000_000_000,
-  });
-  const consumer = await bus.js.consumers.get(stream, info.name);
-  const out: RawEvent[] = [];
-  let pending = info.num_pending;
-  while (pending > 0) {
-    const batch = await consumer.fetch({ max_messages: pending, expires: 5000 });
-    let got = 0;
-    for await (const m of batch) {
-      out.push({
-        subject: m.subject.slice(namespace.length + 1),
-        type: m.headers?.get('ce-type') ?? '',
-        id: m.headers?.get('Nats-Msg-Id') ?? '',
-        entityVersion: m.headers?.get('ce-entityversion') || undefined,
-        aggregateId: m.headers?.get('ce-subject') || undefined,
-        dataSchema: m.headers?.get('ce-dataschema') || undefined,
-        data: m.data,
-      });
-      got++;
-    }
-    if (got === 0) break;
-    pending -= got;
-  }
-  await bus.jsm.consumers.delete(stream, info.name);
-  return out;
+  const messages = await readStream(bus.nc, streamName(namespace, 'LEDGER'), withNamespace(namespace, filter));
+  return messages.map((m) => ({
+    subject: m.subject.slice(namespace.length + 1),
+    type: m.headers?.get('ce-type') ?? '',
+    id: m.headers?.get('Nats-Msg-Id') ?? '',
+    entityVersion: m.headers?.get('ce-entityversion') || undefined,
+    aggregateId: m.headers?.get('ce-subject') || undefined,
+    dataSchema: m.headers?.get('ce-dataschema') || undefined,
+    data: m.data,
+  }));
 }
 
 export function decode<S extends DescMessage>(schema: S, e: RawEvent): MessageShape<S> {

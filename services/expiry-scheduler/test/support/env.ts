@@ -2,8 +2,7 @@ import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/proto
 import { connectBus, declareStreams, deleteStreams, streamName, withNamespace, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { ExpiryFiredSchema, ReminderDueSchema } from '@punchcard/contracts/punchcard/events/v1/expiry_events_pb';
 import { createDb, ensureSchema, migrateToLatest, type Database } from '@punchcard/db';
-import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createTestDatabase, readStream, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -186,31 +185,12 @@ export class TestEnv {
   /** Every `expiry.*` event of the tenant published so far, read by a plain JetStream consumer. */
   async expiryEvents(tenantId: string): Promise<ReceivedEvent[]> {
     for (const r of this.replicas) await r.runtime.relay.flush(10_000).catch(() => undefined);
-    const jsm = await jetstreamManager(this.bus.nc);
-    const stream = streamName(this.namespace, 'EXPIRY');
-    const info = await jsm.consumers.add(stream, {
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.All,
-      filter_subject: withNamespace(this.namespace, `punchcard.expiry.*.${tenantId}`),
-      inactive_threshold: 30_000_000_000,
+    const messages = await readStream(this.bus.nc, streamName(this.namespace, 'EXPIRY'), withNamespace(this.namespace, `punchcard.expiry.*.${tenantId}`));
+    return messages.map((m) => {
+      const event = m.subject.slice(this.namespace.length + 1).split('.')[2]!;
+      const schema = event === 'reminder_due' ? ReminderDueSchema : ExpiryFiredSchema;
+      return { event, id: m.headers?.get('ce-id') ?? '', tenantId: m.headers?.get('ce-tenantid') ?? '', data: fromBinary(schema, m.data) };
     });
-    const consumer = await jetstream(this.bus.nc).consumers.get(stream, info.name);
-    const out: ReceivedEvent[] = [];
-    let pending = info.num_pending;
-    while (pending > 0) {
-      const batch = await consumer.fetch({ max_messages: pending, expires: 5000 });
-      let got = 0;
-      for await (const m of batch) {
-        const event = m.subject.slice(this.namespace.length + 1).split('.')[2]!;
-        const schema = event === 'reminder_due' ? ReminderDueSchema : ExpiryFiredSchema;
-        out.push({ event, id: m.headers?.get('ce-id') ?? '', tenantId: m.headers?.get('ce-tenantid') ?? '', data: fromBinary(schema, m.data) });
-        got++;
-      }
-      if (got === 0) break;
-      pending -= got;
-    }
-    await jsm.consumers.delete(stream, info.name);
-    return out;
   }
 
   /** Stops every replica started so far (a failed test must not leave sweepers behind). */
