@@ -88,7 +88,12 @@ export function createDb<DB>(options: CreateDbOptions): Database<DB> {
   return {
     db,
     pool,
-    // Kysely.destroy() ends the pool it was given.
-    close: () => (closing ??= db.destroy().then(() => Promise.all(open)).then(() => undefined)),
+    // Kysely.destroy() ends the pool only if kysely ever used it; a pool used directly is ended here.
+    close: () =>
+      (closing ??= db
+        .destroy()
+        .then(() => (pool.ending ? undefined : pool.end()))
+        .then(() => Promise.all(open))
+        .then(() => undefined)),
   };
 }

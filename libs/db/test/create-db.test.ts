@@ -29,4 +29,16 @@ describe('createDb', () => {
       await close();
     }
   });
+
+  it('closes a pool that only ever ran plain pg queries, leaving no connection behind', async () => {
+    const { pool, close } = createDb({ url: database.url, schema: 'public', applicationName: 'createdb_close_check' });
+    await pool.query('select 1');
+    await close();
+    expect(pool.ended).toBe(true);
+    const admin = new pg.Client({ connectionString: await testPostgres() });
+    await admin.connect();
+    const { rows } = await admin.query("select count(*)::int as n from pg_stat_activity where application_name = 'createdb_close_check'");
+    await admin.end();
+    expect(rows[0]?.n).toBe(0);
+  });
 });

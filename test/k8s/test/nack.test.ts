@@ -47,7 +47,7 @@ function defaultReplicas(): number {
   return Number(m[1]);
 }
 
-/** The `replicas` each service passes to declareStreams, or the default when it passes none. */
+/** The `replicas` passed to declareStreams by the services and by the bootstrap they share, or the default. */
 function declaredReplicas(): { service: string; replicas: number | 'unknown' }[] {
   const out: { service: string; replicas: number | 'unknown' }[] = [];
   const walk = (service: string, dir: string) => {
@@ -66,6 +66,7 @@ function declaredReplicas(): { service: string; replicas: number | 'unknown' }[]
     const src = join(repoRoot, 'services', service, 'src');
     if (existsSync(src)) walk(service, src);
   }
+  walk('platform', join(repoRoot, 'libs', 'platform', 'src'));
   return out;
 }
 
@@ -137,7 +138,7 @@ describe('k8s/nack', () => {
 
   it('has the stream replica count the services declare (they set it back at each start)', () => {
     const declared = declaredReplicas();
-    expect(declared.length, 'declareStreams calls in the services').toBeGreaterThan(0);
+    expect(declared.length, 'declareStreams calls in the services and libs/platform').toBeGreaterThan(0);
     const counts = new Set(declared.map((d) => d.replicas));
     expect([...counts], JSON.stringify(declared)).toHaveLength(1);
     const [replicas] = [...counts];
