@@ -16,6 +16,12 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe('loadConfig', () => {
+  it('reads an empty service variable as unset, so it takes its default', () => {
+    const withPort: ConfigSource<{ WEBHOOK_PORT: number }> = { ...ledger, env: z.object({ WEBHOOK_PORT: z.coerce.number().int().default(7305) }) };
+    expect(loadConfig(withPort, { ...base, WEBHOOK_PORT: '' }).env.WEBHOOK_PORT).toBe(7305);
+    expect(loadConfig(withPort, { ...base, WEBHOOK_PORT: '9000' }).env.WEBHOOK_PORT).toBe(9000);
+  });
+
   it('fills defaults from the definition', () => {
     const config = loadConfig(ledger, base);
     expect(config).toMatchObject({

@@ -112,7 +112,8 @@ export function loadConfig<E = {}>(definition: ConfigSource<E>, env: Env = proce
 
   let serviceEnv: E = {} as E;
   if (definition.env) {
-    const own = definition.env.safeParse(env);
+    // Unset and empty mean the same for the service's own variables too: an empty value takes the default.
+    const own = definition.env.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => (v ?? '').trim() !== '')));
     if (own.success) serviceEnv = own.data;
     else problems.push(...own.error.issues.map((i) => toProblem(i, env)));
   }
