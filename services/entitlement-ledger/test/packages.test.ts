@@ -272,7 +272,11 @@ describe('top-up and upgrade', () => {
     expect(quote!.remainingSessions).toHaveLength(6);
     expect((await a.getEntitlement({ entitlementId: e.entitlementId })).entitlement).toMatchObject({ version: 5n, status: EntitlementStatus.ACTIVE });
 
-    const r = await a.upgrade({ idempotencyKey: key(), entitlementId: e.entitlementId, targetDefinitionId: 'gold', paymentReference: 'pay-diff' });
+    // A payment taken for another amount does not buy it.
+    const stale = await failure(a.upgrade({ idempotencyKey: key(), entitlementId: e.entitlementId, targetDefinitionId: 'gold', paymentReference: 'pay-old', expectedAmountDue: sgd(110000n) }));
+    expect([stale.code, stale.rawMessage]).toEqual([Code.FailedPrecondition, expect.stringMatching(/^expected_amount_due: .* costs 120000 SGD now, not 110000 SGD/)]);
+
+    const r = await a.upgrade({ idempotencyKey: key(), entitlementId: e.entitlementId, targetDefinitionId: 'gold', paymentReference: 'pay-diff', expectedAmountDue: sgd(120000n) });
     expect(r.quote).toEqual(quote);
     expect(r.source).toMatchObject({ status: EntitlementStatus.UPGRADED, remaining: 0, version: 6n });
     expect(r.target).toMatchObject({ status: EntitlementStatus.ACTIVE, remaining: 22, price: sgd(180000n), paymentReference: 'pay-diff', originEntitlementId: e.entitlementId, version: 1n });

@@ -183,7 +183,14 @@ export function packageHandlers(deps: LedgerApiDeps, once: Once): Pick<ServiceIm
           tx,
           deps,
           caller,
-          { entitlementId: req.entitlementId, targetDefinitionId: req.targetDefinitionId, paymentReference: req.paymentReference, branchId: req.branchId, reason: req.reason },
+          {
+            entitlementId: req.entitlementId,
+            targetDefinitionId: req.targetDefinitionId,
+            paymentReference: req.paymentReference,
+            branchId: req.branchId,
+            reason: req.reason,
+            expectedAmountDue: req.expectedAmountDue && { currency: req.expectedAmountDue.currencyCode, amountMinor: req.expectedAmountDue.amountMinor },
+          },
           key,
         );
         return { ...moved(r), upgradeOut: entryToProto(r.source.entry), upgradeIn: entryToProto(r.target.entry), quote: upgradeQuoteToProto(r.quote) };

@@ -8,7 +8,7 @@ import { hold, quoteRefund, release, settleRefund } from './refund.js';
 import { checkShare, poolRefusal } from './sharing.js';
 import { topUp } from './topup.js';
 import { checkTransfer, checkUndo, moveSessions } from './transfer.js';
-import { quoteUpgrade, upgrade, type UpgradeTarget } from './upgrade.js';
+import { assertAmountDue, quoteUpgrade, upgrade, type UpgradeTarget } from './upgrade.js';
 
 const HOUR = 3_600_000;
 // Bought 2025-01-10 14:00 Singapore time; 90-day HARD expiry.
@@ -220,6 +220,16 @@ describe('upgrade', () => {
     expect(ruleOf(() => quoteUpgrade(b.e, p, b.slots(), { ...gold, currency: 'USD' }, at)).message).toMatch(/priced in USD/);
     expect(ruleOf(() => quoteUpgrade({ ...b.e, status: 'FROZEN' }, p, b.slots(), gold, at)).message).toMatch(/frozen/);
     expect(ruleOf(() => quoteUpgrade(hold(b.e, 'r'), p, b.slots(), gold, at)).message).toMatch(/on hold/);
+  });
+
+  it('holds a payment to the amount it was quoted: a session used since raises what is due', () => {
+    const p = policies({ upgrade: { targetDefinitionIds: ['gold'] } });
+    const quoted = quoteUpgrade(tenFor1000(4).e, p, tenFor1000(4).slots(), gold, at);
+    const later = tenFor1000(5);
+    const now = quoteUpgrade(later.e, p, later.slots(), gold, at);
+    expect(() => assertAmountDue(quoted, { currency: 'SGD', amountMinor: 120000n })).not.toThrow();
+    expect(ruleOf(() => assertAmountDue(now, { currency: 'SGD', amountMinor: 120000n })).message).toMatch(/expected_amount_due: .* costs 130000 SGD now, not 120000 SGD/);
+    expect(ruleOf(() => assertAmountDue(quoted, { currency: 'USD', amountMinor: 120000n })).message).toMatch(/expected_amount_due/);
   });
 });
 

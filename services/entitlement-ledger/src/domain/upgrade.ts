@@ -56,6 +56,18 @@ export function quoteUpgrade(e: Entitlement, p: Policies, slots: readonly Slot[]
   };
 }
 
+/**
+ * A payment taken for an earlier quote buys the upgrade only at that price: sessions used since the
+ * quote lower the credit and raise what is due, and the difference was not paid.
+ */
+export function assertAmountDue(quote: UpgradeQuote, expected: { currency: string; amountMinor: bigint }): void {
+  if (expected.currency !== quote.currency || expected.amountMinor !== quote.amountDue) {
+    throw precondition(
+      `expected_amount_due: upgrading entitlement ${quote.entitlementId} to ${quote.toDefinitionId} costs ${quote.amountDue} ${quote.currency} now, not ${expected.amountMinor} ${expected.currency}`,
+    );
+  }
+}
+
 export interface UpgradeInput {
   newEntitlementId: string;
   outEntryId: string;

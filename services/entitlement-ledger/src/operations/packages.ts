@@ -8,7 +8,7 @@ import { isValidTimeZone } from '../domain/time.js';
 import { topUp } from '../domain/topup.js';
 import { checkTransfer, checkUndo, moveSessions, type TransferResult } from '../domain/transfer.js';
 import type { Feature, TenantFacts, UpgradeQuote } from '../domain/types.js';
-import { quoteUpgrade, upgrade, type UpgradeTarget } from '../domain/upgrade.js';
+import { assertAmountDue, quoteUpgrade, upgrade, type UpgradeTarget } from '../domain/upgrade.js';
 import { openSlots, replay, type Slot } from '../domain/valuation.js';
 import { enqueueSharingChanged } from '../events/ledger-events.js';
 import { rulesFromDefinition } from '../proto/terms.js';
@@ -190,7 +190,14 @@ export async function upgradeEntitlement(
   tx: Tx,
   ctx: OperationContext,
   caller: Caller,
-  req: { entitlementId: string; targetDefinitionId: string; paymentReference: string; branchId: string; reason: string },
+  req: {
+    entitlementId: string;
+    targetDefinitionId: string;
+    paymentReference: string;
+    branchId: string;
+    reason: string;
+    expectedAmountDue?: { currency: string; amountMinor: bigint } | undefined;
+  },
   requestId: string,
 ): Promise<Moved & { quote: UpgradeQuote }> {
   const now = ctx.clock();
@@ -202,6 +209,7 @@ export async function upgradeEntitlement(
   const p = policiesOf(e);
   const target = await upgradeTarget(tx, caller.tenantId, targetId);
   const quote = quoteUpgrade(e, p, await slotsOf(tx, e, p), target, now);
+  if (req.expectedAmountDue) assertAmountDue(quote, req.expectedAmountDue);
   const branch = await saleBranch(tx, caller.tenantId, req.branchId || e.purchaseBranchId);
   const ids = { newEntitlementId: newId(ctx), outEntryId: newId(ctx), inEntryId: newId(ctx) };
   const r = upgrade(e, quote, target, { ...ids, branchId: branch.branchId, timeZone: branch.timeZone, reason, now });
