@@ -42,6 +42,7 @@ import {
 import { inTransaction, isUniqueViolation, requestHash, withIdempotency } from '@punchcard/db';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, requireRole, type Caller } from '@punchcard/platform';
 import type { Kysely } from 'kysely';
+import { assertMayChangeBranch, assertMayChangeDefinition, assertTenantWide } from '../domain/access.js';
 import { assertValid } from '../domain/errors.js';
 import { assertCanActivate, assertTermsInPlan } from '../domain/plan-gates.js';
 import { newBranch, newTenant, updateBranch, updateTenant, type EarningRule as DomainEarningRule, type TenantFields } from '../domain/tenant.js';
@@ -99,8 +100,9 @@ export function catalogueHandlers(deps: HandlerDeps) {
     return tenant;
   }
 
-  async function checkedTerms(tx: store.Db, tenant: store.TenantRecord, raw: Parameters<typeof termsFromProto>[0], definitionId?: string) {
+  async function checkedTerms(tx: store.Db, caller: Caller, tenant: store.TenantRecord, raw: Parameters<typeof termsFromProto>[0], definitionId?: string) {
     const terms = validateTerms(termsFromProto(raw), { currency: tenant.defaultCurrency, definitionId });
+    assertMayChangeDefinition(caller, terms.branches, 'terms.branches');
     const refs = referencesOf(terms);
     assertValid(
       referenceViolations(terms, {
@@ -112,18 +114,22 @@ export function catalogueHandlers(deps: HandlerDeps) {
     return terms;
   }
 
+  /** The definition a mutation acts on, locked; a branch-scoped caller must cover its current branches. */
   async function definitionHead(tx: store.Db, caller: Caller, definitionId: string) {
     if (definitionId === '') throw invalidArgument('definition_id', 'required');
     const head = await store.getDefinitionHead(tx, caller.tenantId, definitionId, true);
     if (!head) throw notFound('definition', definitionId);
     const latest = await store.getVersion(tx, caller.tenantId, definitionId, head.latestVersion);
     if (!latest) throw new Error(`definition ${definitionId} has no version ${head.latestVersion}`);
-    return { head, latest, state: { version: latest.version, status: latest.status as DomainStatus, terms: storedTerms(latest.terms) } };
+    const terms = storedTerms(latest.terms);
+    assertMayChangeDefinition(caller, terms.branches, `definition ${JSON.stringify(head.code)} version ${latest.version}`);
+    return { head, latest, state: { version: latest.version, status: latest.status as DomainStatus, terms } };
   }
 
   return {
     async createTenant(caller: Caller, req: CreateTenantRequest) {
       requireRole(caller, 'admin');
+      assertTenantWide(caller, 'CreateTenant');
       if (!TENANT_ID.test(caller.tenantId)) {
         throw invalidArgument('tenant_id', `the token's tenant id ${JSON.stringify(caller.tenantId)} must be 1-64 letters, digits, "_" or "-"`);
       }
@@ -147,6 +153,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
 
     async updateTenant(caller: Caller, req: UpdateTenantRequest) {
       requireRole(caller, 'admin');
+      assertTenantWide(caller, 'UpdateTenant');
       return mutate(caller, 'UpdateTenant', UpdateTenantRequestSchema, req, UpdateTenantResponseSchema, async (tx, at) => {
         const current = await store.getTenant(tx, caller.tenantId, true);
         if (!current) throw notFound('tenant', caller.tenantId);
@@ -162,6 +169,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
 
     async createBranch(caller: Caller, req: CreateBranchRequest) {
       requireRole(caller, 'admin', 'manager');
+      assertTenantWide(caller, 'CreateBranch');
       const fields = newBranch({ code: req.code, name: req.name, timeZone: req.timeZone });
       return mutate(caller, 'CreateBranch', CreateBranchRequestSchema, req, CreateBranchResponseSchema, async (tx, at) => {
         await tenantOf(tx, caller);
@@ -177,6 +185,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
     async updateBranch(caller: Caller, req: UpdateBranchRequest) {
       requireRole(caller, 'admin', 'manager');
       if (req.branchId === '') throw invalidArgument('branch_id', 'required');
+      assertMayChangeBranch(caller, req.branchId);
       return mutate(caller, 'UpdateBranch', UpdateBranchRequestSchema, req, UpdateBranchResponseSchema, async (tx, at) => {
         const current = await store.getBranch(tx, caller.tenantId, req.branchId, true);
         if (!current) throw notFound('branch', req.branchId);
@@ -211,7 +220,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
       requireRole(caller, 'admin', 'manager');
       return mutate(caller, 'CreateDefinition', CreateDefinitionRequestSchema, req, CreateDefinitionResponseSchema, async (tx, at) => {
         const tenant = await tenantOf(tx, caller, true);
-        const terms = await checkedTerms(tx, tenant, req.terms);
+        const terms = await checkedTerms(tx, caller, tenant, req.terms);
         const record = await store
           .insertDefinition(tx, {
             tenantId: tenant.tenantId,
@@ -231,7 +240,7 @@ export function catalogueHandlers(deps: HandlerDeps) {
       return mutate(caller, 'UpdateDefinition', UpdateDefinitionRequestSchema, req, UpdateDefinitionResponseSchema, async (tx, at) => {
         const tenant = await tenantOf(tx, caller);
         const { head, latest, state } = await definitionHead(tx, caller, req.definitionId);
-        const terms = await checkedTerms(tx, tenant, req.terms, head.definitionId);
+        const terms = await checkedTerms(tx, caller, tenant, req.terms, head.definitionId);
         const plan = planUpdate(state, head.definitionId, terms);
         const key = { tenantId: tenant.tenantId, definitionId: head.definitionId };
         switch (plan.kind) {

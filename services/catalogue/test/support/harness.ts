@@ -24,11 +24,12 @@ type MethodName = keyof Methods & string;
 type In<K extends MethodName> = MessageInitShape<Methods[K]['input']>;
 type Out<K extends MethodName> = MessageShape<Methods[K]['output']>;
 
-/** Who calls: a tenant and roles, as a token would carry them. */
+/** Who calls: a tenant and roles, as a token would carry them; `branchIds` limits the caller to those branches. */
 export interface Who {
   tenantId: string;
   roles: string[];
   subject?: string;
+  branchIds?: string[];
 }
 
 export interface CatalogueClient {
@@ -71,6 +72,8 @@ export function newTenantId(label = 't'): string {
 export const admin = (tenantId: string): Who => ({ tenantId, roles: ['admin'] });
 export const manager = (tenantId: string): Who => ({ tenantId, roles: ['manager'] });
 export const staff = (tenantId: string): Who => ({ tenantId, roles: ['staff'] });
+/** A manager whose token carries `branch_ids`. */
+export const branchManager = (tenantId: string, branchIds: string[]): Who => ({ tenantId, roles: ['manager'], subject: 'branch-manager', branchIds });
 
 const SECRET = 'catalogue-integration-tests-secret-0123456789';
 
@@ -97,7 +100,7 @@ export async function startTestEnv(): Promise<TestEnv> {
     const k = JSON.stringify(who);
     let token = tokens.get(k);
     if (!token) {
-      token = mintToken({ tenantId: who.tenantId, roles: who.roles, subject: who.subject ?? 'test-user' }, SECRET);
+      token = mintToken({ tenantId: who.tenantId, roles: who.roles, subject: who.subject ?? 'test-user', ...(who.branchIds ? { branchIds: who.branchIds } : {}) }, SECRET);
       tokens.set(k, token);
     }
     return token;
