@@ -9,6 +9,8 @@ export interface Flags {
   /** Pool size of the raw-SQL driver; the ledger's default pool is 10. */
   rawPool: number;
   pgbench: boolean;
+  /** consume-throughput without the raw-SQL and pgbench columns (for profiling the service alone). */
+  serviceOnly: boolean;
   /** Consumes per second for event-lag. */
   rate: number;
   hotSessions: number;
@@ -31,6 +33,7 @@ flags:
   --concurrency LIST    consume-throughput levels (default 1,4,16,64)
   --raw-pool N          pool size of the raw-SQL driver (default 10, the ledger's)
   --no-pgbench          skip the pgbench column
+  --service-only        consume-throughput without the raw-SQL and pgbench runs (profiling)
   --rate N              event-lag consumes per second (default 500)
   --hot-sessions N      hot-row: sessions in the shared entitlement (default 1000)
   --hot-workers N       hot-row: concurrent consumers (default 64)
@@ -53,6 +56,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
       concurrency: { type: 'string' },
       'raw-pool': { type: 'string' },
       'no-pgbench': { type: 'boolean' },
+      'service-only': { type: 'boolean' },
       rate: { type: 'string' },
       'hot-sessions': { type: 'string' },
       'hot-workers': { type: 'string' },
@@ -84,7 +88,8 @@ export function parseFlags(argv: string[]): Flags | 'help' {
       ? values.concurrency.split(',').map((s) => num('concurrency', s.trim(), 1, 1))
       : [1, 4, 16, 64],
     rawPool: num('raw-pool', values['raw-pool'], 10, 1),
-    pgbench: values['no-pgbench'] !== true,
+    pgbench: values['no-pgbench'] !== true && values['service-only'] !== true,
+    serviceOnly: values['service-only'] === true,
     rate: num('rate', values.rate, 500, 1),
     hotSessions: num('hot-sessions', values['hot-sessions'], 1000, 1),
     hotWorkers: num('hot-workers', values['hot-workers'], 64, 1),

@@ -5,6 +5,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { publishEvent } from '@punchcard/bus';
 import {
   DefinitionStatus,
+  EarningRule,
   DefinitionTermsSchema,
   ExpiryAnchor,
   ExpiryMode,
@@ -62,7 +63,15 @@ export class CatalogueFeed {
   async tenant(tenantId: string, branches: string[] = [BRANCH]): Promise<void> {
     const now = timestampFromDate(new Date());
     await this.send('tenant_changed', tenantId, tenantId, TenantChangedSchema, {
-      tenant: { tenantId, name: `bench ${tenantId.slice(0, 8)}`, planTier: PlanTier.ENTERPRISE, defaultCurrency: 'SGD', features: ALL_FEATURES, updateTime: now },
+      tenant: {
+        tenantId,
+        name: `bench ${tenantId.slice(0, 8)}`,
+        planTier: PlanTier.ENTERPRISE,
+        defaultCurrency: 'SGD',
+        features: ALL_FEATURES,
+        earningRule: EarningRule.DELIVERING_BRANCH,
+        updateTime: now,
+      },
     });
     for (const branchId of branches) {
       await this.send('branch_changed', tenantId, branchId, BranchChangedSchema, {
@@ -96,10 +105,17 @@ export class LedgerClient {
     this.grpc.close();
   }
 
-  async purchase(definitionId: string, memberId = randomUUID()): Promise<Entitlement> {
+  async purchase(definitionId: string, memberId = randomUUID(), purchaseTime?: Date): Promise<Entitlement> {
     const r = await this.grpc.call(
       'purchase',
-      { idempotencyKey: randomUUID(), memberId, definitionId, branchId: BRANCH, paymentReference: `bench-${memberId}` },
+      {
+        idempotencyKey: randomUUID(),
+        memberId,
+        definitionId,
+        branchId: BRANCH,
+        paymentReference: `bench-${memberId}`,
+        ...(purchaseTime ? { purchaseTime: timestampFromDate(purchaseTime) } : {}),
+      },
       { token: this.token },
     );
     return r.entitlement!;
@@ -109,11 +125,11 @@ export class LedgerClient {
    * The first purchase after publishing the catalogue: the ledger learns it asynchronously and
    * refuses (FailedPrecondition) until then.
    */
-  async purchaseWhenKnown(definitionId: string, timeoutMs = 30_000): Promise<Entitlement> {
+  async purchaseWhenKnown(definitionId: string, purchaseTime?: Date, timeoutMs = 30_000): Promise<Entitlement> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        return await this.purchase(definitionId);
+        return await this.purchase(definitionId, randomUUID(), purchaseTime);
       } catch (err) {
         if ((err as { code?: number }).code !== GrpcStatus.FAILED_PRECONDITION || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 100));
@@ -130,9 +146,12 @@ export class LedgerClient {
     return out;
   }
 
-  consume(entitlementId: string): Promise<ConsumeResponse> {
-    return this.grpc.call('consume', { idempotencyKey: randomUUID(), entitlementId, branchId: BRANCH, reason: 'bench' }, { token: this.token });
+  consume(entitlementId: string, branchId = BRANCH): Promise<ConsumeResponse> {
+    return this.grpc.call('consume', { idempotencyKey: randomUUID(), entitlementId, branchId, reason: 'bench' }, { token: this.token });
   }
+
+  /** The first message seen for each failure, so a report can say what went wrong. */
+  readonly errorSamples = new Map<string, string>();
 
   /** A consume as a load operation: 'ok' or the gRPC status name. */
   async consumeOutcome(entitlementId: string): Promise<Outcome> {
@@ -140,7 +159,9 @@ export class LedgerClient {
       await this.consume(entitlementId);
       return 'ok';
     } catch (err) {
-      return grpcCodeName(err);
+      const name = grpcCodeName(err);
+      if (!this.errorSamples.has(name)) this.errorSamples.set(name, (err as Error).message);
+      return name;
     }
   }
 

@@ -22,6 +22,8 @@ export interface ClosedLoopOptions {
   warmupMs: number;
   progress?: Progress;
   label?: string;
+  /** Called when the warm-up ends and measuring starts (e.g. to start a CPU meter). */
+  onMeasureStart?: () => void;
   /** One operation by `worker` (0-based); it never throws, it reports. */
   op(worker: number): Promise<Outcome>;
 }
@@ -40,6 +42,7 @@ export async function closedLoop(o: ClosedLoopOptions): Promise<LoadResult> {
     const rate = now > measureFrom ? Math.round(ok / ((now - measureFrom) / 1000)) : 0;
     return `${o.label ?? ''} ${phase}, ${rate}/s`;
   });
+  const warm = o.onMeasureStart ? setTimeout(o.onMeasureStart, o.warmupMs) : undefined;
   const worker = async (id: number) => {
     for (;;) {
       const t0 = performance.now();
@@ -56,6 +59,7 @@ export async function closedLoop(o: ClosedLoopOptions): Promise<LoadResult> {
     }
   };
   await Promise.all(Array.from({ length: o.concurrency }, (_, i) => worker(i)));
+  clearTimeout(warm);
   o.progress?.stop();
   // Operations started before `end` may finish after it; count the real window they ran in.
   const seconds = (Math.max(performance.now(), end) - measureFrom) / 1000;
@@ -71,7 +75,8 @@ export interface OpenLoopOptions {
   maxInFlight?: number;
   progress?: Progress;
   label?: string;
-  op(seq: number): Promise<Outcome>;
+  /** Operation `seq`; `measured` is false during the warm-up. */
+  op(seq: number, measured: boolean): Promise<Outcome>;
 }
 
 export interface OpenLoopResult extends LoadResult {
@@ -112,7 +117,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       if (measured) skipped++;
       continue;
     }
-    const p = o.op(n).then((outcome) => {
+    const p = o.op(n, measured).then((outcome) => {
       if (!measured) return;
       if (outcome === 'ok') {
         ok++;

@@ -31,7 +31,11 @@ export async function main(argv: string[]): Promise<number> {
   let failed = 0;
   const pending: string[] = [];
   for (const name of flags.benchmarks) {
-    const benchmark = BENCHMARKS.find((b) => b.name === name)!;
+    const benchmark = BENCHMARKS.find((b) => b.name === name);
+    if (!benchmark) {
+      pending.push(`${name}: not implemented`);
+      continue;
+    }
     const missing = benchmark.unavailable?.();
     if (missing) {
       pending.push(`${name}: ${missing}`);
@@ -46,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
       const loadAverage = { before: round(loadBefore), after: round(os.loadavg()[0]!) };
       const file = writeResult({ benchmark: name, startedAt: startedAt.toISOString(), seconds, machine, loadAverage, ...outcome });
       const rss = Object.entries(outcome.peakRssMb).map(([svc, mb]) => `${svc} ${mb} MiB`).join(', ');
-      process.stdout.write(`\n${formatTable(outcome.table)}\n`);
+      for (const table of outcome.tables) process.stdout.write(`\n${formatTable(table)}\n`);
       if (outcome.targets.length > 0) process.stdout.write(`targets:\n${formatTargets(outcome.targets)}\n`);
       process.stdout.write(`peak RSS: ${rss || '-'}   (${seconds} s, load average ${loadAverage.before} → ${loadAverage.after}, ${file.slice(file.indexOf('bench/'))})\n`);
     } catch (err) {

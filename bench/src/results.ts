@@ -23,7 +23,7 @@ export interface BenchmarkResult {
   peakRssMb: Record<string, number>;
   targets: Target[];
   notes: string[];
-  table: Table;
+  tables: Table[];
 }
 
 export interface Table {

@@ -16,6 +16,8 @@ export interface ServiceProcessOptions {
   /** Write a V8 CPU profile of the service into this directory when it exits. */
   cpuProfileDir?: string;
   extraEnv?: Record<string, string>;
+  /** Run the service from this copy of its package instead of services/<service> (before/after comparisons). */
+  sourceDir?: string;
 }
 
 export interface ServiceProcess {
@@ -49,24 +51,31 @@ export async function startServiceProcess(o: ServiceProcessOptions): Promise<Ser
     SHUTDOWN_GRACE_MS: '2000',
     ...o.extraEnv,
   };
-  const main = path.join('services', o.service, 'src', 'main.ts');
+  const main = path.join(o.sourceDir ?? path.join('services', o.service), 'src', 'main.ts');
   const nodeArgs = ['--conditions=punchcard-src', '--import', 'tsx'];
 
   const migrate = await runToEnd(nodeArgs.concat(main, 'migrate'), childEnv);
   if (migrate.code !== 0) throw new Error(`${o.service} migrate exited ${migrate.code}:\n${migrate.stderr.slice(-4000)}`);
 
-  const profArgs = o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`, `--cpu-prof-name=${o.service}-${Date.now()}.cpuprofile`] : [];
+  // One file per thread (the tsx loader runs in a worker); the main thread's is the larger.
+  const profArgs = o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(o.cpuProfileDir, o.service)}`] : [];
   const child = spawn(process.execPath, [...nodeArgs, ...profArgs, main], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-8000);
   });
+  let stopping = false;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then((code) => {
+    if (!stopping) process.stderr.write(`\n${o.service} exited unexpectedly (${code ?? child.signalCode}):\n${stderr.slice(-4000)}\n`);
+  });
   const opsUrl = `http://127.0.0.1:${opsPort}`;
   const stop = async () => {
+    stopping = true;
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    // Generous: a process writing a CPU profile on exit takes a while.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await exited;
     clearTimeout(timer);
   };

@@ -1,5 +1,7 @@
 import { toBinary } from '@bufbuild/protobuf';
 import { ConsumeResponseSchema } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { testPostgres } from '@punchcard/testing';
+import { CpuMeter, postgresPids } from '../cpu.js';
 import { createEnv } from '../env.js';
 import type { Flags } from '../flags.js';
 import { seedTenant, terms } from '../ledger.js';
@@ -16,11 +18,18 @@ import type { Benchmark, Outcome } from './types.js';
 /** Big enough that no run exhausts a package: every failure is then a real failure. */
 const SESSIONS = 2_000_000_000;
 
+/** CPU milliseconds per consume, by process group, over the measured window. */
+type CpuPerConsume = Record<string, number>;
+
 interface Level {
   concurrency: number;
-  service: LoadResult;
-  raw: LoadResult;
-  pgbench?: LoadResult;
+  service: LoadResult & { cpuMsPerConsume: CpuPerConsume };
+  raw?: LoadResult & { cpuMsPerConsume: CpuPerConsume };
+  pgbench?: LoadResult & { cpuMsPerConsume: CpuPerConsume };
+}
+
+function perConsume(cpu: Record<string, number>, ok: number): CpuPerConsume {
+  return Object.fromEntries(Object.entries(cpu).map(([k, seconds]) => [k, ok > 0 ? round((seconds * 1000) / ok, 2) : 0]));
 }
 
 export const consumeThroughput: Benchmark = {
@@ -46,25 +55,49 @@ export const consumeThroughput: Benchmark = {
       const pgbenchSetup = { url: env.database.url, tenantId: client.tenantId, entitlementIds: forPgbench, payload };
       if (pgbench) await preparePgbench(pgbenchSetup);
 
+      const cpu = new CpuMeter({
+        service: () => [ledger.pid],
+        postgres: postgresPids(await testPostgres(), env.database.name),
+        client: () => [process.pid],
+      });
+      const metered = async (run: (onMeasureStart: () => void) => Promise<LoadResult>) => {
+        let started: Promise<void> = Promise.resolve();
+        const result = await run(() => (started = cpu.start()));
+        await started;
+        return { ...result, cpuMsPerConsume: perConsume(await cpu.stop(), result.ok) };
+      };
+
       ledger.resetPeakRss();
       const levels: Level[] = [];
       const step = { durationMs: flags.durationMs, warmupMs: flags.warmupMs, progress };
       for (const c of flags.concurrency) {
-        const service = await closedLoop({ ...step, concurrency: c, label: `service c=${c}`, op: (w) => client.consumeOutcome(forService[w]!) });
+        const service = await metered((onMeasureStart) =>
+          closedLoop({ ...step, concurrency: c, label: `service c=${c}`, onMeasureStart, op: (w) => client.consumeOutcome(forService[w]!) }),
+        );
         progress.note(`service   c=${c}: ${service.throughput}/s, p99 ${service.latency.p99} ms`);
-        const rawResult = await closedLoop({ ...step, concurrency: c, label: `raw SQL c=${c}`, op: (w) => raw.consume(forRaw[w]!) });
-        progress.note(`raw SQL   c=${c}: ${rawResult.throughput}/s, p99 ${rawResult.latency.p99} ms`);
-        let pgb: LoadResult | undefined;
+        let rawResult: Level['raw'];
+        if (!flags.serviceOnly) {
+          rawResult = await metered((onMeasureStart) =>
+            closedLoop({ ...step, concurrency: c, label: `raw SQL c=${c}`, onMeasureStart, op: (w) => raw.consume(forRaw[w]!) }),
+          );
+          progress.note(`raw SQL   c=${c}: ${rawResult.throughput}/s, p99 ${rawResult.latency.p99} ms`);
+        }
+        let pgb: Level['pgbench'];
         if (pgbench) {
           progress.update(`pgbench c=${c} …`);
-          pgb = await runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.durationMs, warmupMs: flags.warmupMs });
+          pgb = await metered(async (onMeasureStart) => {
+            // pgbench warms up in a run of its own; the meter covers the measured run.
+            if (flags.warmupMs > 0) await runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.warmupMs, warmupMs: 0 });
+            onMeasureStart();
+            return runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.durationMs, warmupMs: 0 });
+          });
           progress.note(`pgbench   c=${c}: ${pgb.throughput}/s, p99 ${pgb.latency.p99} ms`);
         }
-        levels.push({ concurrency: c, service, raw: rawResult, ...(pgb ? { pgbench: pgb } : {}) });
+        levels.push({ concurrency: c, service, ...(rawResult ? { raw: rawResult } : {}), ...(pgb ? { pgbench: pgb } : {}) });
       }
 
       const peak = levels.reduce((best, l) => (l.service.throughput > best.service.throughput ? l : best));
-      const rawPeak = Math.max(...levels.map((l) => l.raw.throughput));
+      const rawPeak = flags.serviceOnly ? undefined : Math.max(...levels.map((l) => l.raw?.throughput ?? 0));
       const pgbenchPeak = pgbench ? Math.max(...levels.map((l) => l.pgbench?.throughput ?? 0)) : undefined;
       const halfRate = Math.max(1, Math.floor(peak.service.throughput / 2));
       let n = 0;
@@ -77,9 +110,9 @@ export const consumeThroughput: Benchmark = {
       progress.note(`service at ${halfRate}/s (half of peak): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms`);
       const peakRss = ledger.peakRssMb();
 
-      const ratio = round(peak.service.throughput / rawPeak, 2);
+      const ratio = rawPeak ? round(peak.service.throughput / rawPeak, 2) : undefined;
       const targets: Target[] = [
-        { what: 'service peak / raw-SQL peak', target: '≥ 0.50', actual: ratio.toFixed(2), met: ratio >= 0.5 },
+        ...(ratio !== undefined ? [{ what: 'service peak / raw-SQL peak', target: '≥ 0.50', actual: ratio.toFixed(2), met: ratio >= 0.5 }] : []),
         { what: `p99 at half of peak (${halfRate}/s)`, target: '≤ 20 ms', actual: `${half.latency.p99} ms`, met: half.latency.p99 <= 20 },
       ];
       const ms = (l: LoadResult | undefined, k: 'p50' | 'p99') => (l ? l.latency[k] : '-');
@@ -110,27 +143,42 @@ export const consumeThroughput: Benchmark = {
           'pgbench: the same transaction as a pgbench script (C client, one connection per client).',
           'Half of peak: open loop at a fixed rate; latency from each scheduled start (no coordinated omission).',
         ],
-        table: {
-          title: 'consume-throughput (consumes/s, latency ms)',
-          columns: ['c', 'service/s', 'p50', 'p95', 'p99', 'raw/s', 'p50', 'p99', 'pgbench/s', 'p99', 'svc/raw', 'svc/pgbench'],
-          rows: [
-            ...levels.map((l) => [
+        tables: [
+          {
+            title: 'consume-throughput (consumes/s, latency ms)',
+            columns: ['c', 'service/s', 'p50', 'p95', 'p99', 'raw/s', 'p50', 'p99', 'pgbench/s', 'p99', 'svc/raw', 'svc/pgbench'],
+            rows: [
+              ...levels.map((l) => [
+                l.concurrency,
+                l.service.throughput,
+                l.service.latency.p50,
+                l.service.latency.p95,
+                l.service.latency.p99,
+                l.raw?.throughput ?? '-',
+                ms(l.raw, 'p50'),
+                ms(l.raw, 'p99'),
+                l.pgbench?.throughput ?? '-',
+                ms(l.pgbench, 'p99'),
+                l.raw ? round(l.service.throughput / l.raw.throughput, 2) : '-',
+                l.pgbench ? round(l.service.throughput / l.pgbench.throughput, 2) : '-',
+              ]),
+              [`${halfRate}/s open`, half.throughput, half.latency.p50, half.latency.p95, half.latency.p99, '', '', '', '', '', '', ''],
+            ],
+          },
+          {
+            title: 'CPU per consume (ms): where it goes on the shared cores',
+            columns: ['c', 'svc: service', 'postgres', 'client', 'raw: postgres', 'client', 'pgbench: postgres'],
+            rows: levels.map((l) => [
               l.concurrency,
-              l.service.throughput,
-              l.service.latency.p50,
-              l.service.latency.p95,
-              l.service.latency.p99,
-              l.raw.throughput,
-              l.raw.latency.p50,
-              l.raw.latency.p99,
-              l.pgbench?.throughput ?? '-',
-              ms(l.pgbench, 'p99'),
-              round(l.service.throughput / l.raw.throughput, 2),
-              l.pgbench ? round(l.service.throughput / l.pgbench.throughput, 2) : '-',
+              l.service.cpuMsPerConsume.service ?? '-',
+              l.service.cpuMsPerConsume.postgres ?? '-',
+              l.service.cpuMsPerConsume.client ?? '-',
+              l.raw?.cpuMsPerConsume.postgres ?? '-',
+              l.raw?.cpuMsPerConsume.client ?? '-',
+              l.pgbench?.cpuMsPerConsume.postgres ?? '-',
             ]),
-            [`${halfRate}/s open`, half.throughput, half.latency.p50, half.latency.p95, half.latency.p99, '', '', '', '', '', '', ''],
-          ],
-        },
+          },
+        ],
       };
     } finally {
       progress.stop();

@@ -1,0 +1,138 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fromBinary } from '@bufbuild/protobuf';
+import { JournalPostedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
+import { createEnv } from '../env.js';
+import { EventWatch } from '../events.js';
+import type { Flags } from '../flags.js';
+import { seedTenant, terms } from '../ledger.js';
+import { openLoop } from '../load.js';
+import { Progress } from '../progress.js';
+import type { Target } from '../results.js';
+import { REPO_ROOT, startServiceProcess } from '../service-process.js';
+import { round, summarise } from '../stats.js';
+import { profileDir } from './profiles.js';
+import type { Benchmark, Outcome } from './types.js';
+
+/** A 20-session pass: revenue allocates the price over every session, so packages stay realistic. */
+const SESSIONS = 20;
+const DRAIN_TIMEOUT_MS = 180_000;
+
+/** Lag of each key from `from` to its arrival in `watch`, ms; events seen before the response count 0. */
+function lags(from: Map<string, number>, watch: EventWatch) {
+  const out: number[] = [];
+  let early = 0;
+  for (const [k, t0] of from) {
+    const t1 = watch.seen.get(k);
+    if (t1 === undefined) continue;
+    if (t1 < t0) early++;
+    out.push(Math.max(0, t1 - t0));
+  }
+  return { latency: summarise(out), seenBeforeResponse: early };
+}
+
+export const eventLag: Benchmark = {
+  name: 'event-lag',
+  unavailable: () =>
+    existsSync(path.join(REPO_ROOT, 'services/revenue-recognition/src/service.ts')) ? undefined : 'needs services/revenue-recognition (not landed yet)',
+  async run(flags: Flags): Promise<Outcome> {
+    const progress = new Progress('event-lag');
+    const env = await createEnv('event_lag');
+    try {
+      progress.note('starting entitlement-ledger and revenue-recognition (own database and bus namespace)');
+      const ledger = await startServiceProcess({ service: 'entitlement-ledger', env, logLevel: flags.logLevel, ...profileDir(flags) });
+      const revenue = await startServiceProcess({ service: 'revenue-recognition', env, logLevel: flags.logLevel, ...profileDir(flags) });
+      const client = await seedTenant(env, ledger, { pass: terms({ paidSessions: SESSIONS, price: { currencyCode: 'SGD', amountMinor: 150_000n } }) });
+
+      // The relay's leg: the ledger's event as any subscriber sees it (Nats-Msg-Id = entry id).
+      const relayed = await EventWatch.start(env, 'LEDGER', `punchcard.ledger.*.${client.tenantId}`, (_d, h) => h.get('Nats-Msg-Id') || undefined);
+      // The whole way: revenue's journal entry for that ledger entry, published once it committed.
+      const recognised = await EventWatch.start(env, 'REVENUE', `punchcard.revenue.journal_posted.${client.tenantId}`, (d) => fromBinary(JournalPostedSchema, d).entry?.sourceId);
+
+      const total = Math.ceil((flags.rate * (flags.durationMs + flags.warmupMs)) / 1000);
+      const count = Math.ceil(total / (SESSIONS - 1)) + 1;
+      progress.note(`purchasing ${count} ${SESSIONS}-session packages; waiting until revenue has booked each sale`);
+      const first = await client.purchaseWhenKnown('pass');
+      const rest = await client.purchaseMany('pass', count - 1);
+      const entitlements = [first, ...rest];
+      const purchaseEntries = await Promise.all(entitlements.map(async (e) => (await client.entries(e.entitlementId))[0]!.entryId));
+      const unbooked = await recognised.waitFor(purchaseEntries, DRAIN_TIMEOUT_MS, (n) => progress.update(`revenue booking sales: ${n} to go`));
+      if (unbooked.length > 0) throw new Error(`revenue-recognition did not book ${unbooked.length} of ${count} sales within ${DRAIN_TIMEOUT_MS / 1000} s`);
+
+      ledger.resetPeakRss();
+      revenue.resetPeakRss();
+      const committed = new Map<string, number>();
+      const result = await openLoop({
+        rate: flags.rate,
+        durationMs: flags.durationMs,
+        warmupMs: flags.warmupMs,
+        progress,
+        label: 'consuming',
+        op: async (seq, measured) => {
+          try {
+            const r = await client.consume(entitlements[seq % entitlements.length]!.entitlementId);
+            if (measured) committed.set(r.entry!.entryId, performance.now());
+            return 'ok';
+          } catch (err) {
+            return String((err as { code?: number }).code ?? (err as Error).message);
+          }
+        },
+      });
+      progress.note(`consumed at ${result.throughput}/s (target ${flags.rate}/s); waiting for the events of all ${committed.size}`);
+      const t0 = performance.now();
+      const missingRelay = await relayed.waitFor(committed.keys(), DRAIN_TIMEOUT_MS, (n) => progress.update(`ledger events: ${n} to go`));
+      const missingRevenue = await recognised.waitFor(committed.keys(), DRAIN_TIMEOUT_MS, (n) => progress.update(`revenue entries: ${n} to go`));
+      const drainSeconds = round((performance.now() - t0) / 1000);
+      const peakRss = { 'entitlement-ledger': ledger.peakRssMb(), 'revenue-recognition': revenue.peakRssMb() };
+
+      const relay = lags(committed, relayed);
+      const revenueLag = lags(committed, recognised);
+      const targets: Target[] = [
+        {
+          what: `consume committed → revenue recognised, p99 at ${flags.rate}/s`,
+          target: '≤ 250 ms',
+          actual: `${revenueLag.latency.p99} ms${missingRevenue.length ? ` (${missingRevenue.length} never arrived)` : ''}`,
+          met: revenueLag.latency.p99 <= 250 && missingRevenue.length === 0,
+        },
+        {
+          what: `consumes sustained at ${flags.rate}/s`,
+          target: `${flags.rate}/s`,
+          actual: `${result.throughput}/s`,
+          met: result.throughput >= flags.rate * 0.98,
+        },
+      ];
+      return {
+        params: { rate: flags.rate, durationSeconds: flags.durationMs / 1000, warmupSeconds: flags.warmupMs / 1000, packages: count, sessionsPerPackage: SESSIONS, logLevel: flags.logLevel },
+        figures: {
+          consumes: result,
+          relayLag: { ...relay, missing: missingRelay.length },
+          revenueLag: { ...revenueLag, missing: missingRevenue.length },
+          drainSeconds,
+        },
+        peakRssMb: peakRss,
+        targets,
+        notes: [
+          'Consumes at a fixed rate (open loop) over gRPC; "committed" is when the client holds the Consume response.',
+          'relay lag: until the ledger.session_consumed event reaches a plain JetStream subscriber (outbox → relay → JetStream → subscriber).',
+          'revenue lag: until revenue.journal_posted for that ledger entry reaches the subscriber (plus revenue-recognition consuming it, posting the journal, and its own relay).',
+          'Events seen before the client had its response count as 0 ms.',
+        ],
+        tables: [
+          {
+          title: `event-lag (${flags.rate} consumes/s for ${flags.durationMs / 1000} s, ms)`,
+          columns: ['', 'count', 'p50', 'p95', 'p99', 'max', 'missing'],
+          rows: [
+            ['Consume RPC (from schedule)', result.ok, result.latency.p50, result.latency.p95, result.latency.p99, result.latency.max, result.skipped ? `${result.skipped} not sent` : ''],
+            ['committed → ledger event', relay.latency.count, relay.latency.p50, relay.latency.p95, relay.latency.p99, relay.latency.max, missingRelay.length],
+            ['committed → revenue recognised', revenueLag.latency.count, revenueLag.latency.p50, revenueLag.latency.p95, revenueLag.latency.p99, revenueLag.latency.max, missingRevenue.length],
+          ],
+          },
+        ],
+      };
+    } finally {
+      progress.stop();
+      await env.close();
+    }
+  },
+};
