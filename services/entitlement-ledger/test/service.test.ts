@@ -249,6 +249,12 @@ describe('history and lifecycle', () => {
     const err = await connectError(limited.consume({ idempotencyKey: randomUUID(), entitlementId: e.entitlementId, branchId: 'b2' }));
     expect(err.code).toBe(Code.PermissionDenied);
   });
+
+  it('a token with an empty branch list acts at no branch (as in the catalogue and revenue)', async () => {
+    const none = await h.client({ ...staffA, branchIds: [] });
+    const err = await connectError(buy(none, 'nowhere'));
+    expect(err.code).toBe(Code.PermissionDenied);
+  });
 });
 
 describe('auto-deduction and events', () => {

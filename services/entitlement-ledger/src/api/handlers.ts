@@ -64,7 +64,7 @@ export function authorise(caller: AuthenticatedCaller, allowed: readonly string[
 }
 
 export function atBranch(caller: AuthenticatedCaller, branchId: string, field: string): void {
-  if (caller.branchIds && caller.branchIds.length > 0 && branchId !== '' && !caller.branchIds.includes(branchId)) {
+  if (caller.branchIds && branchId !== '' && !caller.branchIds.includes(branchId)) {
     throw new RuleViolation('permission_denied', `${field} ${branchId} is not one of the caller's branches`);
   }
 }
