@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punchcard/billing/v1/billing.proto.
  */
 export const file_punchcard_billing_v1_billing: GenFile = /*@__PURE__*/
-  fileDesc("CiJwdW5jaGNhcmQvYmlsbGluZy92MS9iaWxsaW5nLnByb3RvEhRwdW5jaGNhcmQuYmlsbGluZy52MSKNBAoHUGF5bWVudBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIaChJwcm92aWRlcl9yZWZlcmVuY2UYBCABKAkSMwoGc3RhdHVzGAUgASgOMiMucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudFN0YXR1cxIqCgZhbW91bnQYBiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhEKCW1lbWJlcl9pZBgHIAEoCRIVCg1kZWZpbml0aW9uX2lkGAggASgJEhEKCWJyYW5jaF9pZBgJIAEoCRIWCg5lbnRpdGxlbWVudF9pZBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2FwdHVyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCRIUCgxjaGVja291dF91cmwYDiABKAkSGAoQZnVsZmlsbWVudF9lcnJvchgPIAEoCRIbChNmdWxmaWxtZW50X2F0dGVtcHRzGBAgASgFEi8KC2Z1bGZpbF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAQoVQ3JlYXRlQ2hlY2tvdXRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIRCglicmFuY2hfaWQYBCABKAkSEAoIcHJvdmlkZXIYBSABKAkSKgoGYW1vdW50GAYgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leSJIChZDcmVhdGVDaGVja291dFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5wdW5jaGNhcmQuYmlsbGluZy52MS5QYXltZW50IicKEUdldFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkiRAoSR2V0UGF5bWVudFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5wdW5jaGNhcmQuYmlsbGluZy52MS5QYXltZW50Il0KG0NvbmZpcm1NYW51YWxQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIRCglyZWZlcmVuY2UYAyABKAkiTgocQ29uZmlybU1hbnVhbFBheW1lbnRSZXNwb25zZRIuCgdwYXltZW50GAEgASgLMh0ucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudCLfAQoLU3luY0ZhaWx1cmUSGAoQam91cm5hbF9lbnRyeV9pZBgBIAEoCRIRCgljb25uZWN0b3IYAiABKAkSEAoIYXR0ZW1wdHMYAyABKAUSEgoKbGFzdF9lcnJvchgEIAEoCRI1ChFsYXN0X2F0dGVtcHRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZ2F2ZV91cBgGIAEoCBI1ChFuZXh0X2F0dGVtcHRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoXTGlzdFN5bmNGYWlsdXJlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEQoJY29ubmVjdG9yGAMgASgJImgKGExpc3RTeW5jRmFpbHVyZXNSZXNwb25zZRIzCghmYWlsdXJlcxgBIAMoCzIhLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlN5bmNGYWlsdXJlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJYChBSZXRyeVN5bmNSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIYChBqb3VybmFsX2VudHJ5X2lkGAIgASgJEhEKCWNvbm5lY3RvchgDIAEoCSI1ChFSZXRyeVN5bmNSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKAgSDQoFZXJyb3IYAiABKAkieAoTV2ViaG9va1N1YnNjcmlwdGlvbhIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSCwoDdXJsGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJEg4KBmFjdGl2ZRgEIAEoCBIWCg5zaWduaW5nX3NlY3JldBgFIAEoCSJdCiBDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSCwoDdXJsGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJImQKIUNyZWF0ZVdlYmhvb2tTdWJzY3JpcHRpb25SZXNwb25zZRI/CgxzdWJzY3JpcHRpb24YASABKAsyKS5wdW5jaGNhcmQuYmlsbGluZy52MS5XZWJob29rU3Vic2NyaXB0aW9uItsBCg9XZWJob29rRGVsaXZlcnkSEwoLZGVsaXZlcnlfaWQYASABKAkSFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSEAoIYXR0ZW1wdHMYBSABKAUSGAoQbGFzdF9zdGF0dXNfY29kZRgGIAEoBRIRCglkZWxpdmVyZWQYByABKAgSNQoRbmV4dF9hdHRlbXB0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInMKHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEjkKCmRlbGl2ZXJpZXMYASADKAsyJS5wdW5jaGNhcmQuYmlsbGluZy52MS5XZWJob29rRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKHFJlcGxheVdlYmhvb2tEZWxpdmVyeVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJIlgKHVJlcGxheVdlYmhvb2tEZWxpdmVyeVJlc3BvbnNlEjcKCGRlbGl2ZXJ5GAEgASgLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuV2ViaG9va0RlbGl2ZXJ5InUKH0NvbmZpZ3VyZVBheW1lbnRQcm92aWRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg8KB2FwaV9rZXkYAyABKAkSFgoOd2ViaG9va19zZWNyZXQYBCABKAkicAoVUGF5bWVudFByb3ZpZGVyQ29uZmlnEhAKCHByb3ZpZGVyGAEgASgJEhQKDHdlYmhvb2tfcGF0aBgCIAEoCRIvCgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXwogQ29uZmlndXJlUGF5bWVudFByb3ZpZGVyUmVzcG9uc2USOwoGY29uZmlnGAEgASgLMisucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudFByb3ZpZGVyQ29uZmlnIqECCg9Db25uZWN0b3JDb25maWcSEQoJY29ubmVjdG9yGAEgASgJEg8KB2VuYWJsZWQYAiABKAgSTgoNYWNjb3VudF9jb2RlcxgDIAMoCzI3LnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbm5lY3RvckNvbmZpZy5BY2NvdW50Q29kZXNFbnRyeRIaChJleHRlcm5hbF90ZW5hbnRfaWQYBCABKAkSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGhhc19hY2Nlc3NfdG9rZW4YBiABKAgaMwoRQWNjb3VudENvZGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKBAQoZQ29uZmlndXJlQ29ubmVjdG9yUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSNQoGY29uZmlnGAIgASgLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29ubmVjdG9yQ29uZmlnEhQKDGFjY2Vzc190b2tlbhgDIAEoCSJTChpDb25maWd1cmVDb25uZWN0b3JSZXNwb25zZRI1CgZjb25maWcYASABKAsyJS5wdW5jaGNhcmQuYmlsbGluZy52MS5Db25uZWN0b3JDb25maWciFwoVTGlzdENvbm5lY3RvcnNSZXF1ZXN0IlMKFkxpc3RDb25uZWN0b3JzUmVzcG9uc2USOQoKY29ubmVjdG9ycxgBIAMoCzIlLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbm5lY3RvckNvbmZpZyKKAwoSUmVmdW5kUGF5b3V0UmVjb3JkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSFgoOZW50aXRsZW1lbnRfaWQYAyABKAkSEgoKcGF5bWVudF9pZBgEIAEoCRIQCghwcm92aWRlchgFIAEoCRIqCgZhbW91bnQYBiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EjgKBnN0YXR1cxgHIAEoDjIoLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlZnVuZFBheW91dFN0YXR1cxIaChJwcm92aWRlcl9yZWZlcmVuY2UYCCABKAkSFgoOZmFpbHVyZV9yZWFzb24YCSABKAkSEAoIYXR0ZW1wdHMYCiABKAUSNQoRbmV4dF9hdHRlbXB0X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXBhaWRfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoWR2V0UmVmdW5kUGF5b3V0UmVxdWVzdBIRCglyZWZ1bmRfaWQYASABKAkiUwoXR2V0UmVmdW5kUGF5b3V0UmVzcG9uc2USOAoGcGF5b3V0GAEgASgLMigucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVmdW5kUGF5b3V0UmVjb3JkIlsKGkNvbmZpcm1NYW51YWxSZWZ1bmRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSEQoJcmVmZXJlbmNlGAMgASgJIlcKG0NvbmZpcm1NYW51YWxSZWZ1bmRSZXNwb25zZRI4CgZwYXlvdXQYASABKAsyKC5wdW5jaGNhcmQuYmlsbGluZy52MS5SZWZ1bmRQYXlvdXRSZWNvcmQiUwobRXhwb3J0Sm91cm5hbEVudHJpZXNSZXF1ZXN0Eg4KBmZvcm1hdBgBIAEoCRISCgpzdGFydF9kYXRlGAIgASgJEhAKCGVuZF9kYXRlGAMgASgJIlYKHEV4cG9ydEpvdXJuYWxFbnRyaWVzUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEg8KB2NvbnRlbnQYAiABKAwSDwoHZW50cmllcxgDIAEoBSqhAQoNUGF5bWVudFN0YXR1cxIeChpQQVlNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlBBWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIbChdQQVlNRU5UX1NUQVRVU19DQVBUVVJFRBACEhkKFVBBWU1FTlRfU1RBVFVTX0ZBSUxFRBADEhwKGFBBWU1FTlRfU1RBVFVTX0ZVTEZJTExFRBAEKsYBChJSZWZ1bmRQYXlvdXRTdGF0dXMSJAogUkVGVU5EX1BBWU9VVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxSRUZVTkRfUEFZT1VUX1NUQVRVU19QRU5ESU5HEAESHQoZUkVGVU5EX1BBWU9VVF9TVEFUVVNfUEFJRBACEh8KG1JFRlVORF9QQVlPVVRfU1RBVFVTX0ZBSUxFRBADEigKJFJFRlVORF9QQVlPVVRfU1RBVFVTX0FXQUlUSU5HX01BTlVBTBAEMqANCg5CaWxsaW5nU2VydmljZRJrCg5DcmVhdGVDaGVja291dBIrLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVxdWVzdBosLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVzcG9uc2USXwoKR2V0UGF5bWVudBInLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkdldFBheW1lbnRSZXF1ZXN0GigucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UGF5bWVudFJlc3BvbnNlEn0KFENvbmZpcm1NYW51YWxQYXltZW50EjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXNwb25zZRJxChBMaXN0U3luY0ZhaWx1cmVzEi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdFN5bmNGYWlsdXJlc1JlcXVlc3QaLi5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0U3luY0ZhaWx1cmVzUmVzcG9uc2USXAoJUmV0cnlTeW5jEiYucHVuY2hjYXJkLmJpbGxpbmcudjEuUmV0cnlTeW5jUmVxdWVzdBonLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJldHJ5U3luY1Jlc3BvbnNlEowBChlDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uEjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ3JlYXRlV2ViaG9va1N1YnNjcmlwdGlvblJlcXVlc3QaNy5wdW5jaGNhcmQuYmlsbGluZy52MS5DcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVzcG9uc2USgAEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIyLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaMy5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRKAAQoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EjIucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBozLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlcGxheVdlYmhvb2tEZWxpdmVyeVJlc3BvbnNlEokBChhDb25maWd1cmVQYXltZW50UHJvdmlkZXISNS5wdW5jaGNhcmQuYmlsbGluZy52MS5Db25maWd1cmVQYXltZW50UHJvdmlkZXJSZXF1ZXN0GjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlndXJlUGF5bWVudFByb3ZpZGVyUmVzcG9uc2USdwoSQ29uZmlndXJlQ29ubmVjdG9yEi8ucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlndXJlQ29ubmVjdG9yUmVxdWVzdBowLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbmZpZ3VyZUNvbm5lY3RvclJlc3BvbnNlEmsKDkxpc3RDb25uZWN0b3JzEisucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdENvbm5lY3RvcnNSZXF1ZXN0GiwucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdENvbm5lY3RvcnNSZXNwb25zZRJuCg9HZXRSZWZ1bmRQYXlvdXQSLC5wdW5jaGNhcmQuYmlsbGluZy52MS5HZXRSZWZ1bmRQYXlvdXRSZXF1ZXN0Gi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UmVmdW5kUGF5b3V0UmVzcG9uc2USegoTQ29uZmlybU1hbnVhbFJlZnVuZBIwLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbmZpcm1NYW51YWxSZWZ1bmRSZXF1ZXN0GjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFJlZnVuZFJlc3BvbnNlEn0KFEV4cG9ydEpvdXJuYWxFbnRyaWVzEjEucHVuY2hjYXJkLmJpbGxpbmcudjEuRXhwb3J0Sm91cm5hbEVudHJpZXNSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuRXhwb3J0Sm91cm5hbEVudHJpZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
+  fileDesc("CiJwdW5jaGNhcmQvYmlsbGluZy92MS9iaWxsaW5nLnByb3RvEhRwdW5jaGNhcmQuYmlsbGluZy52MSLFBAoHUGF5bWVudBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIaChJwcm92aWRlcl9yZWZlcmVuY2UYBCABKAkSMwoGc3RhdHVzGAUgASgOMiMucHVuY2hjYXJkLmJpbGxpbmcudjEuUGF5bWVudFN0YXR1cxIqCgZhbW91bnQYBiABKAsyGi5wdW5jaGNhcmQuY29tbW9uLnYxLk1vbmV5EhEKCW1lbWJlcl9pZBgHIAEoCRIVCg1kZWZpbml0aW9uX2lkGAggASgJEhEKCWJyYW5jaF9pZBgJIAEoCRIWCg5lbnRpdGxlbWVudF9pZBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY2FwdHVyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCRIUCgxjaGVja291dF91cmwYDiABKAkSGAoQZnVsZmlsbWVudF9lcnJvchgPIAEoCRIbChNmdWxmaWxtZW50X2F0dGVtcHRzGBAgASgFEi8KC2Z1bGZpbF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2Cgd1cGdyYWRlGBIgASgLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuVXBncmFkZUNoZWNrb3V0IkcKD1VwZ3JhZGVDaGVja291dBIWCg5lbnRpdGxlbWVudF9pZBgBIAEoCRIcChR0YXJnZXRfZGVmaW5pdGlvbl9pZBgCIAEoCSLjAQoVQ3JlYXRlQ2hlY2tvdXRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFQoNZGVmaW5pdGlvbl9pZBgDIAEoCRIRCglicmFuY2hfaWQYBCABKAkSEAoIcHJvdmlkZXIYBSABKAkSKgoGYW1vdW50GAYgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRI2Cgd1cGdyYWRlGAcgASgLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuVXBncmFkZUNoZWNrb3V0IkgKFkNyZWF0ZUNoZWNrb3V0UmVzcG9uc2USLgoHcGF5bWVudBgBIAEoCzIdLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlBheW1lbnQiJwoRR2V0UGF5bWVudFJlcXVlc3QSEgoKcGF5bWVudF9pZBgBIAEoCSJEChJHZXRQYXltZW50UmVzcG9uc2USLgoHcGF5bWVudBgBIAEoCzIdLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlBheW1lbnQiXQobQ29uZmlybU1hbnVhbFBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEhEKCXJlZmVyZW5jZRgDIAEoCSJOChxDb25maXJtTWFudWFsUGF5bWVudFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5wdW5jaGNhcmQuYmlsbGluZy52MS5QYXltZW50It8BCgtTeW5jRmFpbHVyZRIYChBqb3VybmFsX2VudHJ5X2lkGAEgASgJEhEKCWNvbm5lY3RvchgCIAEoCRIQCghhdHRlbXB0cxgDIAEoBRISCgpsYXN0X2Vycm9yGAQgASgJEjUKEWxhc3RfYXR0ZW1wdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdnYXZlX3VwGAYgASgIEjUKEW5leHRfYXR0ZW1wdF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJTChdMaXN0U3luY0ZhaWx1cmVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgljb25uZWN0b3IYAyABKAkiaAoYTGlzdFN5bmNGYWlsdXJlc1Jlc3BvbnNlEjMKCGZhaWx1cmVzGAEgAygLMiEucHVuY2hjYXJkLmJpbGxpbmcudjEuU3luY0ZhaWx1cmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlgKEFJldHJ5U3luY1JlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhgKEGpvdXJuYWxfZW50cnlfaWQYAiABKAkSEQoJY29ubmVjdG9yGAMgASgJIjUKEVJldHJ5U3luY1Jlc3BvbnNlEhEKCWRlbGl2ZXJlZBgBIAEoCBINCgVlcnJvchgCIAEoCSJ4ChNXZWJob29rU3Vic2NyaXB0aW9uEhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZXZlbnRfdHlwZXMYAyADKAkSDgoGYWN0aXZlGAQgASgIEhYKDnNpZ25pbmdfc2VjcmV0GAUgASgJIl0KIENyZWF0ZVdlYmhvb2tTdWJzY3JpcHRpb25SZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRILCgN1cmwYAiABKAkSEwoLZXZlbnRfdHlwZXMYAyADKAkiZAohQ3JlYXRlV2ViaG9va1N1YnNjcmlwdGlvblJlc3BvbnNlEj8KDHN1YnNjcmlwdGlvbhgBIAEoCzIpLnB1bmNoY2FyZC5iaWxsaW5nLnYxLldlYmhvb2tTdWJzY3JpcHRpb24i2wEKD1dlYmhvb2tEZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSEAoIZXZlbnRfaWQYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIYChBsYXN0X3N0YXR1c19jb2RlGAYgASgFEhEKCWRlbGl2ZXJlZBgHIAEoCBI1ChFuZXh0X2F0dGVtcHRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgocTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkicwodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USOQoKZGVsaXZlcmllcxgBIAMoCzIlLnB1bmNoY2FyZC5iaWxsaW5nLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAocUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiWAodUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVzcG9uc2USNwoIZGVsaXZlcnkYASABKAsyJS5wdW5jaGNhcmQuYmlsbGluZy52MS5XZWJob29rRGVsaXZlcnkidQofQ29uZmlndXJlUGF5bWVudFByb3ZpZGVyUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDwoHYXBpX2tleRgDIAEoCRIWCg53ZWJob29rX3NlY3JldBgEIAEoCSJwChVQYXltZW50UHJvdmlkZXJDb25maWcSEAoIcHJvdmlkZXIYASABKAkSFAoMd2ViaG9va19wYXRoGAIgASgJEi8KC3VwZGF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJfCiBDb25maWd1cmVQYXltZW50UHJvdmlkZXJSZXNwb25zZRI7CgZjb25maWcYASABKAsyKy5wdW5jaGNhcmQuYmlsbGluZy52MS5QYXltZW50UHJvdmlkZXJDb25maWcioQIKD0Nvbm5lY3RvckNvbmZpZxIRCgljb25uZWN0b3IYASABKAkSDwoHZW5hYmxlZBgCIAEoCBJOCg1hY2NvdW50X2NvZGVzGAMgAygLMjcucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29ubmVjdG9yQ29uZmlnLkFjY291bnRDb2Rlc0VudHJ5EhoKEmV4dGVybmFsX3RlbmFudF9pZBgEIAEoCRIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQaGFzX2FjY2Vzc190b2tlbhgGIAEoCBozChFBY2NvdW50Q29kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoEBChlDb25maWd1cmVDb25uZWN0b3JSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRI1CgZjb25maWcYAiABKAsyJS5wdW5jaGNhcmQuYmlsbGluZy52MS5Db25uZWN0b3JDb25maWcSFAoMYWNjZXNzX3Rva2VuGAMgASgJIlMKGkNvbmZpZ3VyZUNvbm5lY3RvclJlc3BvbnNlEjUKBmNvbmZpZxgBIAEoCzIlLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbm5lY3RvckNvbmZpZyIXChVMaXN0Q29ubmVjdG9yc1JlcXVlc3QiUwoWTGlzdENvbm5lY3RvcnNSZXNwb25zZRI5Cgpjb25uZWN0b3JzGAEgAygLMiUucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29ubmVjdG9yQ29uZmlnIuQBChBSZWZ1bmRQYXlvdXRQYXJ0EhIKCnBheW1lbnRfaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSKgoGYW1vdW50GAMgASgLMhoucHVuY2hjYXJkLmNvbW1vbi52MS5Nb25leRI4CgZzdGF0dXMYBCABKA4yKC5wdW5jaGNhcmQuYmlsbGluZy52MS5SZWZ1bmRQYXlvdXRTdGF0dXMSGgoScHJvdmlkZXJfcmVmZXJlbmNlGAUgASgJEhYKDmZhaWx1cmVfcmVhc29uGAYgASgJEhAKCGF0dGVtcHRzGAcgASgFIsEDChJSZWZ1bmRQYXlvdXRSZWNvcmQSEQoJdGVuYW50X2lkGAEgASgJEhEKCXJlZnVuZF9pZBgCIAEoCRIWCg5lbnRpdGxlbWVudF9pZBgDIAEoCRISCgpwYXltZW50X2lkGAQgASgJEhAKCHByb3ZpZGVyGAUgASgJEioKBmFtb3VudBgGIAEoCzIaLnB1bmNoY2FyZC5jb21tb24udjEuTW9uZXkSOAoGc3RhdHVzGAcgASgOMigucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVmdW5kUGF5b3V0U3RhdHVzEhoKEnByb3ZpZGVyX3JlZmVyZW5jZRgIIAEoCRIWCg5mYWlsdXJlX3JlYXNvbhgJIAEoCRIQCghhdHRlbXB0cxgKIAEoBRI1ChFuZXh0X2F0dGVtcHRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJcGFpZF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CgVwYXJ0cxgNIAMoCzImLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlZnVuZFBheW91dFBhcnQiKwoWR2V0UmVmdW5kUGF5b3V0UmVxdWVzdBIRCglyZWZ1bmRfaWQYASABKAkiUwoXR2V0UmVmdW5kUGF5b3V0UmVzcG9uc2USOAoGcGF5b3V0GAEgASgLMigucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVmdW5kUGF5b3V0UmVjb3JkIlsKGkNvbmZpcm1NYW51YWxSZWZ1bmRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIRCglyZWZ1bmRfaWQYAiABKAkSEQoJcmVmZXJlbmNlGAMgASgJIlcKG0NvbmZpcm1NYW51YWxSZWZ1bmRSZXNwb25zZRI4CgZwYXlvdXQYASABKAsyKC5wdW5jaGNhcmQuYmlsbGluZy52MS5SZWZ1bmRQYXlvdXRSZWNvcmQiUwobRXhwb3J0Sm91cm5hbEVudHJpZXNSZXF1ZXN0Eg4KBmZvcm1hdBgBIAEoCRISCgpzdGFydF9kYXRlGAIgASgJEhAKCGVuZF9kYXRlGAMgASgJIlYKHEV4cG9ydEpvdXJuYWxFbnRyaWVzUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEg8KB2NvbnRlbnQYAiABKAwSDwoHZW50cmllcxgDIAEoBSqhAQoNUGF5bWVudFN0YXR1cxIeChpQQVlNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlBBWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIbChdQQVlNRU5UX1NUQVRVU19DQVBUVVJFRBACEhkKFVBBWU1FTlRfU1RBVFVTX0ZBSUxFRBADEhwKGFBBWU1FTlRfU1RBVFVTX0ZVTEZJTExFRBAEKucBChJSZWZ1bmRQYXlvdXRTdGF0dXMSJAogUkVGVU5EX1BBWU9VVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxSRUZVTkRfUEFZT1VUX1NUQVRVU19QRU5ESU5HEAESHQoZUkVGVU5EX1BBWU9VVF9TVEFUVVNfUEFJRBACEh8KG1JFRlVORF9QQVlPVVRfU1RBVFVTX0ZBSUxFRBADEigKJFJFRlVORF9QQVlPVVRfU1RBVFVTX0FXQUlUSU5HX01BTlVBTBAEEh8KG1JFRlVORF9QQVlPVVRfU1RBVFVTX1FVRVVFRBAFMqANCg5CaWxsaW5nU2VydmljZRJrCg5DcmVhdGVDaGVja291dBIrLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVxdWVzdBosLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNyZWF0ZUNoZWNrb3V0UmVzcG9uc2USXwoKR2V0UGF5bWVudBInLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkdldFBheW1lbnRSZXF1ZXN0GigucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UGF5bWVudFJlc3BvbnNlEn0KFENvbmZpcm1NYW51YWxQYXltZW50EjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFBheW1lbnRSZXNwb25zZRJxChBMaXN0U3luY0ZhaWx1cmVzEi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdFN5bmNGYWlsdXJlc1JlcXVlc3QaLi5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0U3luY0ZhaWx1cmVzUmVzcG9uc2USXAoJUmV0cnlTeW5jEiYucHVuY2hjYXJkLmJpbGxpbmcudjEuUmV0cnlTeW5jUmVxdWVzdBonLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJldHJ5U3luY1Jlc3BvbnNlEowBChlDcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uEjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ3JlYXRlV2ViaG9va1N1YnNjcmlwdGlvblJlcXVlc3QaNy5wdW5jaGNhcmQuYmlsbGluZy52MS5DcmVhdGVXZWJob29rU3Vic2NyaXB0aW9uUmVzcG9uc2USgAEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIyLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaMy5wdW5jaGNhcmQuYmlsbGluZy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRKAAQoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EjIucHVuY2hjYXJkLmJpbGxpbmcudjEuUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBozLnB1bmNoY2FyZC5iaWxsaW5nLnYxLlJlcGxheVdlYmhvb2tEZWxpdmVyeVJlc3BvbnNlEokBChhDb25maWd1cmVQYXltZW50UHJvdmlkZXISNS5wdW5jaGNhcmQuYmlsbGluZy52MS5Db25maWd1cmVQYXltZW50UHJvdmlkZXJSZXF1ZXN0GjYucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlndXJlUGF5bWVudFByb3ZpZGVyUmVzcG9uc2USdwoSQ29uZmlndXJlQ29ubmVjdG9yEi8ucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlndXJlQ29ubmVjdG9yUmVxdWVzdBowLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbmZpZ3VyZUNvbm5lY3RvclJlc3BvbnNlEmsKDkxpc3RDb25uZWN0b3JzEisucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdENvbm5lY3RvcnNSZXF1ZXN0GiwucHVuY2hjYXJkLmJpbGxpbmcudjEuTGlzdENvbm5lY3RvcnNSZXNwb25zZRJuCg9HZXRSZWZ1bmRQYXlvdXQSLC5wdW5jaGNhcmQuYmlsbGluZy52MS5HZXRSZWZ1bmRQYXlvdXRSZXF1ZXN0Gi0ucHVuY2hjYXJkLmJpbGxpbmcudjEuR2V0UmVmdW5kUGF5b3V0UmVzcG9uc2USegoTQ29uZmlybU1hbnVhbFJlZnVuZBIwLnB1bmNoY2FyZC5iaWxsaW5nLnYxLkNvbmZpcm1NYW51YWxSZWZ1bmRSZXF1ZXN0GjEucHVuY2hjYXJkLmJpbGxpbmcudjEuQ29uZmlybU1hbnVhbFJlZnVuZFJlc3BvbnNlEn0KFEV4cG9ydEpvdXJuYWxFbnRyaWVzEjEucHVuY2hjYXJkLmJpbGxpbmcudjEuRXhwb3J0Sm91cm5hbEVudHJpZXNSZXF1ZXN0GjIucHVuY2hjYXJkLmJpbGxpbmcudjEuRXhwb3J0Sm91cm5hbEVudHJpZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_punchcard_common_v1_common]);
 
 /**
  * @generated from message punchcard.billing.v1.Payment
@@ -108,6 +108,14 @@ export type Payment = Message<"punchcard.billing.v1.Payment"> & {
    * @generated from field: google.protobuf.Timestamp fulfil_time = 17;
    */
   fulfilTime?: Timestamp | undefined;
+
+  /**
+   * Set for an upgrade's payment: the entitlement upgraded and the target (definition_id is the
+   * target too; entitlement_id is the new entitlement once the upgrade is made).
+   *
+   * @generated from field: punchcard.billing.v1.UpgradeCheckout upgrade = 18;
+   */
+  upgrade?: UpgradeCheckout | undefined;
 };
 
 /**
@@ -116,6 +124,30 @@ export type Payment = Message<"punchcard.billing.v1.Payment"> & {
  */
 export const PaymentSchema: GenMessage<Payment> = /*@__PURE__*/
   messageDesc(file_punchcard_billing_v1_billing, 0);
+
+/**
+ * The upgrade a checkout pays for: the ledger's QuoteUpgrade amount_due of this entitlement and target.
+ *
+ * @generated from message punchcard.billing.v1.UpgradeCheckout
+ */
+export type UpgradeCheckout = Message<"punchcard.billing.v1.UpgradeCheckout"> & {
+  /**
+   * @generated from field: string entitlement_id = 1;
+   */
+  entitlementId: string;
+
+  /**
+   * @generated from field: string target_definition_id = 2;
+   */
+  targetDefinitionId: string;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.UpgradeCheckout.
+ * Use `create(UpgradeCheckoutSchema)` to create a new message.
+ */
+export const UpgradeCheckoutSchema: GenMessage<UpgradeCheckout> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 1);
 
 /**
  * @generated from message punchcard.billing.v1.CreateCheckoutRequest
@@ -149,9 +181,21 @@ export type CreateCheckoutRequest = Message<"punchcard.billing.v1.CreateCheckout
   provider: string;
 
   /**
+   * Required for a purchase. For an upgrade billing asks the ledger for the amount due; a given
+   * amount must equal it.
+   *
    * @generated from field: punchcard.common.v1.Money amount = 6;
    */
   amount?: Money | undefined;
+
+  /**
+   * Pay for an upgrade instead of a purchase. member_id and definition_id may then be empty (taken
+   * from the entitlement and the target; given, they must match); branch_id is where it is sold
+   * (empty = the entitlement's purchase branch).
+   *
+   * @generated from field: punchcard.billing.v1.UpgradeCheckout upgrade = 7;
+   */
+  upgrade?: UpgradeCheckout | undefined;
 };
 
 /**
@@ -159,7 +203,7 @@ export type CreateCheckoutRequest = Message<"punchcard.billing.v1.CreateCheckout
  * Use `create(CreateCheckoutRequestSchema)` to create a new message.
  */
 export const CreateCheckoutRequestSchema: GenMessage<CreateCheckoutRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 1);
+  messageDesc(file_punchcard_billing_v1_billing, 2);
 
 /**
  * @generated from message punchcard.billing.v1.CreateCheckoutResponse
@@ -176,7 +220,7 @@ export type CreateCheckoutResponse = Message<"punchcard.billing.v1.CreateCheckou
  * Use `create(CreateCheckoutResponseSchema)` to create a new message.
  */
 export const CreateCheckoutResponseSchema: GenMessage<CreateCheckoutResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 2);
+  messageDesc(file_punchcard_billing_v1_billing, 3);
 
 /**
  * @generated from message punchcard.billing.v1.GetPaymentRequest
@@ -193,7 +237,7 @@ export type GetPaymentRequest = Message<"punchcard.billing.v1.GetPaymentRequest"
  * Use `create(GetPaymentRequestSchema)` to create a new message.
  */
 export const GetPaymentRequestSchema: GenMessage<GetPaymentRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 3);
+  messageDesc(file_punchcard_billing_v1_billing, 4);
 
 /**
  * @generated from message punchcard.billing.v1.GetPaymentResponse
@@ -210,7 +254,7 @@ export type GetPaymentResponse = Message<"punchcard.billing.v1.GetPaymentRespons
  * Use `create(GetPaymentResponseSchema)` to create a new message.
  */
 export const GetPaymentResponseSchema: GenMessage<GetPaymentResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 4);
+  messageDesc(file_punchcard_billing_v1_billing, 5);
 
 /**
  * @generated from message punchcard.billing.v1.ConfirmManualPaymentRequest
@@ -239,7 +283,7 @@ export type ConfirmManualPaymentRequest = Message<"punchcard.billing.v1.ConfirmM
  * Use `create(ConfirmManualPaymentRequestSchema)` to create a new message.
  */
 export const ConfirmManualPaymentRequestSchema: GenMessage<ConfirmManualPaymentRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 5);
+  messageDesc(file_punchcard_billing_v1_billing, 6);
 
 /**
  * @generated from message punchcard.billing.v1.ConfirmManualPaymentResponse
@@ -256,7 +300,7 @@ export type ConfirmManualPaymentResponse = Message<"punchcard.billing.v1.Confirm
  * Use `create(ConfirmManualPaymentResponseSchema)` to create a new message.
  */
 export const ConfirmManualPaymentResponseSchema: GenMessage<ConfirmManualPaymentResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 6);
+  messageDesc(file_punchcard_billing_v1_billing, 7);
 
 /**
  * @generated from message punchcard.billing.v1.SyncFailure
@@ -307,7 +351,7 @@ export type SyncFailure = Message<"punchcard.billing.v1.SyncFailure"> & {
  * Use `create(SyncFailureSchema)` to create a new message.
  */
 export const SyncFailureSchema: GenMessage<SyncFailure> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 7);
+  messageDesc(file_punchcard_billing_v1_billing, 8);
 
 /**
  * @generated from message punchcard.billing.v1.ListSyncFailuresRequest
@@ -334,7 +378,7 @@ export type ListSyncFailuresRequest = Message<"punchcard.billing.v1.ListSyncFail
  * Use `create(ListSyncFailuresRequestSchema)` to create a new message.
  */
 export const ListSyncFailuresRequestSchema: GenMessage<ListSyncFailuresRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 8);
+  messageDesc(file_punchcard_billing_v1_billing, 9);
 
 /**
  * @generated from message punchcard.billing.v1.ListSyncFailuresResponse
@@ -356,7 +400,7 @@ export type ListSyncFailuresResponse = Message<"punchcard.billing.v1.ListSyncFai
  * Use `create(ListSyncFailuresResponseSchema)` to create a new message.
  */
 export const ListSyncFailuresResponseSchema: GenMessage<ListSyncFailuresResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 9);
+  messageDesc(file_punchcard_billing_v1_billing, 10);
 
 /**
  * @generated from message punchcard.billing.v1.RetrySyncRequest
@@ -383,7 +427,7 @@ export type RetrySyncRequest = Message<"punchcard.billing.v1.RetrySyncRequest"> 
  * Use `create(RetrySyncRequestSchema)` to create a new message.
  */
 export const RetrySyncRequestSchema: GenMessage<RetrySyncRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 10);
+  messageDesc(file_punchcard_billing_v1_billing, 11);
 
 /**
  * @generated from message punchcard.billing.v1.RetrySyncResponse
@@ -405,7 +449,7 @@ export type RetrySyncResponse = Message<"punchcard.billing.v1.RetrySyncResponse"
  * Use `create(RetrySyncResponseSchema)` to create a new message.
  */
 export const RetrySyncResponseSchema: GenMessage<RetrySyncResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 11);
+  messageDesc(file_punchcard_billing_v1_billing, 12);
 
 /**
  * @generated from message punchcard.billing.v1.WebhookSubscription
@@ -446,7 +490,7 @@ export type WebhookSubscription = Message<"punchcard.billing.v1.WebhookSubscript
  * Use `create(WebhookSubscriptionSchema)` to create a new message.
  */
 export const WebhookSubscriptionSchema: GenMessage<WebhookSubscription> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 12);
+  messageDesc(file_punchcard_billing_v1_billing, 13);
 
 /**
  * @generated from message punchcard.billing.v1.CreateWebhookSubscriptionRequest
@@ -473,7 +517,7 @@ export type CreateWebhookSubscriptionRequest = Message<"punchcard.billing.v1.Cre
  * Use `create(CreateWebhookSubscriptionRequestSchema)` to create a new message.
  */
 export const CreateWebhookSubscriptionRequestSchema: GenMessage<CreateWebhookSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 13);
+  messageDesc(file_punchcard_billing_v1_billing, 14);
 
 /**
  * @generated from message punchcard.billing.v1.CreateWebhookSubscriptionResponse
@@ -490,7 +534,7 @@ export type CreateWebhookSubscriptionResponse = Message<"punchcard.billing.v1.Cr
  * Use `create(CreateWebhookSubscriptionResponseSchema)` to create a new message.
  */
 export const CreateWebhookSubscriptionResponseSchema: GenMessage<CreateWebhookSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 14);
+  messageDesc(file_punchcard_billing_v1_billing, 15);
 
 /**
  * @generated from message punchcard.billing.v1.WebhookDelivery
@@ -542,7 +586,7 @@ export type WebhookDelivery = Message<"punchcard.billing.v1.WebhookDelivery"> & 
  * Use `create(WebhookDeliverySchema)` to create a new message.
  */
 export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 15);
+  messageDesc(file_punchcard_billing_v1_billing, 16);
 
 /**
  * @generated from message punchcard.billing.v1.ListWebhookDeliveriesRequest
@@ -569,7 +613,7 @@ export type ListWebhookDeliveriesRequest = Message<"punchcard.billing.v1.ListWeb
  * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
  */
 export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 16);
+  messageDesc(file_punchcard_billing_v1_billing, 17);
 
 /**
  * @generated from message punchcard.billing.v1.ListWebhookDeliveriesResponse
@@ -591,7 +635,7 @@ export type ListWebhookDeliveriesResponse = Message<"punchcard.billing.v1.ListWe
  * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
  */
 export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 17);
+  messageDesc(file_punchcard_billing_v1_billing, 18);
 
 /**
  * @generated from message punchcard.billing.v1.ReplayWebhookDeliveryRequest
@@ -613,7 +657,7 @@ export type ReplayWebhookDeliveryRequest = Message<"punchcard.billing.v1.ReplayW
  * Use `create(ReplayWebhookDeliveryRequestSchema)` to create a new message.
  */
 export const ReplayWebhookDeliveryRequestSchema: GenMessage<ReplayWebhookDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 18);
+  messageDesc(file_punchcard_billing_v1_billing, 19);
 
 /**
  * @generated from message punchcard.billing.v1.ReplayWebhookDeliveryResponse
@@ -630,7 +674,7 @@ export type ReplayWebhookDeliveryResponse = Message<"punchcard.billing.v1.Replay
  * Use `create(ReplayWebhookDeliveryResponseSchema)` to create a new message.
  */
 export const ReplayWebhookDeliveryResponseSchema: GenMessage<ReplayWebhookDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 19);
+  messageDesc(file_punchcard_billing_v1_billing, 20);
 
 /**
  * @generated from message punchcard.billing.v1.ConfigurePaymentProviderRequest
@@ -666,7 +710,7 @@ export type ConfigurePaymentProviderRequest = Message<"punchcard.billing.v1.Conf
  * Use `create(ConfigurePaymentProviderRequestSchema)` to create a new message.
  */
 export const ConfigurePaymentProviderRequestSchema: GenMessage<ConfigurePaymentProviderRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 20);
+  messageDesc(file_punchcard_billing_v1_billing, 21);
 
 /**
  * @generated from message punchcard.billing.v1.PaymentProviderConfig
@@ -695,7 +739,7 @@ export type PaymentProviderConfig = Message<"punchcard.billing.v1.PaymentProvide
  * Use `create(PaymentProviderConfigSchema)` to create a new message.
  */
 export const PaymentProviderConfigSchema: GenMessage<PaymentProviderConfig> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 21);
+  messageDesc(file_punchcard_billing_v1_billing, 22);
 
 /**
  * @generated from message punchcard.billing.v1.ConfigurePaymentProviderResponse
@@ -712,7 +756,7 @@ export type ConfigurePaymentProviderResponse = Message<"punchcard.billing.v1.Con
  * Use `create(ConfigurePaymentProviderResponseSchema)` to create a new message.
  */
 export const ConfigurePaymentProviderResponseSchema: GenMessage<ConfigurePaymentProviderResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 22);
+  messageDesc(file_punchcard_billing_v1_billing, 23);
 
 /**
  * @generated from message punchcard.billing.v1.ConnectorConfig
@@ -763,7 +807,7 @@ export type ConnectorConfig = Message<"punchcard.billing.v1.ConnectorConfig"> & 
  * Use `create(ConnectorConfigSchema)` to create a new message.
  */
 export const ConnectorConfigSchema: GenMessage<ConnectorConfig> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 23);
+  messageDesc(file_punchcard_billing_v1_billing, 24);
 
 /**
  * @generated from message punchcard.billing.v1.ConfigureConnectorRequest
@@ -792,7 +836,7 @@ export type ConfigureConnectorRequest = Message<"punchcard.billing.v1.ConfigureC
  * Use `create(ConfigureConnectorRequestSchema)` to create a new message.
  */
 export const ConfigureConnectorRequestSchema: GenMessage<ConfigureConnectorRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 24);
+  messageDesc(file_punchcard_billing_v1_billing, 25);
 
 /**
  * @generated from message punchcard.billing.v1.ConfigureConnectorResponse
@@ -809,7 +853,7 @@ export type ConfigureConnectorResponse = Message<"punchcard.billing.v1.Configure
  * Use `create(ConfigureConnectorResponseSchema)` to create a new message.
  */
 export const ConfigureConnectorResponseSchema: GenMessage<ConfigureConnectorResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 25);
+  messageDesc(file_punchcard_billing_v1_billing, 26);
 
 /**
  * @generated from message punchcard.billing.v1.ListConnectorsRequest
@@ -822,7 +866,7 @@ export type ListConnectorsRequest = Message<"punchcard.billing.v1.ListConnectors
  * Use `create(ListConnectorsRequestSchema)` to create a new message.
  */
 export const ListConnectorsRequestSchema: GenMessage<ListConnectorsRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 26);
+  messageDesc(file_punchcard_billing_v1_billing, 27);
 
 /**
  * @generated from message punchcard.billing.v1.ListConnectorsResponse
@@ -839,7 +883,56 @@ export type ListConnectorsResponse = Message<"punchcard.billing.v1.ListConnector
  * Use `create(ListConnectorsResponseSchema)` to create a new message.
  */
 export const ListConnectorsResponseSchema: GenMessage<ListConnectorsResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 27);
+  messageDesc(file_punchcard_billing_v1_billing, 28);
+
+/**
+ * The share of a refund paid back through one payment.
+ *
+ * @generated from message punchcard.billing.v1.RefundPayoutPart
+ */
+export type RefundPayoutPart = Message<"punchcard.billing.v1.RefundPayoutPart"> & {
+  /**
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+
+  /**
+   * @generated from field: string provider = 2;
+   */
+  provider: string;
+
+  /**
+   * @generated from field: punchcard.common.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * @generated from field: punchcard.billing.v1.RefundPayoutStatus status = 4;
+   */
+  status: RefundPayoutStatus;
+
+  /**
+   * @generated from field: string provider_reference = 5;
+   */
+  providerReference: string;
+
+  /**
+   * @generated from field: string failure_reason = 6;
+   */
+  failureReason: string;
+
+  /**
+   * @generated from field: int32 attempts = 7;
+   */
+  attempts: number;
+};
+
+/**
+ * Describes the message punchcard.billing.v1.RefundPayoutPart.
+ * Use `create(RefundPayoutPartSchema)` to create a new message.
+ */
+export const RefundPayoutPartSchema: GenMessage<RefundPayoutPart> = /*@__PURE__*/
+  messageDesc(file_punchcard_billing_v1_billing, 29);
 
 /**
  * @generated from message punchcard.billing.v1.RefundPayoutRecord
@@ -904,6 +997,14 @@ export type RefundPayoutRecord = Message<"punchcard.billing.v1.RefundPayoutRecor
    * @generated from field: google.protobuf.Timestamp paid_time = 12;
    */
   paidTime?: Timestamp | undefined;
+
+  /**
+   * The payments it is paid back through, newest first (an upgrade's payment before the purchase's).
+   * payment_id and provider above are the first part's; provider_reference joins the parts'.
+   *
+   * @generated from field: repeated punchcard.billing.v1.RefundPayoutPart parts = 13;
+   */
+  parts: RefundPayoutPart[];
 };
 
 /**
@@ -911,7 +1012,7 @@ export type RefundPayoutRecord = Message<"punchcard.billing.v1.RefundPayoutRecor
  * Use `create(RefundPayoutRecordSchema)` to create a new message.
  */
 export const RefundPayoutRecordSchema: GenMessage<RefundPayoutRecord> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 28);
+  messageDesc(file_punchcard_billing_v1_billing, 30);
 
 /**
  * @generated from message punchcard.billing.v1.GetRefundPayoutRequest
@@ -928,7 +1029,7 @@ export type GetRefundPayoutRequest = Message<"punchcard.billing.v1.GetRefundPayo
  * Use `create(GetRefundPayoutRequestSchema)` to create a new message.
  */
 export const GetRefundPayoutRequestSchema: GenMessage<GetRefundPayoutRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 29);
+  messageDesc(file_punchcard_billing_v1_billing, 31);
 
 /**
  * @generated from message punchcard.billing.v1.GetRefundPayoutResponse
@@ -945,7 +1046,7 @@ export type GetRefundPayoutResponse = Message<"punchcard.billing.v1.GetRefundPay
  * Use `create(GetRefundPayoutResponseSchema)` to create a new message.
  */
 export const GetRefundPayoutResponseSchema: GenMessage<GetRefundPayoutResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 30);
+  messageDesc(file_punchcard_billing_v1_billing, 32);
 
 /**
  * @generated from message punchcard.billing.v1.ConfirmManualRefundRequest
@@ -974,7 +1075,7 @@ export type ConfirmManualRefundRequest = Message<"punchcard.billing.v1.ConfirmMa
  * Use `create(ConfirmManualRefundRequestSchema)` to create a new message.
  */
 export const ConfirmManualRefundRequestSchema: GenMessage<ConfirmManualRefundRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 31);
+  messageDesc(file_punchcard_billing_v1_billing, 33);
 
 /**
  * @generated from message punchcard.billing.v1.ConfirmManualRefundResponse
@@ -991,7 +1092,7 @@ export type ConfirmManualRefundResponse = Message<"punchcard.billing.v1.ConfirmM
  * Use `create(ConfirmManualRefundResponseSchema)` to create a new message.
  */
 export const ConfirmManualRefundResponseSchema: GenMessage<ConfirmManualRefundResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 32);
+  messageDesc(file_punchcard_billing_v1_billing, 34);
 
 /**
  * @generated from message punchcard.billing.v1.ExportJournalEntriesRequest
@@ -1022,7 +1123,7 @@ export type ExportJournalEntriesRequest = Message<"punchcard.billing.v1.ExportJo
  * Use `create(ExportJournalEntriesRequestSchema)` to create a new message.
  */
 export const ExportJournalEntriesRequestSchema: GenMessage<ExportJournalEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 33);
+  messageDesc(file_punchcard_billing_v1_billing, 35);
 
 /**
  * @generated from message punchcard.billing.v1.ExportJournalEntriesResponse
@@ -1049,7 +1150,7 @@ export type ExportJournalEntriesResponse = Message<"punchcard.billing.v1.ExportJ
  * Use `create(ExportJournalEntriesResponseSchema)` to create a new message.
  */
 export const ExportJournalEntriesResponseSchema: GenMessage<ExportJournalEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_punchcard_billing_v1_billing, 34);
+  messageDesc(file_punchcard_billing_v1_billing, 36);
 
 /**
  * @generated from enum punchcard.billing.v1.PaymentStatus
@@ -1119,6 +1220,13 @@ export enum RefundPayoutStatus {
    * @generated from enum value: REFUND_PAYOUT_STATUS_AWAITING_MANUAL = 4;
    */
   AWAITING_MANUAL = 4,
+
+  /**
+   * A part waiting for the parts before it (parts are paid out one after another).
+   *
+   * @generated from enum value: REFUND_PAYOUT_STATUS_QUEUED = 5;
+   */
+  QUEUED = 5,
 }
 
 /**
@@ -1134,7 +1242,8 @@ export const RefundPayoutStatusSchema: GenEnum<RefundPayoutStatus> = /*@__PURE__
  */
 export const BillingService: GenService<{
   /**
-   * Starts a payment for a package purchase; the entitlement is created once it is captured.
+   * Starts a payment for a package purchase, or for the difference of an upgrade (`upgrade`); once
+   * it is captured the ledger creates the entitlement (Purchase) or makes the upgrade (Upgrade).
    *
    * @generated from rpc punchcard.billing.v1.BillingService.CreateCheckout
    */
