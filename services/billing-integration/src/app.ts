@@ -10,7 +10,7 @@ import { qboConnector } from './connectors/qbo.js';
 import { xeroConnector } from './connectors/xero.js';
 import { DEFAULT_LIMITS, type BillingContext } from './context.js';
 import { startConsumers } from './events/consumers.js';
-import type { LedgerPurchaser } from './ledger-client.js';
+import type { LedgerClient } from './ledger-client.js';
 import type { CardProcessor } from './providers/provider.js';
 import { startWebhookListener } from './providers/webhook-endpoint.js';
 import type { SecretBox } from './secrets.js';
@@ -28,7 +28,7 @@ export interface BillingOptions {
   namespace: string;
   logger: Logger;
   secrets: SecretBox;
-  ledger: LedgerPurchaser;
+  ledger: LedgerClient;
   processors?: readonly CardProcessor[];
   connectors?: { xeroBaseUrl?: string; qboBaseUrl?: string; exportDir?: string; fetch?: typeof fetch };
   now?: () => Date;

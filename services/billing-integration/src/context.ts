@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { AccountingConnector, ConnectorName } from './connectors/connector.js';
-import type { LedgerPurchaser } from './ledger-client.js';
+import type { LedgerClient } from './ledger-client.js';
 import type { CardProcessor } from './providers/provider.js';
 import type { SecretBox } from './secrets.js';
 import type { Db } from './store/schema.js';
@@ -16,7 +16,7 @@ export interface BillingContext {
   logger: Logger;
   processors: ReadonlyMap<string, CardProcessor>;
   connectors: ReadonlyMap<ConnectorName, AccountingConnector>;
-  ledger: LedgerPurchaser;
+  ledger: LedgerClient;
   /** fetch for outbound webhooks (tests may wrap it). */
   webhookFetch: typeof fetch;
   /** Allow http:// subscription URLs on loopback (local development, tests). */

@@ -15,7 +15,7 @@ import {
 import { Account, type JournalEntry } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
 import { InvalidField } from './domain/errors.js';
 import { isOurAccount, type Journal } from './domain/journal.js';
-import type { ConnectorsTable, JournalSyncsTable, PaymentsTable, RefundPayoutsTable } from './store/schema.js';
+import type { ConnectorsTable, JournalSyncsTable, PaymentsTable, RefundPayoutPartsTable, RefundPayoutsTable } from './store/schema.js';
 import type { Selectable } from 'kysely';
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
@@ -46,17 +46,20 @@ export function paymentToProto(p: Selectable<PaymentsTable>): Payment {
     fulfilmentError: p.fulfilment_error,
     fulfilmentAttempts: p.fulfilment_attempts,
     fulfilTime: ts(p.fulfil_time),
+    ...(p.kind === 'upgrade' ? { upgrade: { entitlementId: p.upgrade_entitlement_id, targetDefinitionId: p.definition_id } } : {}),
   });
 }
 
-const PAYOUT_STATUS: Record<Selectable<RefundPayoutsTable>['status'], RefundPayoutStatus> = {
+const PAYOUT_STATUS: Record<Selectable<RefundPayoutPartsTable>['status'], RefundPayoutStatus> = {
+  queued: RefundPayoutStatus.QUEUED,
   pending: RefundPayoutStatus.PENDING,
   paid: RefundPayoutStatus.PAID,
   failed: RefundPayoutStatus.FAILED,
   awaiting_manual: RefundPayoutStatus.AWAITING_MANUAL,
 };
 
-export function payoutToProto(r: Selectable<RefundPayoutsTable>): RefundPayoutRecord {
+/** A refund payout with its parts (in payout order). */
+export function payoutToProto(r: Selectable<RefundPayoutsTable>, parts: readonly Selectable<RefundPayoutPartsTable>[]): RefundPayoutRecord {
   return create(RefundPayoutRecordSchema, {
     tenantId: r.tenant_id,
     refundId: r.refund_id,
@@ -70,6 +73,15 @@ export function payoutToProto(r: Selectable<RefundPayoutsTable>): RefundPayoutRe
     attempts: r.attempts,
     nextAttemptTime: r.status === 'pending' ? ts(r.next_attempt_at) : undefined,
     paidTime: ts(r.paid_time),
+    parts: parts.map((p) => ({
+      paymentId: p.payment_id,
+      provider: p.provider,
+      amount: { currencyCode: p.currency, amountMinor: BigInt(p.amount_minor) },
+      status: PAYOUT_STATUS[p.status],
+      providerReference: p.provider_reference,
+      failureReason: p.failure_reason,
+      attempts: p.attempts,
+    })),
   });
 }
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { billingServiceImpl } from './api/connect.js';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { startBilling, type BillingApp } from './app.js';
-import { ledgerPurchaser } from './ledger-client.js';
+import { ledgerClient } from './ledger-client.js';
 import { testpayProcessor } from './providers/testpay.js';
 import { REDACT_PATHS, SecretBox } from './secrets.js';
 import { migrations } from './store/migrations.js';
@@ -19,7 +19,7 @@ export const billingEnv = z.object({
   BILLING_SECRETS_KEY: z
     .string({ error: 'is required: 32 random bytes, base64 or hex' })
     .refine((v) => (/^[0-9a-fA-F]{64}$/.test(v) ? true : Buffer.from(v, 'base64').length === 32), { error: 'must be 32 bytes, base64 or 64 hex characters' }),
-  /** The entitlement ledger's API, for Purchase. */
+  /** The entitlement ledger's API: Purchase, and GetEntitlement, QuoteUpgrade and Upgrade for upgrade checkouts. */
   LEDGER_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).default('http://127.0.0.1:7102'),
   /** HS256 secret for the system tokens billing mints for the ledger; default AUTH_JWT_SECRET (or the dev secret in dev mode). */
   SYSTEM_TOKEN_SECRET: optional(z.string().min(32, { error: 'must be at least 32 characters' })),
@@ -86,7 +86,7 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
       const tokenSecret = env.SYSTEM_TOKEN_SECRET ?? (auth.mode === 'secret' ? auth.secret : auth.mode === 'dev' ? DEV_JWT_SECRET : undefined);
       if (!tokenSecret) throw new Error('SYSTEM_TOKEN_SECRET is required with AUTH_JWKS_URL: billing mints system tokens for the ledger');
       const logger = ctx.logger.child({ component: 'billing' }, { redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
-      const ledger = ledgerPurchaser({
+      const ledger = ledgerClient({
         baseUrl: env.LEDGER_URL,
         mintSystemToken: (tenantId) => mintToken({ tenantId, roles: ['system'], subject: 'billing-integration', expiresInSeconds: 300 }, tokenSecret),
       });

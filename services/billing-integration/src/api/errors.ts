@@ -21,3 +21,13 @@ export const invalid = (field: string, reason: string) => new ConnectError(`${fi
 export const precondition = (reason: string) => new ConnectError(reason, Code.FailedPrecondition);
 export const notFound = (what: string, id: string) => new ConnectError(`${what} ${JSON.stringify(id)} not found`, Code.NotFound);
 export const denied = (reason: string) => new ConnectError(reason, Code.PermissionDenied);
+
+/**
+ * A ledger call made for a request: what the ledger refuses (no such entitlement, a rule, a bad
+ * field) is the caller's answer under the ledger's code; anything else means it could not answer.
+ */
+export function fromLedger(err: unknown): ConnectError {
+  const e = ConnectError.from(err);
+  if (e.code === Code.NotFound || e.code === Code.FailedPrecondition || e.code === Code.InvalidArgument) return new ConnectError(`ledger: ${e.rawMessage}`, e.code, undefined, undefined, e);
+  return new ConnectError(`the ledger did not answer: ${e.rawMessage}`, Code.Unavailable, undefined, undefined, e);
+}

@@ -58,11 +58,12 @@ import { paymentCaptured, refundSettled } from '../events/builders.js';
 import { MANUAL_PROVIDER } from '../providers/provider.js';
 import { accessTokenPurpose, hasAccountingFeature } from '../store/connectors.js';
 import { providerCredentials, saveProviderCredentials } from '../store/providers.js';
+import { partOf, partsOf, saveParts } from '../store/refunds.js';
 import type { PaymentsTable, Tx, WebhookDeliveriesTable } from '../store/schema.js';
 import { subscriptionSecret, webhookSecretPurpose } from '../store/webhooks.js';
 import { retrySync } from '../workers/syncs.js';
 import { replayDelivery } from '../workers/webhooks.js';
-import { denied, invalid, notFound, precondition } from './errors.js';
+import { denied, fromLedger, invalid, notFound, precondition } from './errors.js';
 import { decodeToken, encodeToken, pageSize } from './pagination.js';
 
 /** Who is calling, from the verified token; the only source of the tenant. */
@@ -133,7 +134,7 @@ export function billingHandlers(ctx: BillingContext) {
       paymentId: row.payment_id,
       currency: row.currency,
       amountMinor: BigInt(row.amount_minor),
-      description: `Package ${row.definition_id} for member ${row.member_id}`,
+      description: row.kind === 'upgrade' ? `Upgrade of package ${row.upgrade_entitlement_id} to ${row.definition_id} for member ${row.member_id}` : `Package ${row.definition_id} for member ${row.member_id}`,
       idempotencyKey: `checkout-${row.payment_id}`,
     });
     return (
@@ -148,38 +149,83 @@ export function billingHandlers(ctx: BillingContext) {
     );
   }
 
+  /**
+   * What an upgrade checkout charges: the ledger's amount due now (new price minus the credit for the
+   * unused sessions), for the entitlement's holder, sold at the given branch or where it was bought.
+   * One upgrade is paid once: a second checkout after a captured one is refused.
+   */
+  async function upgradeSale(tx: Tx, caller: Caller, req: CreateCheckoutRequest, upgrade: { entitlementId: string; targetDefinitionId: string }) {
+    const paid = await tx
+      .selectFrom('payments')
+      .select('payment_id')
+      .where('tenant_id', '=', caller.tenantId)
+      .where('kind', '=', 'upgrade')
+      .where('upgrade_entitlement_id', '=', upgrade.entitlementId)
+      .where('status', 'in', ['captured', 'fulfilled'])
+      .executeTakeFirst();
+    if (paid) throw precondition(`the upgrade of entitlement ${upgrade.entitlementId} is paid already (payment ${paid.payment_id})`);
+    const [held, quote] = await Promise.all([
+      ctx.ledger.getEntitlement(caller.tenantId, upgrade.entitlementId),
+      ctx.ledger.quoteUpgrade({ tenantId: caller.tenantId, ...upgrade }),
+    ]).catch((err: unknown) => {
+      throw fromLedger(err);
+    });
+    if (req.memberId && req.memberId !== held.memberId) throw invalid('member_id', `must be empty or the entitlement's holder ${held.memberId}`);
+    if (quote.amountDueMinor <= 0n) throw precondition(`the credit of entitlement ${upgrade.entitlementId} covers ${upgrade.targetDefinitionId}'s price: nothing to pay, upgrade it with the ledger's Upgrade`);
+    if (req.amount && (req.amount.currencyCode !== quote.currency || req.amount.amountMinor !== quote.amountDueMinor)) {
+      throw precondition(`amount: the upgrade costs ${quote.amountDueMinor} ${quote.currency} now (the ledger's amount due), not ${req.amount.amountMinor} ${req.amount.currencyCode}`);
+    }
+    return { memberId: held.memberId, branchId: req.branchId || held.purchaseBranchId, currency: quote.currency, amountMinor: quote.amountDueMinor };
+  }
+
   return {
     async createCheckout(caller: Caller, req: CreateCheckoutRequest) {
       requireRole(caller, FRONT_DESK);
-      requireId('member_id', req.memberId);
-      requireId('definition_id', req.definitionId);
-      requireId('branch_id', req.branchId);
+      const upgrade = req.upgrade && {
+        entitlementId: requireUuid('upgrade.entitlement_id', req.upgrade.entitlementId),
+        targetDefinitionId: requireId('upgrade.target_definition_id', req.upgrade.targetDefinitionId),
+      };
+      if (upgrade) {
+        if (req.memberId) requireId('member_id', req.memberId);
+        if (req.definitionId && req.definitionId !== upgrade.targetDefinitionId) throw invalid('definition_id', 'must be empty or the upgrade\'s target_definition_id');
+        if (req.branchId) requireId('branch_id', req.branchId);
+      } else {
+        requireId('member_id', req.memberId);
+        requireId('definition_id', req.definitionId);
+        requireId('branch_id', req.branchId);
+      }
       if (!req.provider) throw invalid('provider', `required: "${MANUAL_PROVIDER}" or one of ${[...ctx.processors.keys()].join(', ') || 'no card processors'}`);
       if (req.provider !== MANUAL_PROVIDER && !ctx.processors.has(req.provider)) throw invalid('provider', `unknown provider "${req.provider}"`);
-      if (!req.amount) throw invalid('amount', 'required');
-      if (!isKnownCurrency(req.amount.currencyCode)) throw invalid('amount.currency_code', `unknown currency "${req.amount.currencyCode}"`);
-      if (req.amount.amountMinor <= 0n) throw invalid('amount.amount_minor', 'must be positive');
+      if (!req.amount && !upgrade) throw invalid('amount', 'required');
+      if (req.amount) {
+        if (!isKnownCurrency(req.amount.currencyCode)) throw invalid('amount.currency_code', `unknown currency "${req.amount.currencyCode}"`);
+        if (req.amount.amountMinor <= 0n) throw invalid('amount.amount_minor', 'must be positive');
+      }
       const tenant = await db.selectFrom('tenants').select('default_currency').where('tenant_id', '=', caller.tenantId).executeTakeFirst();
-      if (tenant?.default_currency && tenant.default_currency !== req.amount.currencyCode) {
+      if (req.amount && tenant?.default_currency && tenant.default_currency !== req.amount.currencyCode) {
         throw invalid('amount.currency_code', `the tenant's prices are in ${tenant.default_currency}`);
       }
       if (req.provider !== MANUAL_PROVIDER && !(await providerCredentials(db, ctx.secrets, caller.tenantId, req.provider))) {
         throw precondition(`provider ${req.provider} is not configured for this tenant; call ConfigurePaymentProvider`);
       }
       const { response } = await once(caller, 'CreateCheckout', CreateCheckoutRequestSchema, req, CreateCheckoutResponseSchema, async (tx, at) => {
+        // Asked only on the first request: a repeat replays the checkout even after the upgrade is made.
+        const sale = upgrade ? await upgradeSale(tx, caller, req, upgrade) : { memberId: req.memberId, branchId: req.branchId, currency: req.amount!.currencyCode, amountMinor: req.amount!.amountMinor };
         const row = await tx
           .insertInto('payments')
           .values({
             tenant_id: caller.tenantId,
             payment_id: randomUUID(),
+            kind: upgrade ? 'upgrade' : 'purchase',
+            upgrade_entitlement_id: upgrade?.entitlementId ?? '',
             provider: req.provider,
             provider_reference: '',
             status: 'pending',
-            currency: req.amount!.currencyCode,
-            amount_minor: req.amount!.amountMinor,
-            member_id: req.memberId,
-            definition_id: req.definitionId,
-            branch_id: req.branchId,
+            currency: sale.currency,
+            amount_minor: sale.amountMinor,
+            member_id: sale.memberId,
+            definition_id: upgrade?.targetDefinitionId ?? req.definitionId,
+            branch_id: sale.branchId,
             entitlement_id: '',
             checkout_url: '',
             failure_reason: '',
@@ -379,29 +425,32 @@ export function billingHandlers(ctx: BillingContext) {
     async getRefundPayout(caller: Caller, req: GetRefundPayoutRequest) {
       requireRole(caller, FRONT_DESK);
       requireId('refund_id', req.refundId);
-      const row = await db.selectFrom('refund_payouts').selectAll().where('tenant_id', '=', caller.tenantId).where('refund_id', '=', req.refundId).executeTakeFirst();
+      const { row, parts } = await inTransaction(db, async (tx) => ({
+        row: await tx.selectFrom('refund_payouts').selectAll().where('tenant_id', '=', caller.tenantId).where('refund_id', '=', req.refundId).executeTakeFirst(),
+        parts: await partsOf(tx, caller.tenantId, req.refundId),
+      }));
       if (!row) throw notFound('refund payout', req.refundId);
-      return create(GetRefundPayoutResponseSchema, { payout: payoutToProto(row) });
+      return create(GetRefundPayoutResponseSchema, { payout: payoutToProto(row, parts) });
     },
 
     async confirmManualRefund(caller: Caller, req: ConfirmManualRefundRequest) {
       requireRole(caller, FINANCE);
       requireId('refund_id', req.refundId);
       if (!req.reference.trim()) throw invalid('reference', 'required: the receipt or transfer reference');
+      let due = false;
       const { response } = await once(caller, 'ConfirmManualRefund', ConfirmManualRefundRequestSchema, req, ConfirmManualRefundResponseSchema, async (tx, at) => {
         const row = await tx.selectFrom('refund_payouts').selectAll().where('tenant_id', '=', caller.tenantId).where('refund_id', '=', req.refundId).forUpdate().executeTakeFirst();
         if (!row) throw notFound('refund payout', req.refundId);
-        if (!confirmManualPayout(row.status).changed) return create(ConfirmManualRefundResponseSchema, { payout: payoutToProto(row) });
-        const paid = await tx
-          .updateTable('refund_payouts')
-          .set({ status: 'paid', provider_reference: req.reference, paid_time: at, next_attempt_at: null })
-          .where('tenant_id', '=', caller.tenantId)
-          .where('refund_id', '=', req.refundId)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await refundSettled(tx, paid, at);
-        return create(ConfirmManualRefundResponseSchema, { payout: payoutToProto(paid) });
+        const before = await partsOf(tx, caller.tenantId, req.refundId, true);
+        const confirmed = confirmManualPayout(before.map(partOf), req.reference);
+        if (!confirmed.changed) return create(ConfirmManualRefundResponseSchema, { payout: payoutToProto(row, before) });
+        const saved = await saveParts(tx, { tenantId: caller.tenantId, refundId: req.refundId }, before, confirmed.parts, at);
+        if (saved.settled) await refundSettled(tx, saved.row, at);
+        due = saved.due;
+        return create(ConfirmManualRefundResponseSchema, { payout: payoutToProto(saved.row, await partsOf(tx, caller.tenantId, req.refundId)) });
       });
+      // A processor part after the manual ones starts now.
+      if (due) ctx.kick('payouts');
       return response;
     },
 

@@ -1,5 +1,8 @@
 import { RuleViolation } from './errors.js';
 
+/** Cash or a card terminal: staff confirm the payment, and pay refunds out by hand. */
+export const MANUAL_PROVIDER = 'manual';
+
 export type PaymentStatus = 'pending' | 'captured' | 'failed' | 'fulfilled';
 
 /** What can happen to a payment: the provider captures or fails it; the ledger purchase fulfils it. */

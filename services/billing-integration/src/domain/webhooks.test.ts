@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { subscriptionMatches, validateEventTypes, validateWebhookUrl, webhookEventType, webhookPayload } from './webhooks.js';
-import { confirmManualPayout, planPayout } from './refund.js';
 
 describe('webhook subscriptions', () => {
   it('strips the punchcard prefix from CloudEvents types', () => {
@@ -45,42 +44,5 @@ describe('webhook subscriptions', () => {
       timestamp: '2030-01-01T00:00:00.000Z',
       data: { a: 1 },
     });
-  });
-});
-
-describe('refund payouts', () => {
-  const payment = { paymentId: 'p1', provider: 'testpay', status: 'fulfilled', currency: 'SGD', amountMinor: 30000n };
-  const refund = { refundId: 'r1', currency: 'SGD', amountMinor: 15000n };
-
-  it('pays back through the provider that took the money; manual waits for staff', () => {
-    expect(planPayout(refund, payment)).toEqual({ status: 'pending' });
-    expect(planPayout(refund, { ...payment, provider: 'manual' })).toEqual({ status: 'awaiting_manual' });
-  });
-
-  it('fails what it cannot pay back, with the reason', () => {
-    expect(planPayout(refund, undefined)).toMatchObject({ status: 'failed', reason: expect.stringContaining('no billing payment') });
-    expect(planPayout({ ...refund, amountMinor: 30001n }, payment)).toMatchObject({ status: 'failed', reason: expect.stringContaining('exceeds') });
-    expect(planPayout({ ...refund, currency: 'USD' }, payment)).toMatchObject({ status: 'failed', reason: expect.stringContaining('currency') });
-    expect(planPayout(refund, { ...payment, status: 'failed' })).toMatchObject({ status: 'failed' });
-    expect(planPayout({ ...refund, amountMinor: 0n }, payment)).toMatchObject({ status: 'failed' });
-  });
-
-  it('property: never pays more than was captured or in another currency', () => {
-    fc.assert(
-      fc.property(fc.bigInt({ min: -10n, max: 100_000n }), fc.bigInt({ min: 1n, max: 100_000n }), fc.constantFrom('SGD', 'USD'), (amount, captured, currency) => {
-        const plan = planPayout({ refundId: 'r', currency, amountMinor: amount }, { ...payment, amountMinor: captured });
-        if (plan.status !== 'failed') {
-          expect(amount).toBeGreaterThan(0n);
-          expect(amount).toBeLessThanOrEqual(captured);
-          expect(currency).toBe('SGD');
-        }
-      }),
-    );
-  });
-
-  it('confirms a manual payout once', () => {
-    expect(confirmManualPayout('awaiting_manual')).toEqual({ changed: true });
-    expect(confirmManualPayout('paid')).toEqual({ changed: false });
-    expect(() => confirmManualPayout('pending')).toThrow(/only one awaiting a manual payout/);
   });
 });

@@ -4,20 +4,22 @@ import { startConsumer, type ConsumeOutcome, type RunningConsumer, type StreamKe
 import type { Bus } from '@punchcard/bus';
 type JetStreamClient = Bus['js'];
 import { TenantChangedSchema, type TenantChanged } from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
-import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { EntryKind } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/refund_events_pb';
 import { JournalPostedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
 import { JournalEntrySchema, type JournalEntry } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
 import { Feature, PlanTier } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { randomUUID } from 'node:crypto';
-import { planPayout } from '../domain/refund.js';
+import { planRefund } from '../domain/refund.js';
 import { subscriptionMatches, webhookEventType, webhookPayload } from '../domain/webhooks.js';
 import type { BillingContext } from '../context.js';
 import { journalFromProto } from '../convert.js';
 import { refundSettled } from './builders.js';
 import { recordFulfilment } from '../workers/fulfilment.js';
 import { hasAccountingFeature } from '../store/connectors.js';
+import { recordOrigin, sourcePayments, syncPayout } from '../store/refunds.js';
 import type { Tx } from '../store/schema.js';
 import { EVENT_SCHEMAS } from './schemas.js';
 
@@ -70,16 +72,23 @@ export async function startConsumers(ctx: BillingContext, wiring: ConsumerWiring
         },
       }),
     );
+    // Lineage and approvals on one durable: it handles the stream in order, so a package's transfer or
+    // upgrade is known before a refund of it is approved.
     started.push(
       await startConsumer({
         ...common,
         stream: 'LEDGER',
         durable: 'billing_refunds',
         ...outcomeOf('billing_refunds'),
-        filterSubjects: ['punchcard.ledger.refund_approved.*'],
-        schema: RefundApprovedSchema,
+        filterSubjects: REFUND_SUBJECTS,
+        schema: [RefundApprovedSchema, LedgerEntryRecordedSchema],
         handler: async (tx, e) => {
-          if (await applyRefundApproved(tx, { ...e.data, tenantId: e.tenantId }, ctx.now())) ctx.kick('payouts');
+          if (e.data.$typeName === LedgerEntryRecordedSchema.typeName) {
+            await applyEntitlementArrived(tx, e.tenantId, e.data as LedgerEntryRecorded, ctx.now());
+            return;
+          }
+          const approved = e.data as { refundId: string; entitlementId: string; amount?: { currencyCode: string; amountMinor: bigint } };
+          if (await applyRefundApproved(tx, { ...approved, tenantId: e.tenantId }, ctx.now())) ctx.kick('payouts');
         },
       }),
     );
@@ -96,7 +105,7 @@ export async function startConsumers(ctx: BillingContext, wiring: ConsumerWiring
           if (!ent?.paymentReference) return;
           // The saga's own answer usually comes first; this covers a Purchase whose response was lost.
           const payment = await tx.selectFrom('payments').select('payment_id').where('tenant_id', '=', e.tenantId).where('payment_id', '=', uuidOrNil(ent.paymentReference)).executeTakeFirst();
-          if (payment) await recordFulfilment(tx, e.tenantId, payment.payment_id, ent.entitlementId, ctx.now());
+          if (payment) await recordFulfilment(tx, e.tenantId, payment.payment_id, ent.entitlementId, ctx.now(), 'purchase');
         },
       }),
     );
@@ -120,6 +129,9 @@ export async function startConsumers(ctx: BillingContext, wiring: ConsumerWiring
   }
   return started;
 }
+
+/** billing_refunds: approved refunds, and the entries that start an entitlement from another one. */
+export const REFUND_SUBJECTS = ['punchcard.ledger.refund_approved.*', 'punchcard.ledger.transferred_in.*', 'punchcard.ledger.upgraded_in.*'];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Payment references from other systems are not our uuids; compare them as a uuid that matches nothing. */
@@ -175,50 +187,83 @@ export async function applyJournalPosted(tx: Tx, entry: JournalEntry | undefined
 }
 
 /**
- * Records an approved refund's payout, once per refund id: to the provider of the payment that
- * bought the entitlement, or failed at once (billing.refund_failed) when there is nothing to pay
- * back through. Returns whether a provider payout is now due.
+ * A TRANSFER_IN or UPGRADE_IN entry: the new entitlement came from its counterpart, so a refund of
+ * it is paid back through the payments behind that one. An upgrade paid through billing (our payment
+ * id as its payment reference) is fulfilled by it too, should the saga's answer have been lost.
+ */
+export async function applyEntitlementArrived(tx: Tx, tenantId: string, data: LedgerEntryRecorded, now: Date): Promise<void> {
+  const ent = data.entitlement;
+  const entry = data.entry;
+  if (!ent || !entry) throw new Error('ledger entry event without entitlement or entry');
+  if (ent.tenantId !== tenantId) throw new Error(`entitlement tenant ${ent.tenantId} differs from the event's ${tenantId}`);
+  if (entry.kind !== EntryKind.TRANSFER_IN && entry.kind !== EntryKind.UPGRADE_IN) return;
+  const origin = entry.counterpartEntitlementId || ent.originEntitlementId;
+  if (!origin) throw new Error(`${EntryKind[entry.kind]} entry ${entry.entryId} names no entitlement it came from`);
+  const kind = entry.kind === EntryKind.UPGRADE_IN ? 'upgrade' : 'transfer';
+  const paymentReference = kind === 'upgrade' ? ent.paymentReference : '';
+  await recordOrigin(tx, { tenantId, entitlementId: ent.entitlementId, originEntitlementId: origin, kind, paymentReference }, now);
+  if (kind === 'upgrade' && paymentReference) await recordFulfilment(tx, tenantId, uuidOrNil(paymentReference), ent.entitlementId, now, 'upgrade');
+}
+
+/**
+ * Records an approved refund's payout, once per refund id, split over the payments behind the
+ * entitlement (newest first, see planRefund), or failed at once (billing.refund_failed) when there is
+ * nothing to pay back through. Returns whether a processor payout is now due.
  */
 export async function applyRefundApproved(
   tx: Tx,
-  data: { tenantId: string; refundId: string; entitlementId: string; amount?: { currencyCode: string; amountMinor: bigint } },
+  data: { tenantId: string; refundId: string; entitlementId: string; amount?: { currencyCode: string; amountMinor: bigint } | undefined },
   now: Date,
 ): Promise<boolean> {
   if (!data.refundId) throw new Error('refund_approved without refund_id');
   const existing = await tx.selectFrom('refund_payouts').select('status').where('tenant_id', '=', data.tenantId).where('refund_id', '=', data.refundId).executeTakeFirst();
   if (existing) return false;
-  const payment = await tx
-    .selectFrom('payments')
-    .select(['payment_id', 'provider', 'status', 'currency', 'amount_minor'])
-    .where('tenant_id', '=', data.tenantId)
-    .where('entitlement_id', '=', data.entitlementId)
-    .where('entitlement_id', '<>', '')
-    .executeTakeFirst();
   const currency = data.amount?.currencyCode ?? '';
   const amountMinor = data.amount?.amountMinor ?? 0n;
-  const plan = planPayout(
-    { refundId: data.refundId, currency, amountMinor },
-    payment ? { paymentId: payment.payment_id, provider: payment.provider, status: payment.status, currency: payment.currency, amountMinor: BigInt(payment.amount_minor) } : undefined,
-  );
-  const row = await tx
+  const payments = await sourcePayments(tx, data.tenantId, data.entitlementId);
+  const plan = planRefund({ refundId: data.refundId, currency, amountMinor }, payments);
+  await tx
     .insertInto('refund_payouts')
     .values({
       tenant_id: data.tenantId,
       refund_id: data.refundId,
       entitlement_id: data.entitlementId,
-      payment_id: payment?.payment_id ?? '',
-      provider: payment?.provider ?? '',
+      payment_id: payments[0]?.paymentId ?? '',
+      provider: payments[0]?.provider ?? '',
       currency,
       amount_minor: amountMinor,
-      status: plan.status,
+      status: 'failed' in plan ? 'failed' : 'pending',
       provider_reference: '',
-      failure_reason: plan.status === 'failed' ? plan.reason : '',
-      next_attempt_at: plan.status === 'pending' ? now : null,
+      failure_reason: 'failed' in plan ? plan.failed : '',
+      next_attempt_at: null,
       create_time: now,
     })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  if (row.status === 'failed') await refundSettled(tx, row, now);
+    .execute();
+  if ('failed' in plan) {
+    const row = await tx.selectFrom('refund_payouts').selectAll().where('tenant_id', '=', data.tenantId).where('refund_id', '=', data.refundId).executeTakeFirstOrThrow();
+    await refundSettled(tx, row, now);
+    return false;
+  }
+  await tx
+    .insertInto('refund_payout_parts')
+    .values(
+      plan.parts.map((p, seq) => ({
+        tenant_id: data.tenantId,
+        refund_id: data.refundId,
+        seq,
+        payment_id: p.paymentId,
+        provider: p.provider,
+        currency,
+        amount_minor: p.amountMinor,
+        status: p.status,
+        provider_reference: '',
+        failure_reason: '',
+        next_attempt_at: p.status === 'pending' ? now : null,
+        paid_time: null,
+      })),
+    )
+    .execute();
+  const row = await syncPayout(tx, data.tenantId, data.refundId, plan.parts, now);
   return row.status === 'pending';
 }
 

@@ -62,4 +62,4 @@ export interface CardProcessor {
   payout(credentials: ProviderCredentials, input: PayoutInput): Promise<{ providerReference: string }>;
 }
 
-export const MANUAL_PROVIDER = 'manual';
+export { MANUAL_PROVIDER } from '../domain/payment.js';

@@ -182,10 +182,67 @@ const manualReferencesNotUnique: Migration = {
   },
 };
 
+/**
+ * Upgrade payments, entitlement lineage (transfers, upgrades) and refunds split over several
+ * payments. Payouts made before this become their refund's only part (seq 0, same state), so their
+ * amounts count against the payment and an in-flight one keeps its idempotency key.
+ */
+const upgradesAndLineage: Migration = {
+  async up(db) {
+    await db.schema
+      .alterTable('payments')
+      .addColumn('kind', 'text', (c) => c.notNull().defaultTo('purchase').check(sql`kind in ('purchase', 'upgrade')`))
+      .addColumn('upgrade_entitlement_id', 'text', (c) => c.notNull().defaultTo(''))
+      .execute();
+    await sql`alter table payments add constraint payments_upgrade_names_entitlement check ((kind = 'upgrade') = (upgrade_entitlement_id <> ''))`.execute(db);
+    await sql`create index payments_upgrading on payments (tenant_id, upgrade_entitlement_id) where kind = 'upgrade'`.execute(db);
+
+    await db.schema
+      .createTable('entitlement_origins')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('entitlement_id', 'text', (c) => c.notNull())
+      .addColumn('origin_entitlement_id', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('transfer', 'upgrade')`))
+      .addColumn('payment_reference', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('recorded_at', 'timestamptz', (c) => c.notNull())
+      // An entitlement arrives once, from one entitlement.
+      .addPrimaryKeyConstraint('entitlement_origins_pkey', ['tenant_id', 'entitlement_id'])
+      .execute();
+
+    await db.schema
+      .createTable('refund_payout_parts')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('refund_id', 'text', (c) => c.notNull())
+      .addColumn('seq', 'int4', (c) => c.notNull())
+      .addColumn('payment_id', 'text', (c) => c.notNull())
+      .addColumn('provider', 'text', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('amount_minor', 'int8', (c) => c.notNull().check(sql`amount_minor > 0`))
+      .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('queued', 'pending', 'paid', 'failed', 'awaiting_manual')`))
+      .addColumn('provider_reference', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('failure_reason', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('attempts', 'int4', (c) => c.notNull().defaultTo(0))
+      .addColumn('next_attempt_at', 'timestamptz')
+      .addColumn('paid_time', 'timestamptz')
+      .addPrimaryKeyConstraint('refund_payout_parts_pkey', ['tenant_id', 'refund_id', 'seq'])
+      .addForeignKeyConstraint('refund_payout_parts_refund', ['tenant_id', 'refund_id'], 'refund_payouts', ['tenant_id', 'refund_id'])
+      .execute();
+    await sql`create index refund_payout_parts_due on refund_payout_parts (next_attempt_at) where status = 'pending'`.execute(db);
+    // What a payment has given back or promised: every part but the failed ones.
+    await sql`create index refund_payout_parts_payment on refund_payout_parts (tenant_id, payment_id) where status <> 'failed'`.execute(db);
+    await sql`
+      insert into refund_payout_parts (tenant_id, refund_id, seq, payment_id, provider, currency, amount_minor, status, provider_reference, failure_reason, attempts, next_attempt_at, paid_time)
+      select tenant_id, refund_id, 0, payment_id, provider, currency, amount_minor, status, provider_reference, failure_reason, attempts, next_attempt_at, paid_time
+      from refund_payouts where payment_id <> '' and amount_minor > 0`.execute(db);
+    await sql`drop index refund_payouts_due`.execute(db);
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0000_idempotency_keys': idempotencyMigration,
   '0001_outbox': outboxMigration,
   '0002_inbox': inboxMigration,
   '0003_billing': init,
   '0004_manual_references': manualReferencesNotUnique,
+  '0005_upgrades_and_lineage': upgradesAndLineage,
 };

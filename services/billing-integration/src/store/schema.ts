@@ -29,6 +29,9 @@ export interface PaymentProvidersTable {
 export interface PaymentsTable {
   tenant_id: string;
   payment_id: string;
+  /** A package purchase, or the difference of an upgrade of `upgrade_entitlement_id` to `definition_id`. */
+  kind: ColumnType<'purchase' | 'upgrade', 'purchase' | 'upgrade' | undefined, never>;
+  upgrade_entitlement_id: ColumnType<string, string | undefined, never>;
   provider: string;
   provider_reference: string;
   status: 'pending' | 'captured' | 'failed' | 'fulfilled';
@@ -60,6 +63,39 @@ export interface ProviderEventsTable {
   received_at: Date;
 }
 
+/**
+ * Where an entitlement came from, learnt from the ledger's TRANSFER_IN and UPGRADE_IN entries (and
+ * the upgrade saga's answer): followed back to the payments a refund is paid back through.
+ */
+export interface EntitlementOriginsTable {
+  tenant_id: string;
+  entitlement_id: string;
+  origin_entitlement_id: string;
+  kind: 'transfer' | 'upgrade';
+  /** The upgrade's payment reference (a billing payment id when billing took it). */
+  payment_reference: string;
+  recorded_at: Date;
+}
+
+/** One refund's share paid back through one payment; a refund's parts are paid out in `seq` order. */
+export interface RefundPayoutPartsTable {
+  tenant_id: string;
+  refund_id: string;
+  seq: number;
+  payment_id: string;
+  provider: string;
+  currency: string;
+  amount_minor: Int8;
+  status: 'queued' | 'pending' | 'paid' | 'failed' | 'awaiting_manual';
+  provider_reference: string;
+  failure_reason: string;
+  attempts: Generated<number>;
+  /** When the worker next tries a pending part; also its lease while a try is in flight. */
+  next_attempt_at: NullableTimestamp;
+  paid_time: NullableTimestamp;
+}
+
+/** The refund-level record: one per refund id; its status and totals follow from its parts. */
 export interface RefundPayoutsTable {
   tenant_id: string;
   refund_id: string;
@@ -154,6 +190,8 @@ export interface BillingTables extends IdempotencyTables, OutboxTables, InboxTab
   payments: PaymentsTable;
   provider_events: ProviderEventsTable;
   refund_payouts: RefundPayoutsTable;
+  refund_payout_parts: RefundPayoutPartsTable;
+  entitlement_origins: EntitlementOriginsTable;
   connectors: ConnectorsTable;
   journal_entries: JournalEntriesTable;
   journal_syncs: JournalSyncsTable;

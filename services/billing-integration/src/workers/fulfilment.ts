@@ -4,14 +4,16 @@ import type { Selectable } from 'kysely';
 import { FULFILMENT_BACKOFF, nextAttemptAt } from '../domain/backoff.js';
 import { transition } from '../domain/payment.js';
 import type { BillingContext } from '../context.js';
+import { recordOrigin } from '../store/refunds.js';
 import type { PaymentsTable, Tx } from '../store/schema.js';
 import { drainDue } from './scheduler.js';
 
 /**
- * The purchase saga's second half: for each captured payment that is due, call the ledger's Purchase
- * (idempotency key = payment id) and record the entitlement. State lives in `payments`, so a restart
- * resumes where it stopped: a payment stays `captured` (due again after its lease or backoff) until
- * the entitlement is recorded. Returns how many payments it tried.
+ * The purchase and upgrade sagas' second half: for each captured payment that is due, call the
+ * ledger's Purchase, or for an upgrade's payment its Upgrade (held to the amount paid), with the
+ * payment id as idempotency key and payment reference, and record the entitlement it created. State
+ * lives in `payments`, so a restart resumes where it stopped: a payment stays `captured` (due again
+ * after its lease or backoff) until the entitlement is recorded. Returns how many payments it tried.
  */
 export function fulfilDue(ctx: BillingContext, limit = 50): Promise<number> {
   return drainDue(limit, () => claim(ctx), (payment) => fulfilOne(ctx, payment));
@@ -46,18 +48,28 @@ async function fulfilOne(ctx: BillingContext, payment: Selectable<PaymentsTable>
   const log = ctx.logger.child({ tenant_id: payment.tenant_id, payment_id: payment.payment_id });
   let entitlementId: string;
   try {
-    ({ entitlementId } = await ctx.ledger.purchase({
-      tenantId: payment.tenant_id,
-      paymentId: payment.payment_id,
-      memberId: payment.member_id,
-      definitionId: payment.definition_id,
-      branchId: payment.branch_id,
-      purchaseTime: payment.capture_time ?? payment.create_time,
-    }));
+    ({ entitlementId } =
+      payment.kind === 'upgrade'
+        ? await ctx.ledger.upgrade({
+            tenantId: payment.tenant_id,
+            paymentId: payment.payment_id,
+            entitlementId: payment.upgrade_entitlement_id,
+            targetDefinitionId: payment.definition_id,
+            branchId: payment.branch_id,
+            amountDue: { currency: payment.currency, amountMinor: BigInt(payment.amount_minor) },
+          })
+        : await ctx.ledger.purchase({
+            tenantId: payment.tenant_id,
+            paymentId: payment.payment_id,
+            memberId: payment.member_id,
+            definitionId: payment.definition_id,
+            branchId: payment.branch_id,
+            purchaseTime: payment.capture_time ?? payment.create_time,
+          }));
   } catch (err) {
     const message = err instanceof ConnectError ? `${err.code}: ${err.rawMessage}` : (err as Error).message;
     const at = nextAttemptAt(ctx.now(), FULFILMENT_BACKOFF, payment.fulfilment_attempts, ctx.random());
-    log.warn({ err: message, attempt: payment.fulfilment_attempts, next_attempt_at: at }, 'ledger purchase failed; the captured payment stays due');
+    log.warn({ err: message, kind: payment.kind, attempt: payment.fulfilment_attempts, next_attempt_at: at }, 'ledger call failed; the captured payment stays due');
     await ctx.db
       .updateTable('payments')
       .set({ fulfilment_error: message.slice(0, 1000), next_attempt_at: at })
@@ -67,17 +79,19 @@ async function fulfilOne(ctx: BillingContext, payment: Selectable<PaymentsTable>
       .execute();
     return;
   }
-  await inTransaction(ctx.db, (tx) => recordFulfilment(tx, payment.tenant_id, payment.payment_id, entitlementId, ctx.now()));
+  await inTransaction(ctx.db, (tx) => recordFulfilment(tx, payment.tenant_id, payment.payment_id, entitlementId, ctx.now(), payment.kind));
   log.info({ entitlement_id: entitlementId }, 'payment fulfilled');
 }
 
 /**
- * Records the entitlement of a captured payment; a repeat (the saga and the ledger event both
- * report it) changes nothing. Returns whether it changed the payment.
+ * Records the entitlement a captured payment of `kind` created (for an upgrade, also where it came
+ * from); a repeat (the saga and the ledger event both report it) changes nothing. Returns whether it
+ * changed the payment.
  */
-export async function recordFulfilment(tx: Tx, tenantId: string, paymentId: string, entitlementId: string, at: Date): Promise<boolean> {
+export async function recordFulfilment(tx: Tx, tenantId: string, paymentId: string, entitlementId: string, at: Date, kind: 'purchase' | 'upgrade'): Promise<boolean> {
   const row = await tx.selectFrom('payments').selectAll().where('tenant_id', '=', tenantId).where('payment_id', '=', paymentId).forUpdate().executeTakeFirst();
-  if (!row || (row.status !== 'captured' && row.status !== 'fulfilled')) return false;
+  if (!row || row.kind !== kind || (row.status !== 'captured' && row.status !== 'fulfilled')) return false;
+  if (kind === 'upgrade') await recordOrigin(tx, { tenantId, entitlementId, originEntitlementId: row.upgrade_entitlement_id, kind, paymentReference: paymentId }, at);
   const { changed } = transition(row.status, { kind: 'fulfil', entitlementId });
   if (!changed) return false;
   await tx

@@ -1,27 +1,31 @@
 import { inTransaction } from '@punchcard/db';
-import type { Selectable } from 'kysely';
 import { nextAttemptAt, PAYOUT_BACKOFF } from '../domain/backoff.js';
+import { partFailed, partPaid } from '../domain/refund.js';
 import type { BillingContext } from '../context.js';
 import { refundSettled } from '../events/builders.js';
 import { ProviderError } from '../providers/provider.js';
 import { providerCredentials } from '../store/providers.js';
-import type { RefundPayoutsTable } from '../store/schema.js';
+import { partOf, partsOf, saveParts, type PartRow } from '../store/refunds.js';
 import { drainDue } from './scheduler.js';
 
 /**
- * Pays out due refunds through the provider that took the payment. The provider call carries the
- * refund id as its idempotency key and the payout row is leased while it runs, so a refund is paid
- * once however often the approval arrives or the worker restarts. Returns how many it tried.
+ * Pays out due refund parts through the provider that took each payment. The provider call carries
+ * the refund id (and the part's number after the first) as its idempotency key and the part is
+ * leased while it runs, so a refund is paid once however often the approval arrives or the worker
+ * restarts. Returns how many parts it tried.
  */
 export function payoutDue(ctx: BillingContext, limit = 50): Promise<number> {
-  return drainDue(limit, () => claim(ctx), (payout) => payOne(ctx, payout));
+  return drainDue(limit, () => claim(ctx), (part) => payOne(ctx, part));
 }
 
-async function claim(ctx: BillingContext): Promise<Selectable<RefundPayoutsTable> | undefined> {
+/** The first part keeps the key a refund of one payment always had, so a payout in flight across the upgrade stays one. */
+export const payoutKey = (refundId: string, seq: number) => (seq === 0 ? `refund-${refundId}` : `refund-${refundId}-${seq}`);
+
+async function claim(ctx: BillingContext): Promise<PartRow | undefined> {
   const now = ctx.now();
   return inTransaction(ctx.db, async (tx) => {
     const row = await tx
-      .selectFrom('refund_payouts')
+      .selectFrom('refund_payout_parts')
       .selectAll()
       .where('status', '=', 'pending')
       .where('next_attempt_at', '<=', now)
@@ -31,57 +35,67 @@ async function claim(ctx: BillingContext): Promise<Selectable<RefundPayoutsTable
       .skipLocked()
       .executeTakeFirst();
     if (!row) return undefined;
-    return tx
+    await tx
       .updateTable('refund_payouts')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+      .where('tenant_id', '=', row.tenant_id)
+      .where('refund_id', '=', row.refund_id)
+      .execute();
+    return tx
+      .updateTable('refund_payout_parts')
       .set({ next_attempt_at: new Date(now.getTime() + ctx.limits.leaseMs), attempts: row.attempts + 1 })
       .where('tenant_id', '=', row.tenant_id)
       .where('refund_id', '=', row.refund_id)
+      .where('seq', '=', row.seq)
       .returningAll()
       .executeTakeFirstOrThrow();
   });
 }
 
-async function payOne(ctx: BillingContext, payout: Selectable<RefundPayoutsTable>): Promise<void> {
-  const log = ctx.logger.child({ tenant_id: payout.tenant_id, refund_id: payout.refund_id });
-  const processor = ctx.processors.get(payout.provider);
+async function payOne(ctx: BillingContext, part: PartRow): Promise<void> {
+  const log = ctx.logger.child({ tenant_id: part.tenant_id, refund_id: part.refund_id, part: part.seq, payment_id: part.payment_id });
+  const processor = ctx.processors.get(part.provider);
   let outcome: { paid: string } | { failed: string } | { retry: string };
   if (!processor) {
-    outcome = { failed: `provider ${payout.provider} is not available in this deployment` };
+    outcome = { failed: `provider ${part.provider} is not available in this deployment` };
   } else {
     try {
-      const payment = await ctx.db.selectFrom('payments').select('provider_reference').where('tenant_id', '=', payout.tenant_id).where('payment_id', '=', payout.payment_id).executeTakeFirstOrThrow();
-      const credentials = await providerCredentials(ctx.db, ctx.secrets, payout.tenant_id, payout.provider);
-      if (!credentials) throw new ProviderError(`provider ${payout.provider} is not configured for the tenant`, false);
+      const payment = await ctx.db.selectFrom('payments').select('provider_reference').where('tenant_id', '=', part.tenant_id).where('payment_id', '=', part.payment_id).executeTakeFirstOrThrow();
+      const credentials = await providerCredentials(ctx.db, ctx.secrets, part.tenant_id, part.provider);
+      if (!credentials) throw new ProviderError(`provider ${part.provider} is not configured for the tenant`, false);
       const { providerReference } = await processor.payout(credentials, {
-        refundId: payout.refund_id,
+        refundId: part.refund_id,
         providerReference: payment.provider_reference,
-        currency: payout.currency,
-        amountMinor: BigInt(payout.amount_minor),
-        idempotencyKey: `refund-${payout.refund_id}`,
+        currency: part.currency,
+        amountMinor: BigInt(part.amount_minor),
+        idempotencyKey: payoutKey(part.refund_id, part.seq),
       });
       outcome = { paid: providerReference };
     } catch (err) {
       const retryable = !(err instanceof ProviderError) || err.retryable;
       const message = (err as Error).message.slice(0, 1000);
-      outcome = retryable && payout.attempts < ctx.limits.payoutMaxAttempts ? { retry: message } : { failed: message };
+      outcome = retryable && part.attempts < ctx.limits.payoutMaxAttempts ? { retry: message } : { failed: message };
     }
   }
   const now = ctx.now();
-  await inTransaction(ctx.db, async (tx) => {
-    const current = await tx.selectFrom('refund_payouts').selectAll().where('tenant_id', '=', payout.tenant_id).where('refund_id', '=', payout.refund_id).forUpdate().executeTakeFirstOrThrow();
-    if (current.status !== 'pending') return;
-    const base = tx.updateTable('refund_payouts').where('tenant_id', '=', payout.tenant_id).where('refund_id', '=', payout.refund_id);
+  const kick = await inTransaction(ctx.db, async (tx) => {
+    const before = await partsOf(tx, part.tenant_id, part.refund_id, true);
+    const i = before.findIndex((p) => p.seq === part.seq);
+    if (before[i]?.status !== 'pending') return false;
+    const key = { tenantId: part.tenant_id, refundId: part.refund_id };
     if ('retry' in outcome) {
-      const at = nextAttemptAt(now, PAYOUT_BACKOFF, payout.attempts, ctx.random());
-      log.warn({ err: outcome.retry, attempt: payout.attempts, next_attempt_at: at }, 'refund payout failed; will retry');
-      await base.set({ failure_reason: outcome.retry, next_attempt_at: at }).execute();
-      return;
+      const at = nextAttemptAt(now, PAYOUT_BACKOFF, part.attempts, ctx.random());
+      log.warn({ err: outcome.retry, attempt: part.attempts, next_attempt_at: at }, 'refund payout failed; will retry');
+      await tx.updateTable('refund_payout_parts').set({ failure_reason: outcome.retry, next_attempt_at: at }).where('tenant_id', '=', part.tenant_id).where('refund_id', '=', part.refund_id).where('seq', '=', part.seq).execute();
+      await tx.updateTable('refund_payouts').set({ failure_reason: outcome.retry, next_attempt_at: at }).where('tenant_id', '=', part.tenant_id).where('refund_id', '=', part.refund_id).execute();
+      return false;
     }
-    const settled =
-      'paid' in outcome
-        ? await base.set({ status: 'paid', provider_reference: outcome.paid, paid_time: now, next_attempt_at: null, failure_reason: '' }).returningAll().executeTakeFirstOrThrow()
-        : await base.set({ status: 'failed', failure_reason: outcome.failed, next_attempt_at: null }).returningAll().executeTakeFirstOrThrow();
-    await refundSettled(tx, settled, now);
-    log.info({ status: settled.status }, 'refund payout settled');
+    const parts = before.map(partOf);
+    const after = 'paid' in outcome ? partPaid(parts, i, outcome.paid) : partFailed(parts, i, outcome.failed);
+    const { row, settled, due } = await saveParts(tx, key, before, after, now);
+    if (settled) await refundSettled(tx, row, now);
+    log.info({ part_status: after[i]!.status, status: row.status }, 'refund payout part settled');
+    return due;
   });
+  if (kick) ctx.kick('payouts');
 }

@@ -4,12 +4,13 @@ import { startHttp } from './http-server.js';
 
 /**
  * The test card processor's API: checkouts and refunds, idempotent by Idempotency-Key, bearer API
- * key. `payouts` counts refunds actually paid (one per key); `failRefundsNext` answers 503s.
+ * key. `payouts` counts refunds actually paid (one per key); `failRefundsNext` answers 503s;
+ * refunds of a checkout in `refuseRefundsOf` are declined for good (`status: failed`, as a closed card).
  */
 export async function startFakeTestpay(apiKey: string) {
   const checkouts = new Map<string, { id: string; amount: string; currency: string; paymentId: string }>();
   const payouts = new Map<string, { id: string; checkout: string; amount: string; refundId: string }>();
-  const state = { failRefundsNext: 0 };
+  const state = { failRefundsNext: 0, refuseRefundsOf: new Set<string>() };
   const http = await startHttp((req) => {
     if (req.headers.authorization !== `Bearer ${apiKey}`) return { status: 401, body: { error: 'bad api key' } };
     const key = req.headers['idempotency-key'];
@@ -28,6 +29,7 @@ export async function startFakeTestpay(apiKey: string) {
         state.failRefundsNext--;
         return { status: 503, body: { error: 'try again' } };
       }
+      if (state.refuseRefundsOf.has(String(body.checkout))) return { status: 200, body: { id: `re_${randomUUID()}`, status: 'failed', failure_reason: 'card account closed' } };
       let p = payouts.get(key);
       if (!p) {
         p = { id: `re_${randomUUID()}`, checkout: String(body.checkout), amount: String(body.amount), refundId: String((body.metadata as Record<string, unknown>).refund_id) };

@@ -11,7 +11,7 @@ import { expect } from 'vitest';
 import { toConnectError } from '../../src/api/errors.js';
 import type { Caller } from '../../src/api/handlers.js';
 import { startBilling, type BillingApp, type BillingOptions } from '../../src/app.js';
-import { ledgerPurchaser } from '../../src/ledger-client.js';
+import { ledgerClient } from '../../src/ledger-client.js';
 import { testpayProcessor } from '../../src/providers/testpay.js';
 import { REDACT_PATHS, SecretBox } from '../../src/secrets.js';
 import { migrations } from '../../src/store/migrations.js';
@@ -141,7 +141,7 @@ export async function startTestEnv(overrides: Partial<BillingOptions> = {}): Pro
       namespace,
       logger,
       secrets: SecretBox.fromEnv(secretsKey),
-      ledger: ledgerPurchaser({ baseUrl: ledger.url, mintSystemToken: async (tenantId) => signJwt({ sub: 'billing-integration', tenant_id: tenantId, roles: ['system'] }, LEDGER_SECRET) }),
+      ledger: ledgerClient({ baseUrl: ledger.url, mintSystemToken: async (tenantId) => signJwt({ sub: 'billing-integration', tenant_id: tenantId, roles: ['system'] }, LEDGER_SECRET) }),
       processors: [testpayProcessor({ baseUrl: testpay.url })],
       now: clock.now,
       random: () => 0,
