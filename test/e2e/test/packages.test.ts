@@ -16,7 +16,9 @@ import { startSystem, type System } from './support/system.js';
  * Issue 7 across the services, each a separate process: the refund saga (ledger request and
  * approval → billing pays out → billing.refund_paid → the ledger's REFUND entry → revenue's refund
  * journal → billing's copy of it), with one effect per step even when every event of the saga is
- * delivered again; and the real ledger's transfer, upgrade and top-up entries booked by revenue.
+ * delivered again; refunds of a transferred and of an upgraded package (the upgrade paid through a
+ * billing checkout) paid back through the payments behind them; and the real ledger's transfer,
+ * upgrade and top-up entries booked by revenue.
  */
 
 const TENANT = 'e2e-packages';
@@ -143,7 +145,20 @@ beforeAll(async () => {
   const expiry = { anchor: ExpiryAnchor.PURCHASE, durationDays: 90, mode: ExpiryMode.HARD };
   const ten = await catalogue.call(
     'createDefinition',
-    { idempotencyKey: 'd-ten', terms: { code: 'TEN', name: 'Ten-session pass', price: sgd(800), paidSessions: 10, serviceCodes: ['CHIRO'], expiry, branches: { allBranches: true }, topUp: { enabled: true, pricePerSession: sgd(30) } } },
+    {
+      idempotencyKey: 'd-ten',
+      terms: {
+        code: 'TEN',
+        name: 'Ten-session pass',
+        price: sgd(800),
+        paidSessions: 10,
+        serviceCodes: ['CHIRO'],
+        expiry,
+        branches: { allBranches: true },
+        topUp: { enabled: true, pricePerSession: sgd(30) },
+        refund: { method: RefundMethod.PRO_RATA, adminFee: sgd(20) },
+      },
+    },
     opts(),
   );
   ids.ten = ten.definition!.definitionId;
@@ -233,6 +248,94 @@ describe('the refund saga across ledger, billing and revenue', () => {
     expect([contract.recognised?.amountMinor, contract.breakageRecognised?.amountMinor, contract.deferredBalance?.amountMinor]).toEqual([7500n, 0n, 0n]);
     const exported = Buffer.from((await billing.call('exportJournalEntries', { format: 'json' }, opts())).content).toString('utf8');
     expect(exported.split(journal.journalEntryId).length - 1).toBe(1);
+  });
+});
+
+describe('refunds of packages that arrived by transfer or upgrade', () => {
+  /** The payout's parts as [payment, provider, amount, status]. */
+  const partsOf = async (refundId: string) =>
+    (await sys.clients.billing.call('getRefundPayout', { refundId }, opts())).payout!.parts.map((p) => [p.paymentId, p.provider, p.amount?.amountMinor, RefundPayoutStatus[p.status]]);
+
+  it("an upgraded package (the upgrade paid through billing) and a transferred one, refunded through the payments behind them: the upgrade's first, then the purchase's; one payout, one journal each, once", async () => {
+    const { ledger, billing } = sys.clients;
+    const ivy = await sell('ivy');
+    const bought = (await ledger.call('getEntitlement', { entitlementId: ivy }, opts())).entitlement!;
+    await ledger.call('consume', { idempotencyKey: 'ivy-1', entitlementId: ivy, memberId: 'ivy', branchId: ids.branch }, opts());
+
+    // Billing asks the ledger what the upgrade costs: 800.00 less the 3 unused sessions' 225.00.
+    const checkout = { idempotencyKey: 'up-ivy', provider: 'manual', upgrade: { entitlementId: ivy, targetDefinitionId: ids.ten } };
+    const { payment: pending } = await billing.call('createCheckout', checkout, opts());
+    expect(pending).toMatchObject({ amount: sgd(575), memberId: 'ivy', definitionId: ids.ten, branchId: ids.branch, status: PaymentStatus.PENDING });
+    await billing.call('confirmManualPayment', { idempotencyKey: 'up-ivy-cf', paymentId: pending!.paymentId, reference: 'terminal-up-ivy' }, opts());
+    const upgradePayment = await eventually('the upgrade to be made', async () => {
+      const p = (await billing.call('getPayment', { paymentId: pending!.paymentId }, opts())).payment!;
+      return p.status === PaymentStatus.FULFILLED ? p : undefined;
+    });
+    const ten = upgradePayment.entitlementId;
+    expect((await ledger.call('getEntitlement', { entitlementId: ten }, opts())).entitlement).toMatchObject({
+      status: EntitlementStatus.ACTIVE,
+      originEntitlementId: ivy,
+      paymentReference: pending!.paymentId,
+      remaining: 10,
+    });
+    expect((await ledger.call('getEntitlement', { entitlementId: ivy }, opts())).entitlement!.status).toBe(EntitlementStatus.UPGRADED);
+    const upgradeIn = (await ledger.call('listEntries', { entitlementId: ten }, opts())).entries;
+    expect(upgradeIn.map((x) => [EntryKind[x.kind], x.amount?.amountMinor])).toEqual([['UPGRADE_IN', 57500n]]);
+    // A repeated checkout replays the payment; a new one for the same upgrade is refused.
+    expect((await billing.call('createCheckout', checkout, opts())).payment!.paymentId).toBe(pending!.paymentId);
+    await expect(billing.call('createCheckout', { ...checkout, idempotencyKey: 'up-ivy-2' }, opts())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
+
+    await ledger.call('consume', { idempotencyKey: 'ten-1', entitlementId: ten, memberId: 'ivy', branchId: ids.branch }, opts());
+    const quote = (await ledger.call('quoteRefund', { entitlementId: ten }, opts())).quote!;
+    // 225.00 credit + 575.00 paid over 10 sessions: 80.00 each; 9 unused, less the 20.00 fee.
+    expect([quote.unusedValue?.amountMinor, quote.adminFee?.amountMinor, quote.amount?.amountMinor]).toEqual([72000n, 2000n, 70000n]);
+    const refundId = await refund(ten, 'ivy');
+
+    const payout = (await billing.call('getRefundPayout', { refundId }, opts())).payout!;
+    expect(payout).toMatchObject({ status: RefundPayoutStatus.PAID, amount: sgd(700), paymentId: pending!.paymentId, providerReference: 'bank-ivy' });
+    expect(await partsOf(refundId)).toEqual([
+      [pending!.paymentId, 'manual', 57500n, 'PAID'],
+      [bought.paymentReference, 'manual', 12500n, 'PAID'],
+    ]);
+    const journal = await eventually('revenue to book the refund', async () => (await journalOf(ten)).find((j) => j.cause === 'ledger.refunded'));
+    expect(show(journal)).toEqual(['Dr DEFERRED_REVENUE 720.00 [REFUND]', 'Cr REFUNDS_PAYABLE 700.00', 'Cr REFUND_GAIN_OR_LOSS 20.00']);
+
+    // The upgrade and the approval once more, under new ids: no second upgrade, payout or settlement.
+    const upgradedIn = await sys.events.waitFor('ledger.upgraded_in', (e) => e.subject === `punchcard.ledger.upgraded_in.${TENANT}` && e.headers['ce-subject'] === ten);
+    const approved = await sys.events.waitFor('ledger.refund_approved', (e) => e.subject === `punchcard.ledger.refund_approved.${TENANT}` && e.headers['ce-subject'] === refundId);
+    for (const event of [upgradedIn, approved]) await deliverAgain(event, { newId: true });
+
+    // A transferred package after them on the same consumers: once its refund is through, the repeats are too.
+    const gia = await sell('gia');
+    await ledger.call('consume', { idempotencyKey: 'gia-1', entitlementId: gia, memberId: 'gia', branchId: ids.branch }, opts());
+    const giaPayment = (await ledger.call('getEntitlement', { entitlementId: gia }, opts())).entitlement!.paymentReference;
+    const moved = await ledger.call('transfer', { idempotencyKey: 'gia-to-hal', entitlementId: gia, toMemberId: 'hal' }, opts());
+    const hal = moved.target!.entitlementId;
+    expect(moved.target).toMatchObject({ memberId: 'hal', originEntitlementId: gia, remaining: 3 });
+    const halRefund = await refund(hal, 'hal');
+    expect((await billing.call('getRefundPayout', { refundId: halRefund }, opts())).payout).toMatchObject({ status: RefundPayoutStatus.PAID, amount: sgd(215), paymentId: giaPayment, entitlementId: hal });
+    expect(await partsOf(halRefund)).toEqual([[giaPayment, 'manual', 21500n, 'PAID']]);
+    const halJournal = await eventually('revenue to book the transferred refund', async () => (await journalOf(hal)).find((j) => j.cause === 'ledger.refunded'));
+    expect(show(halJournal)).toEqual(['Dr DEFERRED_REVENUE 225.00 [REFUND]', 'Cr REFUNDS_PAYABLE 215.00', 'Cr REFUND_GAIN_OR_LOSS 10.00']);
+
+    for (const [id, entitlementId] of [
+      [refundId, ten],
+      [halRefund, hal],
+    ] as const) {
+      expect(published(`punchcard.billing.refund_paid.${TENANT}`, (x) => x.headers['ce-subject'] === id)).toBe(1);
+      expect(published(`punchcard.billing.refund_failed.${TENANT}`, (x) => x.headers['ce-subject'] === id)).toBe(0);
+      expect(published(`punchcard.ledger.refunded.${TENANT}`, (x) => x.headers['ce-subject'] === entitlementId)).toBe(1);
+      expect((await ledger.call('listEntries', { entitlementId }, opts())).entries.filter((x) => x.kind === EntryKind.REFUND)).toHaveLength(1);
+      expect((await ledger.call('getEntitlement', { entitlementId }, opts())).entitlement!.status).toBe(EntitlementStatus.REFUNDED);
+      expect((await journalOf(entitlementId)).filter((j) => j.cause === 'ledger.refunded')).toHaveLength(1);
+    }
+    expect(published(`punchcard.ledger.upgraded_in.${TENANT}`, (x) => x.headers['ce-subject'] === ten)).toBe(1);
+    expect(await partsOf(refundId)).toEqual([
+      [pending!.paymentId, 'manual', 57500n, 'PAID'],
+      [bought.paymentReference, 'manual', 12500n, 'PAID'],
+    ]);
+    const exported = Buffer.from((await billing.call('exportJournalEntries', { format: 'json' }, opts())).content).toString('utf8');
+    for (const j of [journal, halJournal]) expect(exported.split(j.journalEntryId).length - 1).toBe(1);
   });
 });
 
