@@ -11,8 +11,8 @@ export interface Flags {
   pgbench: boolean;
   /** consume-throughput without the raw-SQL and pgbench columns (for profiling the service alone). */
   serviceOnly: boolean;
-  /** Consumes per second for event-lag. */
-  rate: number;
+  /** Consumes per second for event-lag, one step each; the targets apply to the highest. */
+  rates: number[];
   hotSessions: number;
   hotWorkers: number;
   expiryCount: number;
@@ -34,7 +34,7 @@ flags:
   --raw-pool N          pool size of the raw-SQL driver (default 10, the ledger's)
   --no-pgbench          skip the pgbench column
   --service-only        consume-throughput without the raw-SQL and pgbench runs (profiling)
-  --rate N              event-lag consumes per second (default 500)
+  --rate LIST           event-lag consumes per second, one step each (default 100,500)
   --hot-sessions N      hot-row: sessions in the shared entitlement (default 1000)
   --hot-workers N       hot-row: concurrent consumers (default 64)
   --expiry N            expiry-sweep: due entitlements (default 100000); --expiry-1m = 1000000
@@ -90,7 +90,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     rawPool: num('raw-pool', values['raw-pool'], 10, 1),
     pgbench: values['no-pgbench'] !== true && values['service-only'] !== true,
     serviceOnly: values['service-only'] === true,
-    rate: num('rate', values.rate, 500, 1),
+    rates: values.rate ? values.rate.split(',').map((r) => num('rate', r.trim(), 1, 1)) : [100, 500],
     hotSessions: num('hot-sessions', values['hot-sessions'], 1000, 1),
     hotWorkers: num('hot-workers', values['hot-workers'], 64, 1),
     expiryCount: values['expiry-1m'] ? 1_000_000 : num('expiry', values.expiry, 100_000, 1),

@@ -44,7 +44,9 @@ export function writeResult(result: BenchmarkResult): string {
 export function formatTable(t: Table): string {
   const cells = [t.columns, ...t.rows.map((r) => r.map(String))];
   const widths = t.columns.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  // Numbers line up on the right, words on the left.
+  const numeric = t.columns.map((_, i) => t.rows.every((r) => r[i] === undefined || r[i] === '' || r[i] === '-' || typeof r[i] === 'number'));
+  const line = (r: string[]) => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   return [t.title, line(t.columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
