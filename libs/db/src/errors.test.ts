@@ -38,9 +38,9 @@ describe('identifiers', () => {
 describe('backoffMs', () => {
   it('grows with the attempt, stays positive and capped', () => {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const ms = backoffMs(attempt);
-      expect(ms).toBeGreaterThan(0);
-      expect(ms).toBeLessThanOrEqual(250);
+      const delay = backoffMs(attempt);
+      expect(delay).toBeGreaterThan(0);
+      expect(delay).toBeLessThanOrEqual(250);
     }
   });
 });
