@@ -38,7 +38,7 @@ flags:
   --hot-sessions N      hot-row: sessions in the shared entitlement (default 1000)
   --hot-workers N       hot-row: concurrent consumers (default 64)
   --expiry N            expiry-sweep: due entitlements (default 100000); --expiry-1m = 1000000
-  --report-entries N    report: ledger entries to roll forward (default 1000000); --report-10m = 10000000
+  --report-entries N    report: journal entries to roll forward (default 1000000); --report-10m = 10000000
   --cpu-prof            write V8 CPU profiles of the services to bench/profiles/
   --log-level L         services' LOG_LEVEL (default info, as in production)
   --help`;
