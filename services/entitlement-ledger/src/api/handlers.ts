@@ -27,10 +27,9 @@ import {
   reverseConsume,
   unfreezeEntitlement,
   type Caller,
-  type MaybeRecorded,
   type OperationContext,
 } from '../operations/ledger.js';
-import { dateOf, entitlementToProto, entryToProto, statusFromProto, visitStateFromProto, visitToProto } from '../proto/mapping.js';
+import { dateOf, entitlementToProto, entryToProto, movementToProto, statusFromProto, visitStateFromProto, visitToProto } from '../proto/mapping.js';
 import { getEntitlement, listEntitlements, listEntries } from '../store/entitlements.js';
 import type { LedgerDb } from '../store/schema.js';
 import { getVisit, listVisits } from '../store/visits.js';
@@ -104,11 +103,6 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
     return fromBinary(output, response);
   }
 
-  const maybe = (r: MaybeRecorded) => ({
-    entitlement: entitlementToProto(r.entitlement),
-    ...(r.entry ? { entry: entryToProto(r.entry) } : {}),
-  });
-
   const handlers: ServiceImpl<typeof LedgerService> = {
     ...packageHandlers(deps, once),
 
@@ -131,7 +125,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           },
           key,
         );
-        return { entitlement: entitlementToProto(r.entitlement), entry: entryToProto(r.entry) };
+        return movementToProto(r);
       });
     },
 
@@ -155,7 +149,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           },
           key,
         );
-        return { entitlement: entitlementToProto(r.entitlement), entry: entryToProto(r.entry) };
+        return movementToProto(r);
       });
     },
 
@@ -163,7 +157,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
       const caller = authorise(deps.callerOf(ctx), ANY_ROLE, 'Reverse');
       return once('Reverse', LedgerService.method.reverse.input, req, ReverseResponseSchema, caller, async (tx, key) => {
         const r = await reverseConsume(tx, deps, caller, { entryId: req.entryId, reason: req.reason }, key);
-        return { entitlement: entitlementToProto(r.entitlement), entry: entryToProto(r.entry) };
+        return movementToProto(r);
       });
     },
 
@@ -237,7 +231,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           },
           key,
         );
-        return { entitlement: entitlementToProto(r.entitlement), entry: entryToProto(r.entry) };
+        return movementToProto(r);
       });
     },
 
@@ -251,7 +245,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           { entitlementId: req.entitlementId, reason: req.reason, ...(req.untilTime ? { untilTime: dateOf(req.untilTime)! } : {}) },
           key,
         );
-        return { entitlement: entitlementToProto(r.entitlement), entry: entryToProto(r.entry) };
+        return movementToProto(r);
       });
     },
 
@@ -259,14 +253,14 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
       const caller = authorise(deps.callerOf(ctx), ANY_ROLE, 'Unfreeze');
       return once('Unfreeze', LedgerService.method.unfreeze.input, req, UnfreezeResponseSchema, caller, async (tx, key) => {
         const r = await unfreezeEntitlement(tx, deps, caller, { entitlementId: req.entitlementId, reason: req.reason }, key);
-        return { entitlement: entitlementToProto(r.entitlement), entry: entryToProto(r.entry) };
+        return movementToProto(r);
       });
     },
 
     async enterGrace(req, ctx) {
       const caller = authorise(deps.callerOf(ctx), SCHEDULER, 'EnterGrace');
       return once('EnterGrace', LedgerService.method.enterGrace.input, req, EnterGraceResponseSchema, caller, async (tx, key) =>
-        maybe(
+        movementToProto(
           await enterGracePeriod(
             tx,
             deps,
@@ -285,7 +279,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
     async expire(req, ctx) {
       const caller = authorise(deps.callerOf(ctx), SCHEDULER, 'Expire');
       return once('Expire', LedgerService.method.expire.input, req, ExpireResponseSchema, caller, async (tx, key) =>
-        maybe(
+        movementToProto(
           await expireEntitlement(
             tx,
             deps,

@@ -82,6 +82,11 @@ export function entitlementToProto(e: EntitlementRecord): Entitlement {
   });
 }
 
+/** The answer of a movement RPC: the entitlement after it, and the entry it wrote (unset when nothing changed). */
+export function movementToProto(r: { entitlement: EntitlementRecord; entry?: EntryRecord | undefined }): { entitlement: Entitlement; entry?: LedgerEntry } {
+  return { entitlement: entitlementToProto(r.entitlement), ...(r.entry ? { entry: entryToProto(r.entry) } : {}) };
+}
+
 export function entryToProto(e: EntryRecord): LedgerEntry {
   return create(LedgerEntrySchema, {
     tenantId: e.tenantId,
