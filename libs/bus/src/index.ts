@@ -32,6 +32,7 @@ export { publishEvent, publishEnvelope, type PublishEventInput, type PublishEnve
 export {
   outboxMigration,
   enqueue,
+  enqueueMany,
   pruneOutbox,
   OUTBOX_CHANNEL,
   type EnqueueInput,

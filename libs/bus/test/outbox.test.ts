@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CE,
   enqueue,
+  enqueueMany,
   headerRecord,
   publishOutboxRow,
   startConsumer,
@@ -190,6 +191,44 @@ describe('outbox relay', () => {
     } finally {
       await stopAll(relays);
     }
+  });
+
+  it('enqueueMany writes the rows enqueue would, in order, and the relay publishes them in that order', async () => {
+    const input = (agg: string, v: number) => ({
+      producer: 'ledger',
+      event: 'entitlement_expired',
+      tenantId: 'tenant-a',
+      aggregateId: agg,
+      aggregateVersion: v,
+      schema: StringValueSchema,
+      message: { value: `${agg}#${v}` },
+      headers: { 'X-Origin': 'batch' },
+      time: new Date(Date.UTC(2030, 0, 2, 0, 0, v)),
+    });
+    const single = await inTransaction(h.db, (tx) => enqueue(tx, { ...input('ent-single', 1), id: crypto.randomUUID() }));
+    const many = await inTransaction(h.db, (tx) => enqueueMany(tx, Array.from({ length: 1500 }, (_, i) => input(`ent-many-${i}`, i + 1))));
+    expect(many).toHaveLength(1500);
+    expect(new Set(many.map((e) => e.id)).size).toBe(1500);
+    expect(many[0]).toMatchObject({ subject: 'punchcard.ledger.entitlement_expired.tenant-a', type: 'punchcard.ledger.entitlement_expired' });
+
+    const { rows } = await h.pool.query<OutboxRow & { producer: string }>(
+      `select * from outbox where aggregate_id = $1 or aggregate_id like 'ent-many-%' order by seq`,
+      ['ent-single'],
+    );
+    expect(rows.map((r) => r.id)).toEqual([single.id, ...many.map((e) => e.id)]);
+    const shape = ({ id: _id, aggregate_id: _a, aggregate_version: _v, payload: _p, created_at: _c, seq: _s, ...rest }: OutboxRow & { seq?: unknown }) => rest;
+    expect(shape(rows[1]!)).toEqual(shape(rows[0]!));
+    expect(rows[1]!.headers).toMatchObject({ 'x-origin': 'batch' });
+    expect(rows.slice(1).map((r) => fromBinary(StringValueSchema, r.payload).value)).toEqual(many.map((_, i) => `ent-many-${i}#${i + 1}`));
+
+    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+    try {
+      await relay.flush(30_000);
+    } finally {
+      await relay.stop();
+    }
+    const published = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-many-'));
+    expect(published.map((m) => m.headers?.get(CE.id))).toEqual(many.map((e) => e.id));
   });
 
   it('wakes on NOTIFY rather than waiting for the poll', async () => {
