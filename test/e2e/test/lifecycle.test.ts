@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders } from '@nats-io/transport-node';
 import { PaymentStatus } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
@@ -18,6 +17,7 @@ import { Account, type JournalEntry } from '@punchcard/contracts/punchcard/reven
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SPAN_KIND, type ReceivedSpan } from './support/otlp.js';
 import { startSystem, type System } from './support/system.js';
+import { waiting } from './support/waiting.js';
 
 /**
  * The life of a package across the five services, each a separate process (the launcher of
@@ -37,33 +37,7 @@ let token: string;
 let exportDir: string;
 const opts = () => ({ token });
 
-/** Polls until `probe` returns a value (effects travel through NATS between processes). */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${sys.recentLogs()}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-/** Retries while a service has not yet received the catalogue events a call depends on. */
-function whenKnown<T>(what: string, call: () => Promise<T>): Promise<T> {
-  return eventually(what, async () => {
-    try {
-      return await call();
-    } catch (err) {
-      if ((err as { code?: number }).code === status.FAILED_PRECONDITION && /not known|plan/.test((err as Error).message)) return undefined;
-      throw err;
-    }
-  });
-}
+const { eventually, whenKnown } = waiting(() => sys.recentLogs());
 
 const amount = (m: { amountMinor: bigint } | undefined) => m?.amountMinor ?? 0n;
 const lineOf = (entry: JournalEntry, account: Account, branchId: string) => entry.lines.find((l) => l.account === account && l.branchId === branchId);
@@ -213,11 +187,13 @@ describe('the life of a package across the five services', { timeout: 60_000 }, 
         (s) => s.traceId === traceId && s.service === 'billing-integration' && s.kind === SPAN_KIND.consumer && s.attributes['messaging.consumer.group.name'] === 'billing_journal',
       ),
     );
-    const trace = sys.otlp.spans.filter((s) => s.traceId === traceId);
-    const byId = new Map(trace.map((s) => [s.spanId, s]));
-    const chain: ReceivedSpan[] = [];
-    for (let s: ReceivedSpan | undefined = billingSpan; s; s = byId.get(s.parentSpanId)) chain.unshift(s);
-    expect(chain[0]!.parentSpanId).toBe(rootSpanId);
+    // Each service exports in its own batches: wait until every span up to our root has arrived.
+    const chain = await eventually('every service to export its span of the visit trace', async () => {
+      const byId = new Map(sys.otlp.spans.filter((s) => s.traceId === traceId).map((s) => [s.spanId, s]));
+      const found: ReceivedSpan[] = [];
+      for (let s: ReceivedSpan | undefined = billingSpan; s; s = byId.get(s.parentSpanId)) found.unshift(s);
+      return found[0]!.parentSpanId === rootSpanId ? found : undefined;
+    });
     expect(chain.map((s) => [s.service, s.kind, s.name.replace(`.${TENANT}`, '').replace(`${sys.namespace}.`, '')])).toEqual([
       ['entitlement-ledger', SPAN_KIND.consumer, 'punchcard.visits.visit_completed process'],
       ['entitlement-ledger', SPAN_KIND.producer, 'punchcard.ledger.session_consumed publish'],
@@ -299,7 +275,7 @@ describe('the life of a package across the five services', { timeout: 60_000 }, 
     const expireCall = await eventually('the ledger to export its Expire span', async () =>
       sys.otlp.spans.find((s) => s.service === 'entitlement-ledger' && s.kind === SPAN_KIND.server && s.name === 'punchcard.ledger.v1.LedgerService/Expire'),
     );
-    const caller = sys.otlp.spans.find((s) => s.spanId === expireCall.parentSpanId);
+    const caller = await eventually('the scheduler to export its client span', async () => sys.otlp.spans.find((s) => s.spanId === expireCall.parentSpanId));
     expect(caller).toMatchObject({ service: 'expiry-scheduler', kind: SPAN_KIND.client, traceId: expireCall.traceId });
 
     const breakage = await eventually('revenue to book breakage', async () =>

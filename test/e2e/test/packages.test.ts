@@ -11,6 +11,7 @@ import { Account, DeferredMovement, type JournalEntry } from '@punchcard/contrac
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SeenEvent } from './support/events.js';
 import { startSystem, type System } from './support/system.js';
+import { waiting } from './support/waiting.js';
 
 /**
  * Issue 7 across the services, each a separate process: the refund saga (ledger request and
@@ -29,32 +30,7 @@ let token: string;
 const opts = () => ({ token });
 const ids = { branch: '', chiro: '', ten: '' };
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${sys.recentLogs()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Retries while a service has not yet received the catalogue events a call depends on. */
-function whenKnown<T>(what: string, call: () => Promise<T>): Promise<T> {
-  return eventually(what, async () => {
-    try {
-      return await call();
-    } catch (err) {
-      if ((err as { code?: number }).code === status.FAILED_PRECONDITION && /not known|plan/.test((err as Error).message)) return undefined;
-      throw err;
-    }
-  });
-}
+const { eventually, whenKnown } = waiting(() => sys.recentLogs());
 
 /** "Dr DEFERRED_REVENUE 225.00 [REFUND]": a journal entry's lines as an accountant reads them (one branch here). */
 function show(entry: JournalEntry | undefined): string[] {
