@@ -1,6 +1,7 @@
 import { createContextKey, type HandlerContext, type Interceptor } from '@connectrpc/connect';
 import { trace } from '@opentelemetry/api';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTVerifyOptions } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { AuthConfig } from './config.js';
 import { permissionDenied, unauthenticated } from './errors.js';
@@ -64,7 +65,13 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
     const key = new TextEncoder().encode(auth.mode === 'secret' ? auth.secret : DEV_JWT_SECRET);
     verify = (token) => jwtVerify(token, key, { ...options, algorithms: ['HS256'] });
   }
+  // Integrations reuse one token for many calls; checking its signature each time was a measurable
+  // share of a consume's CPU. A verified caller is kept until its token expires, at most
+  // VERIFIED_TOKEN_TTL_MS, so a key removed from the JWKS stops being honoured soon after.
+  const verified = new LRUCache<string, Caller>({ max: 10_000, ttl: VERIFIED_TOKEN_TTL_MS, ttlAutopurge: false });
   return async (token) => {
+    const known = verified.get(token);
+    if (known) return known;
     let payload: unknown;
     try {
       ({ payload } = await verify(token));
@@ -80,9 +87,16 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
       throw unauthenticated(`invalid bearer token: claim ${claim} ${problem}`);
     }
     const { sub, tenant_id, roles, branch_ids } = claims.data;
-    return { subject: sub, tenantId: tenant_id, roles, ...(branch_ids ? { branchIds: branch_ids } : {}) };
+    const caller: Caller = { subject: sub, tenantId: tenant_id, roles, ...(branch_ids ? { branchIds: branch_ids } : {}) };
+    const exp = (payload as { exp?: unknown }).exp;
+    const untilExpiry = typeof exp === 'number' ? exp * 1000 - Date.now() : VERIFIED_TOKEN_TTL_MS;
+    if (untilExpiry > 0) verified.set(token, caller, { ttl: Math.min(VERIFIED_TOKEN_TTL_MS, untilExpiry) });
+    return caller;
   };
 }
+
+/** How long a verified token is trusted without checking its signature again. */
+export const VERIFIED_TOKEN_TTL_MS = 60_000;
 
 function describeJoseError(err: unknown): string {
   if (err instanceof joseErrors.JWTExpired) return 'expired';

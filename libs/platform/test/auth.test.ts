@@ -50,6 +50,23 @@ describe('dev mode', () => {
   });
 });
 
+describe('verified tokens are remembered', () => {
+  it('answers a token again from memory, but not past its expiry', async () => {
+    const verify = createTokenVerifier({ mode: 'dev' });
+    const token = await mintToken({ tenantId: 'demo', roles: ['staff'], expiresInSeconds: 1 });
+    const first = await verify(token);
+    expect(await verify(token)).toBe(first);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await expect(verify(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: 'invalid bearer token: expired' });
+  });
+
+  it('never remembers a token that failed', async () => {
+    const verify = createTokenVerifier({ mode: 'secret', secret: 'the-real-secret-of-at-least-32-bytes!' });
+    const forged = await mintToken({ tenantId: 'demo', roles: ['admin'] }, 'another-secret-of-at-least-32-bytes!!');
+    for (let i = 0; i < 2; i++) await expect(verify(forged)).rejects.toMatchObject({ code: Code.Unauthenticated });
+  });
+});
+
 describe('requireRole', () => {
   const caller = { subject: 'u1', tenantId: 't1', roles: ['staff', 'manager'] };
 
