@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { assertIdentifier } from './identifiers.js';
+import { prepareStatements } from './prepared.js';
 
 export interface CreateDbOptions {
   /** Postgres connection URL (the service's own role in production). */
@@ -13,6 +14,8 @@ export interface CreateDbOptions {
   applicationName?: string;
   /** Idle-client errors (e.g. the server restarted); the pool drops the client. Default: a process warning. */
   onError?: (err: Error) => void;
+  /** Run parameterised statements prepared (see prepared.ts); default true. Off for a transaction-mode pooler. */
+  preparedStatements?: boolean;
 }
 
 export interface Database<DB> {
@@ -79,6 +82,7 @@ export function createDb<DB>(options: CreateDbOptions): Database<DB> {
     // between queries (failover, pg_terminate_backend) would otherwise crash the process. With a
     // listener the next query fails and the pool discards the client on release.
     client.on('error', onError);
+    if (options.preparedStatements !== false) prepareStatements(client);
     const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
     open.add(ended);
     void ended.then(() => open.delete(ended));

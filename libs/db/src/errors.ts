@@ -8,6 +8,7 @@ export const SqlState = {
   lockNotAvailable: '55P03',
   duplicateObject: '42710',
   insufficientPrivilege: '42501',
+  featureNotSupported: '0A000',
 } as const;
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -29,8 +30,16 @@ export function isUniqueViolation(err: unknown): boolean {
   return pgErrorCode(err) === SqlState.uniqueViolation;
 }
 
-/** Serialization failures and deadlocks: the transaction did nothing and may simply be run again. */
+/**
+ * Serialization failures, deadlocks, and a prepared statement whose plan a migration made stale (it is
+ * prepared afresh on the next run): the transaction did nothing and may simply be run again.
+ */
 export function isRetryableTransactionError(err: unknown): boolean {
   const code = pgErrorCode(err);
-  return code === SqlState.serializationFailure || code === SqlState.deadlockDetected;
+  return code === SqlState.serializationFailure || code === SqlState.deadlockDetected || isStalePreparedStatement(err);
+}
+
+/** A table behind a prepared `select *` changed shape (a migration ran) since this connection prepared it. */
+export function isStalePreparedStatement(err: unknown): boolean {
+  return pgErrorCode(err) === SqlState.featureNotSupported && /cached plan must not change result type/.test((err as Error).message ?? '');
 }

@@ -16,5 +16,6 @@ export {
   type IdempotencyKeysTable,
   type IdempotencyTables,
 } from './idempotency.js';
-export { pgErrorCode, isUniqueViolation, isRetryableTransactionError, SqlState } from './errors.js';
+export { pgErrorCode, isUniqueViolation, isRetryableTransactionError, isStalePreparedStatement, SqlState } from './errors.js';
+export { statementName, MAX_PREPARED_STATEMENTS, MAX_PREPARED_TEXT_LENGTH } from './prepared.js';
 export { assertIdentifier } from './identifiers.js';
