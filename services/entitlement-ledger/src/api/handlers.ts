@@ -95,16 +95,20 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
     run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O>>,
   ): Promise<MessageShape<O>> {
     const hash = requestHash(toBinary(input, { ...request, idempotencyKey: '' }));
-    const { response } = await inTransaction(db, (tx) =>
-      withIdempotency(tx, { tenantId: caller.tenantId, key: request.idempotencyKey, method: METHOD_PREFIX + method, requestHash: hash }, async () =>
-        toBinary(output, create(output, await run(tx, request.idempotencyKey))),
-      ),
+    let answer: MessageShape<O> | undefined;
+    const { response, replayed } = await inTransaction(db, (tx) =>
+      withIdempotency(tx, { tenantId: caller.tenantId, key: request.idempotencyKey, method: METHOD_PREFIX + method, requestHash: hash }, async () => {
+        answer = create(output, await run(tx, request.idempotencyKey));
+        return toBinary(output, answer);
+      }),
     );
-    return fromBinary(output, response);
+    // A first answer is returned as built; only a replay is decoded from what was stored.
+    return !replayed && answer ? answer : fromBinary(output, response);
   }
 
   const handlers: ServiceImpl<typeof LedgerService> = {
     ...packageHandlers(deps, once),
+    ...expiryBatchHandlers(deps),
 
     async purchase(req, ctx) {
       const auth = deps.callerOf(ctx);
