@@ -21,6 +21,8 @@ export interface PlatformConfig {
   databaseUrl?: string;
   /** Postgres schema the service owns; defaults to its name in snake_case. */
   databaseSchema: string;
+  /** Prepared statements (default on); off behind a transaction-mode pooler. */
+  databasePreparedStatements: boolean;
   natsUrl?: string;
   /** Prefix of stream and subject names; '' in production. */
   busNamespace: string;
@@ -85,6 +87,7 @@ const platformEnv = z.object({
   OPS_PORT: port(),
   DATABASE_URL: url(/^postgres(ql)?$/, 'postgres://'),
   DATABASE_SCHEMA: optional(z.string().regex(/^[a-z_][a-z0-9_]*$/, { error: 'must be a lower-case SQL identifier' })),
+  DATABASE_PREPARED_STATEMENTS: flag,
   NATS_URL: optional(z.string().regex(/^(nats|tls|wss?):\/\/\S+$/, { error: 'must be a nats:// URL (comma-separated for a cluster)' })),
   BUS_NAMESPACE: optional(z.string().regex(/^[a-z0-9]*$/, { error: 'must be lower-case letters and digits' })),
   AUTH_JWT_SECRET: optional(z.string().min(32, { error: 'must be at least 32 characters' })),
@@ -134,6 +137,7 @@ export function loadConfig<E = {}>(definition: ConfigSource<E>, env: Env = proce
     opsPort: v.OPS_PORT ?? definition.defaultPorts.ops,
     ...(v.DATABASE_URL ? { databaseUrl: v.DATABASE_URL } : {}),
     databaseSchema: v.DATABASE_SCHEMA ?? definition.name.replace(/[^a-z0-9]+/gi, '_').toLowerCase(),
+    databasePreparedStatements: isSet('DATABASE_PREPARED_STATEMENTS') ? v.DATABASE_PREPARED_STATEMENTS : true,
     ...(v.NATS_URL ? { natsUrl: v.NATS_URL } : {}),
     busNamespace: v.BUS_NAMESPACE ?? '',
     auth: authFrom(v),

@@ -25,6 +25,7 @@ export async function connectStores<DB>(ctx: ServiceContext<unknown>, options: C
     schema: config.databaseSchema,
     applicationName: config.serviceName,
     poolMax: options.poolMax,
+    preparedStatements: config.databasePreparedStatements,
     onError: (err) => logger.warn({ err }, 'postgres pool error'),
   });
   ctx.onClose(() => database.close());

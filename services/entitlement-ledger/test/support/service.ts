@@ -50,6 +50,7 @@ export async function startLedger(prefix: string, start = new Date('2025-03-01T0
     opsPort: 0,
     databaseUrl: database.url,
     databaseSchema: SCHEMA,
+    databasePreparedStatements: true,
     natsUrl,
     busNamespace: namespace,
     auth: { mode: 'secret', secret: SECRET },
