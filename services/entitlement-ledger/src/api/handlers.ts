@@ -34,6 +34,7 @@ import { getEntitlement, listEntitlements, listEntries } from '../store/entitlem
 import type { LedgerDb } from '../store/schema.js';
 import { getVisit, listVisits } from '../store/visits.js';
 import { toConnectError } from './errors.js';
+import { expiryBatchHandlers } from './expiry-batch.js';
 import { packageHandlers } from './packages.js';
 import { decodeToken, encodeToken, pageSize } from './pagination.js';
 
@@ -53,7 +54,7 @@ export interface LedgerApiDeps extends OperationContext {
 
 export const ANY_ROLE = ['staff', 'manager', 'admin', 'system'] as const;
 export const MANAGERS = ['manager', 'admin'] as const;
-const SCHEDULER = ['system'] as const;
+export const SCHEDULER = ['system'] as const;
 
 export function authorise(caller: AuthenticatedCaller, allowed: readonly string[], action: string): Caller {
   if (!caller.roles.some((r) => allowed.includes(r))) {

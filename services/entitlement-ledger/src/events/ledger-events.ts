@@ -1,6 +1,6 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { trace } from '@opentelemetry/api';
-import { enqueue } from '@punchcard/bus';
+import { enqueue, enqueueMany, type EnqueueInput } from '@punchcard/bus';
 import {
   HouseholdChangedSchema,
   LedgerEntryRecordedSchema,
@@ -56,15 +56,29 @@ export const NON_ENTRY_EVENTS = {
  * the event id (so the event of an entry is recognisable wherever it is seen).
  */
 export async function enqueueEntryEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<void> {
-  const event = EVENT_BY_KIND[entry.kind];
-  if (!event) throw new Error(`no ledger event is defined for ${entry.kind} entries`);
   // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
   trace.getActiveSpan()?.setAttributes({
     'tenant.id': entitlement.tenantId,
     'entitlement.id': entitlement.entitlementId,
     'branch.id': entry.branchId || entitlement.purchaseBranchId,
   });
-  await enqueue(tx, {
+  await enqueue(tx, entryEvent(entitlement, entry));
+}
+
+/** {@link enqueueEntryEvent} for the entries of one batch operation of a tenant: the same events, in one insert. */
+export async function enqueueEntryEvents(tx: Kysely<any>, recorded: readonly { entitlement: EntitlementRecord; entry: EntryRecord }[]): Promise<void> {
+  if (recorded.length === 0) return;
+  trace.getActiveSpan()?.setAttributes({ 'tenant.id': recorded[0]!.entitlement.tenantId, 'entitlement.count': recorded.length });
+  await enqueueMany(
+    tx,
+    recorded.map((r) => entryEvent(r.entitlement, r.entry)),
+  );
+}
+
+function entryEvent(entitlement: EntitlementRecord, entry: EntryRecord): EnqueueInput<typeof LedgerEntryRecordedSchema> {
+  const event = EVENT_BY_KIND[entry.kind];
+  if (!event) throw new Error(`no ledger event is defined for ${entry.kind} entries`);
+  return {
     producer: PRODUCER,
     event,
     tenantId: entitlement.tenantId,
@@ -74,7 +88,7 @@ export async function enqueueEntryEvent(tx: Kysely<any>, entitlement: Entitlemen
     message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) },
     id: entry.entryId,
     time: entry.recordTime,
-  });
+  };
 }
 
 /** ledger.refund_requested / _rejected / _payout_failed: a refund changed state. */

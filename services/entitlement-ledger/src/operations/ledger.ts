@@ -129,7 +129,7 @@ export function newId(ctx: OperationContext): string {
   return (ctx.newId ?? randomUUID)();
 }
 
-function entryRecord(ctx: OperationContext, caller: Caller, requestId: string, e: EntitlementRecord, t: Transition, now: Date, entryId?: string): EntryRecord {
+export function entryRecord(ctx: OperationContext, caller: Caller, requestId: string, e: EntitlementRecord, t: Transition, now: Date, entryId?: string): EntryRecord {
   return {
     ...t.entry,
     currency: e.priceCurrency,

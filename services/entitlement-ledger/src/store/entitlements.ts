@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type { Entitlement, EntryDraft, Status } from '../domain/types.js';
 import { decodeDetail, encodeDetail } from '../proto/detail.js';
 import type { LedgerDb, EntitlementsTable, EntriesTable } from './schema.js';
@@ -203,39 +203,41 @@ export async function saveEntitlement(tx: Db, prev: Entitlement, next: Entitleme
 }
 
 export async function insertEntry(tx: Db, e: EntryRecord): Promise<void> {
-  await tx
-    .insertInto('entries')
-    .values({
-      tenant_id: e.tenantId,
-      entry_id: e.entryId,
-      entitlement_id: e.entitlementId,
-      kind: e.kind,
-      sessions_delta: e.sessionsDelta,
-      paid_delta: e.paidDelta,
-      bonus_delta: e.bonusDelta,
-      branch_id: e.branchId,
-      actor_subject: e.actor.subject,
-      actor_roles: [...e.actor.roles],
-      reason: e.reason,
-      occurred_time: e.occurredTime,
-      record_time: e.recordTime,
-      request_id: e.requestId,
-      balance_after: e.balanceAfter,
-      reverses_entry_id: e.reversesEntryId ?? null,
-      in_grace: e.inGrace,
-      visit_id: e.visitId ?? null,
-      service_code: e.serviceCode ?? null,
-      member_id: e.memberId,
-      entitlement_version: e.entitlementVersion,
-      expiry_time: e.expiryTime,
-      counterpart_entitlement_id: e.counterpartEntitlementId ?? null,
-      counterpart_entry_id: e.counterpartEntryId ?? null,
-      amount_minor: e.amountMinor ?? null,
-      currency: e.amountMinor !== undefined || e.detail ? (e.currency ?? null) : null,
-      refund_id: e.refundId ?? null,
-      detail: e.detail ? encodeDetail(e.detail, e.currency ?? '') : null,
-    })
-    .execute();
+  await tx.insertInto('entries').values(entryRow(e)).execute();
+}
+
+/** An entry as the `entries` table stores it. */
+export function entryRow(e: EntryRecord): Insertable<EntriesTable> {
+  return {
+    tenant_id: e.tenantId,
+    entry_id: e.entryId,
+    entitlement_id: e.entitlementId,
+    kind: e.kind,
+    sessions_delta: e.sessionsDelta,
+    paid_delta: e.paidDelta,
+    bonus_delta: e.bonusDelta,
+    branch_id: e.branchId,
+    actor_subject: e.actor.subject,
+    actor_roles: [...e.actor.roles],
+    reason: e.reason,
+    occurred_time: e.occurredTime,
+    record_time: e.recordTime,
+    request_id: e.requestId,
+    balance_after: e.balanceAfter,
+    reverses_entry_id: e.reversesEntryId ?? null,
+    in_grace: e.inGrace,
+    visit_id: e.visitId ?? null,
+    service_code: e.serviceCode ?? null,
+    member_id: e.memberId,
+    entitlement_version: e.entitlementVersion,
+    expiry_time: e.expiryTime,
+    counterpart_entitlement_id: e.counterpartEntitlementId ?? null,
+    counterpart_entry_id: e.counterpartEntryId ?? null,
+    amount_minor: e.amountMinor ?? null,
+    currency: e.amountMinor !== undefined || e.detail ? (e.currency ?? null) : null,
+    refund_id: e.refundId ?? null,
+    detail: e.detail ? encodeDetail(e.detail, e.currency ?? '') : null,
+  };
 }
 
 export function toEntry(row: Selectable<EntriesTable>): EntryRecord {

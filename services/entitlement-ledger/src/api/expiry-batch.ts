@@ -1,0 +1,143 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import { IdempotencyKeyReused, inTransaction, MAX_IDEMPOTENCY_KEY_LENGTH, requestHash } from '@punchcard/db';
+import {
+  BatchItemErrorSchema,
+  EnterGraceRequestSchema,
+  EnterGraceResponseSchema,
+  ExpireRequestSchema,
+  ExpireResponseSchema,
+  LedgerService,
+  type ExpireBatchRequest,
+  type ExpireBatchResult,
+} from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { invalid } from '../domain/errors.js';
+import { applyExpiryCalls, type ExpiryCall } from '../operations/expiry-batch.js';
+import { requireUuid } from '../operations/ledger.js';
+import { dateOf, movementToProto } from '../proto/mapping.js';
+import { claimKeys, keyRef, releaseKeys, storeResponses, type KeyClaim } from '../store/idempotency.js';
+import { toConnectError } from './errors.js';
+import { authorise, SCHEDULER, type LedgerApiDeps } from './handlers.js';
+
+/** At most this many items per ExpireBatch: one transaction should stay short. */
+export const MAX_EXPIRE_BATCH = 1000;
+
+/** The single RPC each item stands for: its idempotency keys live under that method's name. */
+const METHOD = { expire: `${LedgerService.typeName}/Expire`, enterGrace: `${LedgerService.typeName}/EnterGrace` } as const;
+
+interface Item {
+  call: ExpiryCall;
+  claim: KeyClaim;
+}
+
+/** Validates the whole request first: a malformed item fails the batch, naming the field. */
+function itemsOf(req: ExpireBatchRequest): Item[] {
+  if (req.items.length === 0) throw invalid('items', 'is required');
+  if (req.items.length > MAX_EXPIRE_BATCH) throw invalid('items', `must hold at most ${MAX_EXPIRE_BATCH} items`);
+  const entitlements = new Map<string, number>();
+  const keys = new Map<string, number>();
+  return req.items.map((item, i): Item => {
+    const c = item.call;
+    if (c.case === undefined) throw invalid(`items[${i}]`, 'sets neither expire nor enter_grace');
+    const at = `items[${i}].${c.case === 'expire' ? 'expire' : 'enter_grace'}`;
+    const key = c.value.idempotencyKey;
+    if (key === '') throw invalid(`${at}.idempotency_key`, 'is required');
+    if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw invalid(`${at}.idempotency_key`, `must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
+    const entitlementId = requireUuid(`${at}.entitlement_id`, c.value.entitlementId);
+    const sameEntitlement = entitlements.get(entitlementId);
+    if (sameEntitlement !== undefined) throw invalid(`${at}.entitlement_id`, `is items[${sameEntitlement}]'s too; one item per entitlement`);
+    entitlements.set(entitlementId, i);
+    const sameKey = keys.get(key);
+    if (sameKey !== undefined) throw invalid(`${at}.idempotency_key`, `is items[${sameKey}]'s too`);
+    keys.set(key, i);
+    if (c.case === 'expire') {
+      const dueTime = dateOf(c.value.dueTime);
+      if (!dueTime) throw invalid(`${at}.due_time`, 'is required');
+      return {
+        call: { action: 'expire', entitlementId, dueTime, reason: c.value.reason, requestId: key },
+        // The digest Expire's own idempotency takes: the request without its key.
+        claim: { method: METHOD.expire, key, requestHash: requestHash(toBinary(ExpireRequestSchema, { ...c.value, idempotencyKey: '' })) },
+      };
+    }
+    const expiryTime = dateOf(c.value.expiryTime);
+    if (!expiryTime) throw invalid(`${at}.expiry_time`, 'is required');
+    const graceEndTime = dateOf(c.value.graceEndTime);
+    return {
+      call: { action: 'enterGrace', entitlementId, expiryTime, ...(graceEndTime ? { graceEndTime } : {}), requestId: key },
+      claim: { method: METHOD.enterGrace, key, requestHash: requestHash(toBinary(EnterGraceRequestSchema, { ...c.value, idempotencyKey: '' })) },
+    };
+  });
+}
+
+function refusal(err: unknown): ExpireBatchResult['result'] {
+  const e = toConnectError(err);
+  if (!(e instanceof ConnectError)) throw err;
+  return { case: 'error', value: create(BatchItemErrorSchema, { code: e.code, message: e.rawMessage }) };
+}
+
+/**
+ * ExpireBatch: every item answered as its own Expire / EnterGrace call would be, in one transaction.
+ * Idempotency per item under the single RPC's method name and request digest, so keys are shared
+ * with the single calls; a refused item stores nothing (its key may run again), like a failed call.
+ */
+export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeof LedgerService>, 'expireBatch'> {
+  return {
+    async expireBatch(req, ctx) {
+      const caller = authorise(deps.callerOf(ctx), SCHEDULER, 'ExpireBatch');
+      const items = itemsOf(req);
+      const results = await inTransaction(deps.db, async (tx) => {
+        const { claimed, stored } = await claimKeys(
+          tx,
+          caller.tenantId,
+          items.map((i) => i.claim),
+        );
+        const out = new Array<ExpireBatchResult['result']>(items.length);
+        const fresh: number[] = [];
+        for (const [n, { claim }] of items.entries()) {
+          const ref = keyRef(claim.method, claim.key);
+          if (claimed.has(ref)) {
+            fresh.push(n);
+            continue;
+          }
+          const prior = stored.get(ref);
+          if (!prior || prior.response === null) throw new Error(`idempotency key ${claim.key} is neither claimed nor stored`);
+          if (prior.requestHash !== claim.requestHash) {
+            out[n] = refusal(new IdempotencyKeyReused(claim.key, claim.method));
+          } else {
+            out[n] = items[n]!.call.action === 'expire'
+              ? { case: 'expire', value: fromBinary(ExpireResponseSchema, prior.response) }
+              : { case: 'enterGrace', value: fromBinary(EnterGraceResponseSchema, prior.response) };
+          }
+        }
+        const outcomes = await applyExpiryCalls(
+          tx,
+          deps,
+          caller,
+          fresh.map((n) => items[n]!.call),
+        );
+        const responses: { method: string; key: string; response: Uint8Array }[] = [];
+        const released: KeyClaim[] = [];
+        for (const [k, outcome] of outcomes.entries()) {
+          const n = fresh[k]!;
+          const { call, claim } = items[n]!;
+          if ('refused' in outcome) {
+            out[n] = refusal(outcome.refused);
+            released.push(claim);
+          } else if (call.action === 'expire') {
+            const value = create(ExpireResponseSchema, movementToProto(outcome.ok));
+            responses.push({ ...claim, response: toBinary(ExpireResponseSchema, value) });
+            out[n] = { case: 'expire', value };
+          } else {
+            const value = create(EnterGraceResponseSchema, movementToProto(outcome.ok));
+            responses.push({ ...claim, response: toBinary(EnterGraceResponseSchema, value) });
+            out[n] = { case: 'enterGrace', value };
+          }
+        }
+        await storeResponses(tx, caller.tenantId, responses);
+        await releaseKeys(tx, caller.tenantId, released);
+        return out;
+      });
+      return { results: results.map((result) => ({ result })) };
+    },
+  };
+}
