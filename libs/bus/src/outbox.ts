@@ -94,12 +94,9 @@ export async function enqueue<S extends DescMessage>(tx: Kysely<any>, input: Enq
   return (await enqueueMany(tx, [input]))[0]!;
 }
 
-/** Rows per insert: well inside Postgres's 65,535 bind parameters at 11 a row. */
-const ROWS_PER_INSERT = 1000;
-
 /**
  * {@link enqueue} for many events at once (a batch operation): the same rows, in the given order (the
- * relay publishes them in it), written with one insert per thousand and one wake-up for the relay.
+ * relay publishes them in it), written by one statement and with one wake-up for the relay.
  */
 export async function enqueueMany<S extends DescMessage>(tx: Kysely<any>, inputs: readonly EnqueueInput<S>[]): Promise<EnqueuedEvent[]> {
   if (inputs.length === 0) return [];
@@ -124,19 +121,28 @@ export async function enqueueMany<S extends DescMessage>(tx: Kysely<any>, inputs
       aggregate_version: input.aggregateVersion ?? null,
       data_type: input.schema.typeName,
       payload: Buffer.from(toBinary(input.schema, create(input.schema, input.message))),
-      headers: JSON.stringify({ ...lowerCaseKeys(input.headers ?? {}), ...trace }),
+      headers: { ...lowerCaseKeys(input.headers ?? {}), ...trace },
       created_at: input.time ?? new Date(),
     };
   });
   const db = tx as Kysely<OutboxTables>;
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-    // The rows and the NOTIFY that wakes the relay in one statement. The notification is delivered at
-    // commit, and only then; several in one transaction fold into one.
-    await db
-      .with('queued', (q) => q.insertInto('outbox').values(rows.slice(i, i + ROWS_PER_INSERT)).returning('id'))
-      .selectNoFrom(sql`pg_notify(${OUTBOX_CHANNEL}, current_schema())`.as('notified'))
-      .execute();
+  if (rows.length === 1) {
+    const row = rows[0]!;
+    await db.insertInto('outbox').values({ ...row, headers: JSON.stringify(row.headers) }).execute();
+  } else {
+    // One jsonb parameter rather than a VALUES list: the statement's text (and so its prepared plan)
+    // is the same whatever the number of rows, and there is no bind-parameter limit.
+    const json = JSON.stringify(rows.map((r) => ({ ...r, payload: `\\x${r.payload.toString('hex')}` })));
+    await sql`
+      insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at)
+      select v.id, v.producer, v.event_type, v.subject, v.tenant_id, v.aggregate_id, v.aggregate_version, v.data_type, v.payload, v.headers, v.created_at
+      from rows from (jsonb_to_recordset(${json}::jsonb) as (
+        id uuid, producer text, event_type text, subject text, tenant_id text, aggregate_id text, aggregate_version bigint,
+        data_type text, payload bytea, headers jsonb, created_at timestamptz)) with ordinality as v
+      order by v.ordinality`.execute(tx);
   }
+  // Delivered at commit, and only then; several in one transaction fold into one.
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, current_schema())`.execute(tx);
   return events;
 }
 
