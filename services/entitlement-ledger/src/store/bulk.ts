@@ -5,13 +5,17 @@ import type { LedgerDb } from './schema.js';
 
 type Db = Kysely<LedgerDb>;
 
-/** Rows per statement: inside Postgres's 65,535 bind parameters with room to spare. */
-const CHUNK = 1000;
-
-function chunks<T>(items: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
-  return out;
+/**
+ * Rows as one jsonb parameter (bytea as `\x` hex, int8 as text), for `jsonb_to_recordset`: a
+ * statement's text then stays the same whatever the number of rows, so it is prepared once.
+ */
+export function jsonRows(rows: readonly object[]): string {
+  return JSON.stringify(rows, function (this: Record<string, unknown>, key: string, v: unknown) {
+    // The holder's own value: a Buffer's toJSON has already run on `v`.
+    const raw = this[key];
+    if (raw instanceof Uint8Array) return `\\x${Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex')}`;
+    return typeof v === 'bigint' ? v.toString() : v;
+  });
 }
 
 /**
@@ -20,67 +24,79 @@ function chunks<T>(items: readonly T[]): T[][] {
  * with) a consume's pick. Ids that are not the tenant's are simply absent from the map.
  */
 export async function lockEntitlements(tx: Db, tenantId: string, ids: readonly string[]): Promise<Map<string, EntitlementRecord>> {
-  const locked = new Map<string, EntitlementRecord>();
-  for (const part of chunks([...new Set(ids)].sort())) {
-    const rows = await tx
-      .selectFrom('entitlements')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('entitlement_id', 'in', part)
-      .orderBy('entitlement_id')
-      .forUpdate()
-      .execute();
-    for (const row of rows) locked.set(row.entitlement_id, toRecord(row));
-  }
-  return locked;
+  if (ids.length === 0) return new Map();
+  const rows = await tx
+    .selectFrom('entitlements')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where(sql<boolean>`entitlement_id = any(${[...ids]}::uuid[])`)
+    .orderBy('entitlement_id')
+    .forUpdate()
+    .execute();
+  return new Map(rows.map((row) => [row.entitlement_id, toRecord(row)]));
 }
 
 /**
- * `saveEntitlement` for many rows in one statement, under the same conditions per row: the version
- * read under the lock, and balances that stay non-negative. Every row must match, or it throws.
+ * `saveEntitlement` for many rows of one tenant in one statement, under the same conditions per row:
+ * the version read under the lock, and balances that stay non-negative. Every row must match, or it throws.
  */
 export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitlement; next: Entitlement }[], now: Date): Promise<void> {
-  for (const { prev, next } of changes) {
+  if (changes.length === 0) return;
+  const tenantId = changes[0]!.prev.tenantId;
+  const rows = changes.map(({ prev, next }) => {
+    if (prev.tenantId !== tenantId) throw new Error('saveEntitlements takes one tenant at a time');
     if (next.version !== prev.version + 1) throw new Error(`entitlement ${prev.entitlementId}: version must advance by one`);
-  }
-  for (const part of chunks(changes)) {
-    const rows = part.map(
-      ({ prev, next }) => sql`(
-        ${prev.entitlementId}::uuid, ${prev.version}::bigint,
-        ${prev.paidRemaining - next.paidRemaining}::int, ${prev.bonusRemaining - next.bonusRemaining}::int,
-        ${next.status}::text, ${next.paidSessions}::int, ${next.bonusSessions}::int,
-        ${next.householdId}::uuid, ${next.pendingRefundId}::uuid,
-        ${next.paidRemaining}::int, ${next.bonusRemaining}::int,
-        ${next.activationTime}::timestamptz, ${next.expiryTime}::timestamptz, ${next.graceEndTime}::timestamptz,
-        ${next.frozenAt}::timestamptz, ${next.frozenUntilTime}::timestamptz,
-        ${next.freezePlannedDays}::int, ${next.frozenDays}::int, ${next.lastUseTime}::timestamptz, ${next.version}::bigint
-      )`,
-    );
-    const tenantId = part[0]!.prev.tenantId;
-    if (part.some((c) => c.prev.tenantId !== tenantId)) throw new Error('saveEntitlements takes one tenant at a time');
-    const result = await sql`
-      update entitlements e set
-        status = v.status, paid_sessions = v.paid_sessions, bonus_sessions = v.bonus_sessions,
-        household_id = v.household_id, pending_refund_id = v.pending_refund_id,
-        paid_remaining = v.paid_remaining, bonus_remaining = v.bonus_remaining,
-        activation_time = v.activation_time, expiry_time = v.expiry_time, grace_end_time = v.grace_end_time,
-        frozen_at = v.frozen_at, frozen_until_time = v.frozen_until_time,
-        freeze_planned_days = v.freeze_planned_days, frozen_days = v.frozen_days, last_use_time = v.last_use_time,
-        version = v.version, updated_at = ${now}
-      from (values ${sql.join(rows)}) as v (
-        entitlement_id, prev_version, paid_drop, bonus_drop,
-        status, paid_sessions, bonus_sessions, household_id, pending_refund_id, paid_remaining, bonus_remaining,
-        activation_time, expiry_time, grace_end_time, frozen_at, frozen_until_time,
-        freeze_planned_days, frozen_days, last_use_time, version)
-      where e.tenant_id = ${tenantId} and e.entitlement_id = v.entitlement_id and e.version = v.prev_version
-        and e.paid_remaining >= v.paid_drop and e.bonus_remaining >= v.bonus_drop`.execute(tx);
-    if (result.numAffectedRows !== BigInt(part.length)) {
-      throw new Error(`${part.length - Number(result.numAffectedRows ?? 0n)} of ${part.length} entitlements changed under their locks`);
-    }
+    return {
+      entitlement_id: prev.entitlementId,
+      prev_version: prev.version,
+      paid_drop: prev.paidRemaining - next.paidRemaining,
+      bonus_drop: prev.bonusRemaining - next.bonusRemaining,
+      status: next.status,
+      paid_sessions: next.paidSessions,
+      bonus_sessions: next.bonusSessions,
+      household_id: next.householdId,
+      pending_refund_id: next.pendingRefundId,
+      paid_remaining: next.paidRemaining,
+      bonus_remaining: next.bonusRemaining,
+      activation_time: next.activationTime,
+      expiry_time: next.expiryTime,
+      grace_end_time: next.graceEndTime,
+      frozen_at: next.frozenAt,
+      frozen_until_time: next.frozenUntilTime,
+      freeze_planned_days: next.freezePlannedDays,
+      frozen_days: next.frozenDays,
+      last_use_time: next.lastUseTime,
+      version: next.version,
+    };
+  });
+  const result = await sql`
+    update entitlements e set
+      status = v.status, paid_sessions = v.paid_sessions, bonus_sessions = v.bonus_sessions,
+      household_id = v.household_id, pending_refund_id = v.pending_refund_id,
+      paid_remaining = v.paid_remaining, bonus_remaining = v.bonus_remaining,
+      activation_time = v.activation_time, expiry_time = v.expiry_time, grace_end_time = v.grace_end_time,
+      frozen_at = v.frozen_at, frozen_until_time = v.frozen_until_time,
+      freeze_planned_days = v.freeze_planned_days, frozen_days = v.frozen_days, last_use_time = v.last_use_time,
+      version = v.version, updated_at = ${now}
+    from jsonb_to_recordset(${jsonRows(rows)}::jsonb) as v (
+      entitlement_id uuid, prev_version bigint, paid_drop int, bonus_drop int,
+      status text, paid_sessions int, bonus_sessions int, household_id uuid, pending_refund_id uuid,
+      paid_remaining int, bonus_remaining int, activation_time timestamptz, expiry_time timestamptz,
+      grace_end_time timestamptz, frozen_at timestamptz, frozen_until_time timestamptz,
+      freeze_planned_days int, frozen_days int, last_use_time timestamptz, version bigint)
+    where e.tenant_id = ${tenantId} and e.entitlement_id = v.entitlement_id and e.version = v.prev_version
+      and e.paid_remaining >= v.paid_drop and e.bonus_remaining >= v.bonus_drop`.execute(tx);
+  if (result.numAffectedRows !== BigInt(rows.length)) {
+    throw new Error(`${rows.length - Number(result.numAffectedRows ?? 0n)} of ${rows.length} entitlements changed under their locks`);
   }
 }
 
-/** `insertEntry` for many entries: one insert per thousand (each still checked by the entries' triggers). */
+/** `insertEntry` for many entries in one statement (each still checked by the entries' triggers). */
 export async function insertEntries(tx: Db, entries: readonly EntryRecord[]): Promise<void> {
-  for (const part of chunks(entries)) await tx.insertInto('entries').values(part.map(entryRow)).execute();
+  if (entries.length === 0) return;
+  const rows = entries.map(entryRow);
+  const columns = sql.join(Object.keys(rows[0]!).map((c) => sql.ref(c)));
+  await sql`
+    insert into entries (${columns})
+    select ${columns} from jsonb_populate_recordset(null::entries, ${jsonRows(rows)}::jsonb)`.execute(tx);
 }

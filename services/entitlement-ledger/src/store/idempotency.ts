@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { jsonRows } from './bulk.js';
 import type { LedgerDb } from './schema.js';
 
 type Db = Kysely<LedgerDb>;
@@ -31,22 +32,30 @@ export async function claimKeys(
   claims: readonly KeyClaim[],
 ): Promise<{ claimed: Set<string>; stored: Map<string, StoredKey> }> {
   const sorted = [...claims].sort((a, b) => (ref(a.method, a.key) < ref(b.method, b.key) ? -1 : 1));
-  const rows = await tx
-    .insertInto('idempotency_keys')
-    .values(sorted.map((c) => ({ tenant_id: tenantId, key: c.key, method: c.method, request_hash: c.requestHash, response: null })))
-    .onConflict((oc) => oc.columns(['tenant_id', 'method', 'key']).doNothing())
-    .returning(['method', 'key'])
-    .execute();
-  const claimed = new Set(rows.map((r) => ref(r.method, r.key)));
+  const rows = jsonRows(sorted.map((c) => ({ method: c.method, key: c.key, request_hash: c.requestHash })));
+  const inserted = await sql<{ method: string; key: string }>`
+    insert into idempotency_keys (tenant_id, key, method, request_hash, response)
+    select ${tenantId}, v.key, v.method, v.request_hash, null
+    from rows from (jsonb_to_recordset(${rows}::jsonb) as (method text, key text, request_hash text)) with ordinality as v (method, key, request_hash, n)
+    order by v.n
+    on conflict (tenant_id, method, key) do nothing
+    returning method, key`.execute(tx);
+  const claimed = new Set(inserted.rows.map((r) => ref(r.method, r.key)));
   const stored = new Map<string, StoredKey>();
   const taken = sorted.filter((c) => !claimed.has(ref(c.method, c.key)));
   if (taken.length > 0) {
     const existing = await sql<{ method: string; key: string; request_hash: string; response: Uint8Array | null }>`
-      select k.method, k.key, k.request_hash, k.response from idempotency_keys k
-      join (values ${sql.join(taken.map((c) => sql`(${c.method}::text, ${c.key}::text)`))}) as v (method, key)
+      select k.method, k.key, k.request_hash, k.response
+      from idempotency_keys k
+      join jsonb_to_recordset(${jsonRows(taken.map((c) => ({ method: c.method, key: c.key })))}::jsonb) as v (method text, key text)
         on k.method = v.method and k.key = v.key
       where k.tenant_id = ${tenantId}`.execute(tx);
-    for (const r of existing.rows) stored.set(ref(r.method, r.key), { requestHash: r.request_hash, response: r.response && new Uint8Array(r.response.buffer, r.response.byteOffset, r.response.byteLength) });
+    for (const r of existing.rows) {
+      stored.set(ref(r.method, r.key), {
+        requestHash: r.request_hash,
+        response: r.response && new Uint8Array(r.response.buffer, r.response.byteOffset, r.response.byteLength),
+      });
+    }
   }
   return { claimed, stored };
 }
@@ -60,7 +69,7 @@ export async function storeResponses(tx: Db, tenantId: string, responses: readon
   if (responses.length === 0) return;
   await sql`
     update idempotency_keys k set response = v.response
-    from (values ${sql.join(responses.map((r) => sql`(${r.method}::text, ${r.key}::text, ${Buffer.from(r.response.buffer, r.response.byteOffset, r.response.byteLength)}::bytea)`))}) as v (method, key, response)
+    from jsonb_to_recordset(${jsonRows(responses)}::jsonb) as v (method text, key text, response bytea)
     where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`.execute(tx);
 }
 
@@ -69,6 +78,6 @@ export async function releaseKeys(tx: Db, tenantId: string, keys: readonly { met
   if (keys.length === 0) return;
   await sql`
     delete from idempotency_keys k
-    using (values ${sql.join(keys.map((r) => sql`(${r.method}::text, ${r.key}::text)`))}) as v (method, key)
+    using jsonb_to_recordset(${jsonRows(keys.map((k) => ({ method: k.method, key: k.key })))}::jsonb) as v (method text, key text)
     where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`.execute(tx);
 }
