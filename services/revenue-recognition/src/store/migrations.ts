@@ -179,10 +179,89 @@ const journal: Migration = {
   },
 };
 
+/**
+ * Deferred revenue per (tenant, currency, selling branch, package) and accounting day per movement, and
+ * per month, so the liability roll-forward reads balances the size of the period and of the groups,
+ * not every line since the first sale. A statement-level trigger on journal_line keeps both in the
+ * transaction of every insert, whatever path inserts; the journal being append-only, nothing else can
+ * change them. It upserts in key order (days, then months) so concurrent posters take row locks in
+ * the same order. Rows whose lines net to zero stay: a day row says that lines were posted that day.
+ */
+const deferredRevenueBalances: Migration = {
+  async up(db) {
+    await sql`
+      create table deferred_revenue_day (
+        tenant_id text not null,
+        currency text not null,
+        accounting_date date not null,
+        branch_id text not null,
+        definition_id text not null,
+        movement text not null,
+        -- credit - debit: the liability's increase.
+        net_credit_minor bigint not null,
+        primary key (tenant_id, currency, accounting_date, branch_id, definition_id, movement)
+      )`.execute(db);
+    await sql`
+      create table deferred_revenue_month (
+        tenant_id text not null,
+        currency text not null,
+        branch_id text not null,
+        definition_id text not null,
+        month date not null check (month = date_trunc('month', month)::date),
+        net_credit_minor bigint not null,
+        primary key (tenant_id, currency, branch_id, definition_id, month)
+      )`.execute(db);
+
+    await sql`
+      create function deferred_revenue_balances_add() returns trigger language plpgsql as $$
+      begin
+        insert into deferred_revenue_day as d (tenant_id, currency, accounting_date, branch_id, definition_id, movement, net_credit_minor)
+        select tenant_id, currency, accounting_date, branch_id, definition_id, movement, sum(credit_minor - debit_minor)
+          from inserted where account = 'DEFERRED_REVENUE'
+         group by tenant_id, currency, accounting_date, branch_id, definition_id, movement
+         order by tenant_id, currency, accounting_date, branch_id, definition_id, movement
+        on conflict (tenant_id, currency, accounting_date, branch_id, definition_id, movement)
+        do update set net_credit_minor = d.net_credit_minor + excluded.net_credit_minor;
+        insert into deferred_revenue_month as m (tenant_id, currency, branch_id, definition_id, month, net_credit_minor)
+        select tenant_id, currency, branch_id, definition_id, date_trunc('month', accounting_date)::date, sum(credit_minor - debit_minor)
+          from inserted where account = 'DEFERRED_REVENUE'
+         group by 1, 2, 3, 4, 5
+         order by 1, 2, 3, 4, 5
+        on conflict (tenant_id, currency, branch_id, definition_id, month)
+        do update set net_credit_minor = m.net_credit_minor + excluded.net_credit_minor;
+        return null;
+      end $$`.execute(db);
+    await sql`
+      create trigger journal_line_deferred_revenue_balances after insert on journal_line
+      referencing new table as inserted for each statement execute function deferred_revenue_balances_add()`.execute(db);
+
+    // For lines inserted with triggers off (a restore, a bulk copy under session_replication_role =
+    // replica): recomputes one tenant's balances, or every tenant's with null. The share lock waits
+    // for open posters and holds new ones back, so the journal cannot move under the recount.
+    await sql`
+      create function rebuild_deferred_revenue_balances(only_tenant text) returns void language plpgsql as $$
+      begin
+        lock table journal_line in share mode;
+        delete from deferred_revenue_day where only_tenant is null or tenant_id = only_tenant;
+        delete from deferred_revenue_month where only_tenant is null or tenant_id = only_tenant;
+        insert into deferred_revenue_day (tenant_id, currency, accounting_date, branch_id, definition_id, movement, net_credit_minor)
+        select tenant_id, currency, accounting_date, branch_id, definition_id, movement, sum(credit_minor - debit_minor)
+          from journal_line where account = 'DEFERRED_REVENUE' and (only_tenant is null or tenant_id = only_tenant)
+         group by tenant_id, currency, accounting_date, branch_id, definition_id, movement;
+        insert into deferred_revenue_month (tenant_id, currency, branch_id, definition_id, month, net_credit_minor)
+        select tenant_id, currency, branch_id, definition_id, date_trunc('month', accounting_date)::date, sum(net_credit_minor)
+          from deferred_revenue_day where only_tenant is null or tenant_id = only_tenant
+         group by 1, 2, 3, 4, 5;
+      end $$`.execute(db);
+    await sql`select rebuild_deferred_revenue_balances(null)`.execute(db);
+  },
+};
+
 export const migrations: Migrations = {
   '0001_outbox': outboxMigration,
   '0002_inbox': inboxMigration,
   '0003_catalogue': catalogue,
   '0004_contracts': contracts,
   '0005_journal': journal,
+  '0006_deferred_revenue_balances': deferredRevenueBalances,
 };

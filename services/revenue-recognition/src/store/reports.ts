@@ -39,44 +39,91 @@ export interface RollForwardRowOut {
 /**
  * Deferred revenue per (selling branch, package): opening is everything dated before the period,
  * closing everything before its end, each movement column what its lines did inside it. Groups with
- * nothing to show (no balance and no movement) are left out.
+ * nothing to show (no balance and no movement) are left out. Read from the balances the journal keeps
+ * per month and per day (migration 0006), so the cost is the period's days and the months before it
+ * per group, whatever the length of the journal.
  */
 export async function rollForwardPage(
   db: Kysely<RevenueDb>,
   s: ReportScope,
   page: { after?: readonly [string, string]; limit: number },
 ): Promise<RollForwardRowOut[]> {
-  let q = scoped(db, s, ['DEFERRED_REVENUE'], 'opening')
+  const c = rollForwardColumns(s);
+  const rows = await db
+    .selectFrom(deferredBalances(db, s, page.after).as('b'))
     .select(['branch_id', 'definition_id'])
-    .select(rollForwardColumns(s))
+    .select(c.all)
     .groupBy(['branch_id', 'definition_id'])
-    .having(sql<boolean>`bool_or(accounting_date >= ${s.period.start}) or ${sumWhere(net, sql`accounting_date < ${s.period.start}`)} <> 0`)
+    .having(sql<boolean>`bool_or(not monthly and day >= ${s.period.start}::date) or ${c.opening} <> 0`)
     .orderBy('branch_id')
     .orderBy('definition_id')
-    .limit(page.limit);
-  if (page.after) q = q.where(sql<boolean>`(branch_id, definition_id) > (${page.after[0]}, ${page.after[1]})`);
-  const rows = await q.execute();
+    .limit(page.limit)
+    .execute();
   return rows.map((r) => ({ branchId: r.branch_id, definitionId: r.definition_id, rollForward: toRollForward(r) }));
 }
 
 /** The same over every group of the scope: the report's total row. */
 export async function rollForwardTotal(db: Kysely<RevenueDb>, s: ReportScope): Promise<RollForward> {
-  const row = await scoped(db, s, ['DEFERRED_REVENUE'], 'opening').select(rollForwardColumns(s)).executeTakeFirstOrThrow();
+  const row = await db.selectFrom(deferredBalances(db, s).as('b')).select(rollForwardColumns(s).all).executeTakeFirstOrThrow();
   return toRollForward(row);
 }
 
+/**
+ * The balances a roll-forward needs, as rows of one shape: whole months before the month the period
+ * ends in (`monthly`), and days from the first of the month it starts in up to its end. Opening takes
+ * the months before the start's month and that month's days before the start; closing takes every
+ * month read and the end month's days: two different sets of rows, so opening + movements = closing
+ * still checks that months and days agree.
+ */
+function deferredBalances(db: Kysely<RevenueDb>, s: ReportScope, after?: readonly [string, string]) {
+  const startMonth = sql<string>`date_trunc('month', ${s.period.start}::date)::date`;
+  const endMonth = sql<string>`date_trunc('month', ${s.period.end}::date)::date`;
+  let months = db
+    .selectFrom('deferred_revenue_month')
+    .select(['branch_id', 'definition_id', sql<string>`month`.as('day'), sql<string | null>`null::text`.as('movement'), 'net_credit_minor', sql<boolean>`true`.as('monthly')])
+    .where('tenant_id', '=', s.tenantId)
+    .where('currency', '=', s.currency)
+    .where('month', '<', endMonth);
+  let days = db
+    .selectFrom('deferred_revenue_day')
+    .select(['branch_id', 'definition_id', sql<string>`accounting_date`.as('day'), sql<string | null>`movement`.as('movement'), 'net_credit_minor', sql<boolean>`false`.as('monthly')])
+    .where('tenant_id', '=', s.tenantId)
+    .where('currency', '=', s.currency)
+    .where('accounting_date', '>=', startMonth)
+    .where('accounting_date', '<', s.period.end);
+  if (s.branchId) {
+    months = months.where('branch_id', '=', s.branchId);
+    days = days.where('branch_id', '=', s.branchId);
+  }
+  if (s.definitionId) {
+    months = months.where('definition_id', '=', s.definitionId);
+    days = days.where('definition_id', '=', s.definitionId);
+  }
+  if (after) {
+    const later = sql<boolean>`(branch_id, definition_id) > (${after[0]}, ${after[1]})`;
+    months = months.where(later);
+    days = days.where(later);
+  }
+  return months.unionAll(days);
+}
+
 function rollForwardColumns(s: ReportScope) {
-  const inPeriod = (movement: string) => sumWhere(net, sql`accounting_date >= ${s.period.start} and movement = ${movement}`);
-  return [
-    sumWhere(net, sql`accounting_date < ${s.period.start}`).as('opening'),
-    inPeriod('SALE').as('sale'),
-    inPeriod('TOP_UP').as('top_up'),
-    inPeriod('RECOGNISED').as('recognised'),
-    inPeriod('BREAKAGE').as('breakage'),
-    inPeriod('REFUND').as('refund'),
-    inPeriod('TRANSFER').as('transfer'),
-    sumOf(net).as('closing'),
-  ] as const;
+  const balance = sql`net_credit_minor`;
+  const inPeriod = (movement: string) => sumWhere(balance, sql`not monthly and day >= ${s.period.start}::date and movement = ${movement}`);
+  const opening = sumWhere(balance, sql`day < case when monthly then date_trunc('month', ${s.period.start}::date)::date else ${s.period.start}::date end`);
+  return {
+    opening,
+    all: [
+      opening.as('opening'),
+      inPeriod('SALE').as('sale'),
+      inPeriod('TOP_UP').as('top_up'),
+      inPeriod('RECOGNISED').as('recognised'),
+      inPeriod('BREAKAGE').as('breakage'),
+      inPeriod('REFUND').as('refund'),
+      inPeriod('TRANSFER').as('transfer'),
+      sumWhere(balance, sql`monthly or day >= date_trunc('month', ${s.period.end}::date)::date`).as('closing'),
+    ] as const,
+  };
 }
 
 function toRollForward(r: { opening: bigint; sale: bigint; top_up: bigint; recognised: bigint; breakage: bigint; refund: bigint; transfer: bigint; closing: bigint }): RollForward {

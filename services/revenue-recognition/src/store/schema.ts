@@ -111,6 +111,27 @@ export interface JournalLineTable {
   delivery_cost_minor: Int8;
 }
 
+/** Deferred revenue (credit − debit) per day and movement, kept by a trigger on journal_line. */
+export interface DeferredRevenueDayTable {
+  tenant_id: string;
+  currency: string;
+  accounting_date: DateText;
+  branch_id: string;
+  definition_id: string;
+  movement: string;
+  net_credit_minor: Int8;
+}
+
+/** The same per calendar month (`month` is its first day), all movements together. */
+export interface DeferredRevenueMonthTable {
+  tenant_id: string;
+  currency: string;
+  branch_id: string;
+  definition_id: string;
+  month: DateText;
+  net_credit_minor: Int8;
+}
+
 export interface RevenueDb extends OutboxTables, InboxTables {
   tenant: TenantTable;
   branch: BranchTable;
@@ -119,6 +140,8 @@ export interface RevenueDb extends OutboxTables, InboxTables {
   contract: ContractTable;
   journal_entry: JournalEntryTable;
   journal_line: JournalLineTable;
+  deferred_revenue_day: DeferredRevenueDayTable;
+  deferred_revenue_month: DeferredRevenueMonthTable;
 }
 
 /** The service's schema name in production. */
