@@ -12,7 +12,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/nats-core';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { inTransaction, pgErrorCode, type Migration } from '@punchcard/db';
 import { sql, type ColumnType, type Kysely, type Transaction } from 'kysely';
 import { pino, type Logger } from 'pino';
@@ -68,6 +68,19 @@ export interface ConsumedEvent<T> {
   headers: Record<string, string>;
   deliveryCount: number;
   streamSequence: number;
+  /**
+   * The context of this event's process span (a child of the producer's). A per-event handler runs in
+   * it; a batch handler runs what belongs to one event in it (`context.with`), so the events it
+   * enqueues continue that event's trace.
+   */
+  traceContext: Context;
+}
+
+/** An event a batch handler cannot apply yet: it is redelivered after `delayMs`, as with {@link RetryLater}. */
+export interface Deferral {
+  eventId: string;
+  reason: string;
+  delayMs: number;
 }
 
 export type ConsumeOutcome =
@@ -87,8 +100,21 @@ export interface ConsumerOptions<S extends DescMessage, DB> {
   filterSubjects?: readonly string[];
   /** Payload schema; with several, the one named by the message's `ce-dataschema`. */
   schema: S | readonly S[];
-  /** Runs in the transaction that records the event in the inbox; throw `RetryLater` to wait for an earlier event. */
-  handler: (tx: Transaction<DB>, event: ConsumedEvent<MessageShape<S>>) => Promise<void>;
+  /**
+   * Applies one event, in the transaction that records it in the inbox; throw `RetryLater` to wait for
+   * an earlier event. Give this or `batchHandler`.
+   */
+  handler?: (tx: Transaction<DB>, event: ConsumedEvent<MessageShape<S>>) => Promise<void>;
+  /**
+   * Applies the new events among the messages at hand (up to `maxBatch`, in stream order, each id once,
+   * duplicates already dropped by the inbox) in one transaction with their inbox rows. Returns the
+   * events it could not apply yet and must have written nothing for: their inbox rows are removed and
+   * they are redelivered after their delay. When it throws, the events are applied again one at a time
+   * (a batch of one each), so a failing event is retried and dead-lettered on its own.
+   */
+  batchHandler?: (tx: Transaction<DB>, events: ConsumedEvent<MessageShape<S>>[]) => Promise<readonly Deferral[] | void>;
+  /** Most events in one `batchHandler` transaction; default 250. Whatever has arrived is taken, without waiting for more. */
+  maxBatch?: number;
   /** Deliveries after which a failing event is dead-lettered; default 5. */
   maxDeliver?: number;
   /** Deliveries after which an event still answered with `RetryLater` is dead-lettered; default 100. */
@@ -97,7 +123,7 @@ export interface ConsumerOptions<S extends DescMessage, DB> {
   retryDelayMs?: (deliveryCount: number) => number;
   /** Server-side ack wait; the consumer signals progress while a handler runs. Default 30 000. */
   ackWaitMs?: number;
-  /** Messages pulled ahead; default 10. */
+  /** Messages pulled ahead; default 10, with a `batchHandler` `maxBatch`. */
   batch?: number;
   logger?: Logger;
   /** Called after each message is settled: metrics, and tests waiting for an effect. */
@@ -107,7 +133,7 @@ export interface ConsumerOptions<S extends DescMessage, DB> {
 export interface RunningConsumer {
   durable: string;
   stream: string;
-  /** Stops pulling and waits for the message in hand to settle. */
+  /** Stops pulling and waits for the messages in hand to settle. */
   stop(): Promise<void>;
 }
 
@@ -130,23 +156,41 @@ export function defaultRetryDelayMs(deliveryCount: number): number {
   return Math.min(60_000, 1000 * 2 ** Math.max(0, deliveryCount - 1));
 }
 
+/** A decoded message with its process span, on its way to being settled. */
+interface InHand<T> {
+  m: JsMsg;
+  event: ConsumedEvent<T>;
+  span: Span;
+}
+
 /**
  * A durable pull consumer with explicit acks that applies each event exactly once in effect: the inbox
  * row and the handler's writes commit together, so a redelivered event finds its id and is only acked.
- * Messages are handled one at a time in stream order. Failures are redelivered with backoff; after
- * `maxDeliver` (or a malformed message, at once) the message is copied to the DEADLETTER stream with
- * the reason and terminated. The server never gives up on its own (`max_deliver` -1), so a crash in
- * the last attempt cannot drop a message.
+ * Messages are handled in stream order, one at a time with `handler`, or with `batchHandler` as many
+ * as have arrived in one transaction. Failures are redelivered with backoff; after `maxDeliver` (or a
+ * malformed message, at once) the message is copied to the DEADLETTER stream with the reason and
+ * terminated. The server never gives up on its own (`max_deliver` -1), so a crash in the last attempt
+ * cannot drop a message. Acks follow the commit: a crash in between redelivers, and the inbox answers.
  */
 export async function startConsumer<S extends DescMessage, DB>(options: ConsumerOptions<S, DB>): Promise<RunningConsumer> {
+  type Event = ConsumedEvent<MessageShape<S>>;
   const log = (options.logger ?? pino({ level: 'silent' })).child({ consumer: options.durable });
-  const { js, namespace } = options;
+  const { js, namespace, batchHandler } = options;
+  if ((options.handler === undefined) === (batchHandler === undefined)) throw new Error(`consumer ${options.durable}: give handler or batchHandler, not both or neither`);
+  const handler =
+    options.handler ??
+    // One event as a batch of one: a deferral is a RetryLater, which rolls back its inbox row.
+    (async (tx: Transaction<DB>, event: Event) => {
+      const deferral = ((await batchHandler!(tx, [event])) ?? []).find((d) => d.eventId === event.id);
+      if (deferral) throw new RetryLater(deferral.reason, deferral.delayMs);
+    });
   const durable = assertToken(options.durable, 'durable');
   const stream = streamName(namespace, options.stream);
   const maxDeliver = options.maxDeliver ?? 5;
   const maxRetryLater = options.maxRetryLater ?? 100;
   const retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const maxBatch = batchHandler ? Math.max(1, options.maxBatch ?? 250) : 1;
   const schemas: readonly S[] = Array.isArray(options.schema) ? options.schema : [options.schema as S];
   const filters = (options.filterSubjects ?? []).filter((f) => f !== STREAMS[options.stream]);
 
@@ -157,16 +201,24 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(ackWaitMs),
     max_deliver: -1,
-    max_ack_pending: 1000,
+    max_ack_pending: Math.max(1000, 4 * maxBatch),
   }, filters.map((f) => withNamespace(namespace, f)));
 
   const consumer = await js.consumers.get(stream, durable);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? 10 });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? (batchHandler ? maxBatch : 10) });
   const report = (o: ConsumeOutcome) => {
     try {
       options.onOutcome?.(o);
     } catch (err) {
       log.warn({ err }, 'onOutcome threw');
+    }
+  };
+  /** Acks, naks and terms after the commit: a lost one (a closed connection) only means a redelivery the inbox answers. */
+  const settle = (m: JsMsg, how: (m: JsMsg) => void) => {
+    try {
+      how(m);
+    } catch (err) {
+      log.warn({ err, subject: m.subject }, 'could not settle a message; it is redelivered after the ack wait');
     }
   };
 
@@ -192,33 +244,35 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
       });
     } catch (err) {
       log.error({ err, subject, eventId }, 'dead-lettering failed; redelivering instead');
-      m.nak(retryDelayMs(m.info.deliveryCount));
+      settle(m, (x) => x.nak(retryDelayMs(m.info.deliveryCount)));
       report({ outcome: 'failed', eventId, subject, deliveryCount: m.info.deliveryCount, reason: `dead-letter failed: ${(err as Error).message}` });
       return;
     }
     // Plain term: a term reason needs nats-server 2.11; the reason travels in the dead letter.
-    m.term();
+    settle(m, (x) => x.term());
     log.error({ subject, eventId, reason, deliveryCount: m.info.deliveryCount }, 'event dead-lettered');
     report({ outcome: 'deadlettered', eventId, subject, deliveryCount: m.info.deliveryCount, reason });
   }
 
-  async function handle(m: JsMsg): Promise<void> {
+  /** Decodes a message and opens its process span; settles at once what no handler will see. */
+  async function receive(m: JsMsg): Promise<InHand<MessageShape<S>> | undefined> {
     const subject = withoutNamespace(namespace, m.subject);
     const deliveryCount = m.info.deliveryCount;
     if (clientFilter && !clientFilter.some((f) => subjectMatches(f, m.subject))) {
-      m.ack();
+      settle(m, (x) => x.ack());
       report({ outcome: 'skipped', eventId: undefined, subject, deliveryCount });
-      return;
+      return undefined;
     }
     const headers = headerRecord(m.headers);
-    let event: ConsumedEvent<MessageShape<S>>;
+    let decoded: Omit<Event, 'traceContext'>;
     try {
-      event = decodeEvent(m, subject, headers, schemas);
+      decoded = decodeEvent(m, subject, headers, schemas);
     } catch (err) {
       await deadLetter(m, headers[CE.id], `malformed event: ${(err as Error).message}`);
-      return;
+      return undefined;
     }
-    await busTracer().startActiveSpan(
+    const parent = contextFromHeaders(headers);
+    const span = busTracer().startSpan(
       `${subject} process`,
       {
         kind: SpanKind.CONSUMER,
@@ -227,72 +281,196 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
           'messaging.operation.type': 'process',
           'messaging.destination.name': m.subject,
           'messaging.consumer.group.name': durable,
-          'messaging.message.id': event.id,
+          'messaging.message.id': decoded.id,
           'messaging.nats.delivery_count': deliveryCount,
-          'cloudevents.event_type': event.type,
+          'cloudevents.event_type': decoded.type,
         },
       },
-      contextFromHeaders(headers),
-      async (span) => {
-        const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(ackWaitMs / 3)));
-        heartbeat.unref();
-        try {
-          const applied = await inTransaction(options.db, async (tx) => {
-            const claimed = await sql<{ event_id: string }>`
-              insert into inbox (consumer, event_id, subject) values (${durable}, ${event.id}, ${subject})
-              on conflict do nothing returning event_id`.execute(tx);
-            if (claimed.rows.length === 0) return false;
-            await options.handler(tx, event);
-            return true;
-          });
-          m.ack();
-          span.setAttribute('punchcard.inbox.duplicate', !applied);
-          report({ outcome: applied ? 'applied' : 'duplicate', eventId: event.id, subject, deliveryCount });
-        } catch (err) {
-          span.recordException(err as Error);
-          if (err instanceof RetryLater) {
-            if (deliveryCount >= maxRetryLater) {
-              span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
-              await deadLetter(m, event.id, `still waiting after ${deliveryCount} deliveries: ${err.reason}`);
-            } else {
-              m.nak(Math.max(0, err.delayMs));
-              log.debug({ subject, eventId: event.id, reason: err.reason }, 'event deferred');
-              report({ outcome: 'retry', eventId: event.id, subject, deliveryCount, reason: err.reason });
-            }
-            return;
-          }
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-          const reason = `handler failed on delivery ${deliveryCount} of ${maxDeliver}: ${(err as Error).message}`;
-          // An outage of the database is no fault of the event: wait it out rather than dead-letter.
-          if (deliveryCount >= maxDeliver && !isTransient(err)) {
-            await deadLetter(m, event.id, reason);
-          } else {
-            m.nak(retryDelayMs(deliveryCount));
-            log.warn({ err, subject, eventId: event.id, deliveryCount }, 'event handler failed; redelivering');
-            report({ outcome: 'failed', eventId: event.id, subject, deliveryCount, reason });
-          }
-        } finally {
-          clearInterval(heartbeat);
-          span.end();
-        }
-      },
+      parent,
     );
+    return { m, event: { ...decoded, traceContext: trace.setSpan(parent, span) }, span };
   }
 
+  /** Settles a message whose event is to wait for another: later, or dead-lettered after `maxRetryLater`. */
+  async function retryLater({ m, event, span }: InHand<MessageShape<S>>, reason: string, delayMs: number): Promise<void> {
+    if (event.deliveryCount >= maxRetryLater) {
+      const message = `still waiting after ${event.deliveryCount} deliveries: ${reason}`;
+      span.setStatus({ code: SpanStatusCode.ERROR, message });
+      await deadLetter(m, event.id, message);
+      return;
+    }
+    settle(m, (x) => x.nak(Math.max(0, delayMs)));
+    log.debug({ subject: event.subject, eventId: event.id, reason }, 'event deferred');
+    report({ outcome: 'retry', eventId: event.id, subject: event.subject, deliveryCount: event.deliveryCount, reason });
+  }
+
+  /** One event in its own transaction (the per-event path, and a failed batch's fallback); ends its span. */
+  async function applyOne(item: InHand<MessageShape<S>>): Promise<void> {
+    const { m, event, span } = item;
+    const { subject, deliveryCount } = event;
+    try {
+      const applied = await context.with(event.traceContext, () =>
+        inTransaction(options.db, async (tx) => {
+          const claimed = await sql<{ event_id: string }>`
+            insert into inbox (consumer, event_id, subject) values (${durable}, ${event.id}, ${subject})
+            on conflict do nothing returning event_id`.execute(tx);
+          if (claimed.rows.length === 0) return false;
+          await handler(tx, event);
+          return true;
+        }),
+      );
+      settle(m, (x) => x.ack());
+      span.setAttribute('punchcard.inbox.duplicate', !applied);
+      report({ outcome: applied ? 'applied' : 'duplicate', eventId: event.id, subject, deliveryCount });
+    } catch (err) {
+      span.recordException(err as Error);
+      if (err instanceof RetryLater) {
+        await retryLater(item, err.reason, err.delayMs);
+        return;
+      }
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      const reason = `handler failed on delivery ${deliveryCount} of ${maxDeliver}: ${(err as Error).message}`;
+      // An outage of the database is no fault of the event: wait it out rather than dead-letter.
+      if (deliveryCount >= maxDeliver && !isTransient(err)) {
+        await deadLetter(m, event.id, reason);
+      } else {
+        settle(m, (x) => x.nak(retryDelayMs(deliveryCount)));
+        log.warn({ err, subject, eventId: event.id, deliveryCount }, 'event handler failed; redelivering');
+        report({ outcome: 'failed', eventId: event.id, subject, deliveryCount, reason });
+      }
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * Several events in one transaction: one inbox insert claims the new ids, the batch handler applies
+   * them, the inbox rows of deferred events go again. If anything throws, each event is applied on its
+   * own instead, so one bad event neither holds back nor dead-letters the others.
+   */
+  async function applyBatch(items: InHand<MessageShape<S>>[]): Promise<void> {
+    const first = new Map<string, InHand<MessageShape<S>>>();
+    for (const item of items) if (!first.has(item.event.id)) first.set(item.event.id, item);
+    const unique = [...first.values()];
+    const batchSpan = busTracer().startSpan(`${options.stream} process`, {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        'messaging.system': 'nats',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': stream,
+        'messaging.consumer.group.name': durable,
+        'messaging.batch.message_count': items.length,
+      },
+      links: items.map((i) => ({ context: i.span.spanContext() })),
+    });
+    let outcome: { claimed: Set<string>; deferred: Map<string, Deferral> };
+    try {
+      outcome = await context.with(trace.setSpan(context.active(), batchSpan), () =>
+        inTransaction(options.db, async (tx) => {
+          const ids = unique.map((i) => i.event.id);
+          const { rows } = await sql<{ event_id: string }>`
+            insert into inbox (consumer, event_id, subject)
+            select ${durable}, e.id, e.subject from unnest(${ids}::text[], ${unique.map((i) => i.event.subject)}::text[]) as e(id, subject)
+            on conflict do nothing returning event_id`.execute(tx);
+          const claimed = new Set(rows.map((r) => r.event_id));
+          const fresh = unique.filter((i) => claimed.has(i.event.id)).map((i) => i.event);
+          const deferred = new Map<string, Deferral>();
+          if (fresh.length === 0) return { claimed, deferred };
+          for (const d of (await batchHandler!(tx, fresh)) ?? []) {
+            if (!claimed.has(d.eventId)) throw new Error(`batch handler deferred ${d.eventId}, which is not one of its events`);
+            deferred.set(d.eventId, d);
+          }
+          if (deferred.size > 0) {
+            await sql`delete from inbox where consumer = ${durable} and event_id = any(${[...deferred.keys()]}::text[])`.execute(tx);
+          }
+          return { claimed, deferred };
+        }),
+      );
+    } catch (err) {
+      batchSpan.recordException(err as Error);
+      batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      batchSpan.end();
+      log.warn({ err, events: items.length }, 'batch failed; applying its events one at a time');
+      for (const item of items) await applyOne(item);
+      return;
+    }
+    batchSpan.setAttribute('punchcard.batch.deferred', outcome.deferred.size);
+    batchSpan.end();
+    for (const item of items) {
+      const { m, event, span } = item;
+      const deferral = first.get(event.id) === item ? outcome.deferred.get(event.id) : undefined;
+      if (deferral) {
+        await retryLater(item, deferral.reason, deferral.delayMs);
+      } else {
+        const applied = first.get(event.id) === item && outcome.claimed.has(event.id);
+        settle(m, (x) => x.ack());
+        span.setAttribute('punchcard.inbox.duplicate', !applied);
+        report({ outcome: applied ? 'applied' : 'duplicate', eventId: event.id, subject: event.subject, deliveryCount: event.deliveryCount });
+      }
+      span.end();
+    }
+  }
+
+  async function handle(batch: JsMsg[]): Promise<void> {
+    const items: InHand<MessageShape<S>>[] = [];
+    for (const m of batch) {
+      const item = await receive(m);
+      if (item) items.push(item);
+    }
+    if (items.length === 1) await applyOne(items[0]!);
+    else if (items.length > 1) await applyBatch(items);
+  }
+
+  // Messages move from the iterator to `waiting` (at most maxBatch, so the library pulls no further
+  // ahead than that); the worker takes all that are waiting as one batch and settles them.
   let stopping = false;
-  const running = (async () => {
+  const waiting: JsMsg[] = [];
+  let inHand: JsMsg[] = [];
+  let wakeWorker: (() => void) | undefined;
+  let wakePump: (() => void) | undefined;
+  const heartbeat = setInterval(() => {
+    // Progress for the messages being handled and those queued behind them.
+    for (const m of [...inHand, ...waiting]) settle(m, (x) => x.working());
+  }, Math.max(500, Math.floor(ackWaitMs / 3)));
+  heartbeat.unref();
+
+  let pumpDone = false;
+  const pump = (async () => {
     for await (const m of messages) {
       if (stopping) {
         // Pulled but not started: hand it back now rather than after the ack wait.
-        m.nak();
+        settle(m, (x) => x.nak());
         continue;
       }
-      try {
-        await handle(m);
-      } catch (err) {
-        // Only the database or the connection can fail here; the message is redelivered after ack wait.
-        log.error({ err, subject: m.subject }, 'consumer could not settle a message');
+      waiting.push(m);
+      wakeWorker?.();
+      while (waiting.length >= maxBatch && !stopping) await new Promise<void>((resolve) => (wakePump = resolve));
+    }
+  })().finally(() => {
+    pumpDone = true;
+    wakeWorker?.();
+  });
+
+  const worker = (async () => {
+    for (;;) {
+      if (stopping) return;
+      if (waiting.length === 0) {
+        if (pumpDone) return;
+        await new Promise<void>((resolve) => (wakeWorker = resolve));
+        wakeWorker = undefined;
+        // The messages of one read from the socket reach `waiting` in microtasks: let them all arrive.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
       }
+      inHand = waiting.splice(0, maxBatch);
+      wakePump?.();
+      try {
+        await handle(inHand);
+      } catch (err) {
+        // Only the database or the connection can fail here; the messages are redelivered after ack wait.
+        log.error({ err, messages: inHand.length }, 'consumer could not settle its messages');
+      }
+      inHand = [];
     }
   })();
 
@@ -301,8 +479,13 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
     stream,
     async stop() {
       stopping = true;
+      wakePump?.();
+      wakeWorker?.();
       await messages.close();
-      await running;
+      await pump;
+      await worker;
+      clearInterval(heartbeat);
+      for (const m of waiting.splice(0)) settle(m, (x) => x.nak());
     },
   };
 }
@@ -361,7 +544,7 @@ function decodeEvent<S extends DescMessage>(
   subject: string,
   headers: Record<string, string>,
   schemas: readonly S[],
-): ConsumedEvent<MessageShape<S>> {
+): Omit<ConsumedEvent<MessageShape<S>>, 'traceContext'> {
   const id = headers[CE.id] ?? headers['nats-msg-id'];
   if (!id) throw new PoisonMessage('no ce-id header');
   const type = headers[CE.type];

@@ -50,6 +50,7 @@ export {
   defaultRetryDelayMs,
   DEADLETTER_HEADERS,
   type ConsumedEvent,
+  type Deferral,
   type ConsumeOutcome,
   type ConsumerOptions,
   type RunningConsumer,

@@ -3,6 +3,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { StringValueSchema, StructSchema, type StringValue } from '@bufbuild/protobuf/wkt';
 import { sql, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus } from '../src/connection.js';
 import {
   CE,
   DEADLETTER_HEADERS,
@@ -16,7 +17,9 @@ import {
   type ConsumedEvent,
   type ConsumeOutcome,
   type ConsumerOptions,
+  type Deferral,
 } from '../src/index.js';
+import { testNats } from '@punchcard/testing';
 import { applicationsPerEvent, harness, Outcomes, readStream, type Harness, type TestDb } from './helpers.js';
 
 let h: Harness;
@@ -283,5 +286,198 @@ describe('consumer with inbox', () => {
     expect(config.filter_subject).toBe(`${h.namespace}.punchcard.visits.new_event.*`);
     expect(config.ack_wait).toBe(10_000_000_000);
     expect(config.max_deliver).toBe(-1);
+  });
+});
+
+/** A batch handler that records one effects row per event, and each batch's event ids. */
+function recordBatches(consumer: string, batches: string[][]) {
+  return async (tx: Transaction<TestDb>, events: ConsumedEvent<StringValue>[]) => {
+    batches.push(events.map((e) => e.id));
+    for (const event of events) await recordEffect(consumer)(tx, event);
+  };
+}
+
+async function inboxIds(consumer: string): Promise<string[]> {
+  const rows = await h.db.selectFrom('inbox' as never).select('event_id' as never).where('consumer' as never, '=', consumer as never).execute();
+  return (rows as { event_id: string }[]).map((r) => r.event_id).sort();
+}
+
+describe('batch consumer', () => {
+  it('applies what has arrived in one transaction, each event once, also when a replay delivers it all again', async () => {
+    const durable = 'batch_once';
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await visit(`member-b-${i}`, `v${i}`, { event: 'visit_batch_once' })).id);
+    const batches: string[][] = [];
+    const options = { durable, filterSubjects: ['punchcard.visits.visit_batch_once.*'], batchHandler: recordBatches(durable, batches) };
+    const first = await consumeVisits(options, appliedCount(20));
+    expect(first.all.map((o) => o.outcome)).toEqual(Array<string>(20).fill('applied'));
+    // Published before the consumer started, they arrive together: fewer transactions than events.
+    expect(batches.length).toBeLessThan(20);
+    expect(batches.flat()).toEqual(ids);
+
+    await h.bus.jsm.consumers.delete(streamName(h.namespace, 'VISITS'), durable);
+    const again = await consumeVisits(options, (all) => all.length === 20);
+    expect(again.count('duplicate')).toBe(20);
+    expect(batches.flat()).toEqual(ids);
+    const applied = await applicationsPerEvent(h.db, durable);
+    expect([...applied.entries()].sort()).toEqual(ids.map((id) => [id, 1]).sort());
+  });
+
+  it('drops a duplicate inside one batch: the handler sees the event once, the copy is acked as a duplicate', async () => {
+    const durable = 'batch_dup';
+    const a = await visit('member-d1', 'a', { event: 'visit_batch_dup' });
+    const original = (await readStream(h.bus, h.namespace, 'VISITS')).find((m) => m.headers?.get(CE.id) === a.id)!;
+    // The same event again under a new Nats-Msg-Id (a producer retrying after the duplicate window).
+    await h.bus.js.publish(original.subject, original.data, { headers: original.headers!, msgID: randomUUID() });
+    const b = await visit('member-d2', 'b', { event: 'visit_batch_dup' });
+    const batches: string[][] = [];
+    const outcomes = await consumeVisits(
+      { durable, filterSubjects: ['punchcard.visits.visit_batch_dup.*'], batchHandler: recordBatches(durable, batches) },
+      (all) => all.length === 3,
+    );
+    expect(batches).toEqual([[a.id, b.id]]);
+    expect(outcomes.all.map((o) => [o.outcome, o.eventId])).toEqual([
+      ['applied', a.id],
+      ['duplicate', a.id],
+      ['applied', b.id],
+    ]);
+    expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map([[a.id, 1], [b.id, 1]]));
+  });
+
+  it('defers an event in the middle of a batch without its inbox row, applies the others, and the deferred one later', async () => {
+    const durable = 'batch_defer';
+    const before = await visit('ent-x', 'x1', { aggregateVersion: 1, event: 'visit_batch_defer' });
+    const early = await visit('ent-y', 'y2', { aggregateVersion: 2, event: 'visit_batch_defer' });
+    const after = await visit('ent-z', 'z1', { aggregateVersion: 1, event: 'visit_batch_defer' });
+    const batches: string[][] = [];
+    let sawDeferred = false;
+    const batchHandler = async (tx: Transaction<TestDb>, events: ConsumedEvent<StringValue>[]): Promise<Deferral[]> => {
+      batches.push(events.map((e) => e.id));
+      const deferred: Deferral[] = [];
+      for (const event of events) {
+        const { rows } = await sql<{ v: number | null }>`
+          select max(aggregate_version) as v from effects where consumer = ${durable} and aggregate_id = ${event.aggregateId}`.execute(tx);
+        if ((event.aggregateVersion ?? 0) > (rows[0]?.v ?? 0) + 1) {
+          deferred.push({ eventId: event.id, reason: `${event.aggregateId} waits`, delayMs: 50 });
+          continue;
+        }
+        await recordEffect(durable)(tx, event);
+      }
+      return deferred;
+    };
+    const outcomes = new Outcomes();
+    const consumer = await startConsumer({
+      db: h.db,
+      js: h.bus.js,
+      namespace: h.namespace,
+      stream: 'VISITS',
+      schema: StringValueSchema,
+      durable,
+      filterSubjects: ['punchcard.visits.visit_batch_defer.*'],
+      onOutcome: (o) => {
+        outcomes.record(o);
+        if (o.outcome === 'retry') sawDeferred = true;
+      },
+      batchHandler,
+    });
+    let missing: { id: string } | undefined;
+    try {
+      await outcomes.until((all) => all.filter((o) => o.outcome === 'applied').length === 2 && sawDeferred);
+      expect(batches[0]).toEqual([before.id, early.id, after.id]);
+      expect(outcomes.all.slice(0, 3).map((o) => [o.outcome, o.eventId])).toEqual([
+        ['applied', before.id],
+        ['retry', early.id],
+        ['applied', after.id],
+      ]);
+      // Its inbox row went with the deferral: nothing of the deferred event was recorded.
+      expect(await inboxIds(durable)).toEqual([before.id, after.id].sort());
+      missing = await visit('ent-y', 'y1', { aggregateVersion: 1, event: 'visit_batch_defer' });
+      await outcomes.until((all) => all.filter((o) => o.outcome === 'applied').length === 4);
+    } finally {
+      await consumer.stop();
+    }
+    const rows = await h.db.selectFrom('effects').select(['aggregate_id', 'aggregate_version']).where('consumer', '=', durable).orderBy('id').execute();
+    expect(rows).toEqual([
+      { aggregate_id: 'ent-x', aggregate_version: 1 },
+      { aggregate_id: 'ent-z', aggregate_version: 1 },
+      { aggregate_id: 'ent-y', aggregate_version: 1 },
+      { aggregate_id: 'ent-y', aggregate_version: 2 },
+    ]);
+    expect(await inboxIds(durable)).toEqual([before.id, early.id, after.id, missing!.id].sort());
+  });
+
+  it('applies a failed batch one event at a time: the poison event is dead-lettered alone, the others applied once', async () => {
+    const durable = 'batch_poison';
+    const good1 = await visit('member-p1', 'fine', { event: 'visit_batch_poison' });
+    const bad = await visit('member-p2', 'boom', { event: 'visit_batch_poison' });
+    const good2 = await visit('member-p3', 'fine', { event: 'visit_batch_poison' });
+    const batches: string[][] = [];
+    const outcomes = await consumeVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_batch_poison.*'],
+        maxDeliver: 2,
+        retryDelayMs: () => 50,
+        batchHandler: async (tx, events) => {
+          batches.push(events.map((e) => e.id));
+          for (const event of events) {
+            if (event.data.value === 'boom') throw new Error('no such branch');
+            await recordEffect(durable)(tx, event);
+          }
+        },
+      },
+      (all) => all.some((o) => o.outcome === 'deadlettered') && all.filter((o) => o.outcome === 'applied').length === 2,
+    );
+    // The batch, then each event on its own.
+    expect(batches.slice(0, 4)).toEqual([[good1.id, bad.id, good2.id], [good1.id], [bad.id], [good2.id]]);
+    expect(outcomes.all.filter((o) => o.eventId === bad.id).map((o) => o.outcome)).toEqual(['failed', 'deadlettered']);
+    expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map([[good1.id, 1], [good2.id, 1]]));
+    expect((await deadLetters(durable)).map((m) => m.headers?.get(CE.id))).toEqual([bad.id]);
+    const info = await h.bus.jsm.consumers.info(streamName(h.namespace, 'VISITS'), durable);
+    expect(info.num_pending).toBe(0);
+    expect(info.num_ack_pending).toBe(0);
+  });
+
+  it('after a crash between commit and ack, the redelivered batch is acked as duplicates and applied once', async () => {
+    const durable = 'batch_crash';
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await visit(`member-c-${i}`, `v${i}`, { event: 'visit_batch_crash' })).id);
+    const crashing = await connectBus({ url: await testNats(), name: 'bus-test-crashing' });
+    const firstRun = new Outcomes();
+    const batches: string[][] = [];
+    const options = {
+      db: h.db,
+      namespace: h.namespace,
+      stream: 'VISITS' as const,
+      schema: StringValueSchema,
+      durable,
+      filterSubjects: ['punchcard.visits.visit_batch_crash.*'],
+      ackWaitMs: 1000,
+    };
+    const first = await startConsumer({
+      ...options,
+      js: crashing.js,
+      onOutcome: firstRun.record,
+      batchHandler: async (tx, events) => {
+        await recordBatches(durable, batches)(tx, events);
+        // The process dies after the handler: the transaction commits, the acks never leave.
+        await crashing.nc.close();
+      },
+    });
+    await firstRun.until((all) => all.length === 5);
+    expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map(ids.map((id) => [id, 1])));
+
+    const secondRun = new Outcomes();
+    const second = await startConsumer({ ...options, js: h.bus.js, onOutcome: secondRun.record, batchHandler: recordBatches(durable, batches) });
+    try {
+      await secondRun.until((all) => all.length === 5);
+    } finally {
+      await second.stop();
+      await first.stop().catch(() => undefined);
+    }
+    expect(secondRun.all.map((o) => o.outcome)).toEqual(Array<string>(5).fill('duplicate'));
+    expect(secondRun.all.every((o) => o.deliveryCount === 2)).toBe(true);
+    expect(batches).toEqual([ids]);
+    expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map(ids.map((id) => [id, 1])));
   });
 });

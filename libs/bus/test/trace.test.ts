@@ -76,3 +76,58 @@ it('continues the producer’s trace through outbox, relay and consumer', async 
   // The handler runs inside the consumer span.
   expect(handlerTrace.traceparent).toBe(`00-${api.traceId}-${process?.spanContext().spanId}-01`);
 });
+
+it('a batch keeps one process span per event, each in its producer’s trace, and a batch span linking them', async () => {
+  exporter.reset();
+  const tracer = trace.getTracer('test');
+  const requests: { traceId: string; spanId: string }[] = [];
+  for (let i = 0; i < 3; i++) {
+    requests.push(
+      await tracer.startActiveSpan(`POST /sessions:consume ${i}`, async (span) => {
+        await inTransaction(h.db, (tx) =>
+          enqueue(tx, { producer: 'ledger', event: 'session_batched', tenantId: 'tenant-t', aggregateId: `ent-${i}`, aggregateVersion: 1, schema: StringValueSchema, message: { value: `${i}` } }),
+        );
+        span.end();
+        return span.spanContext();
+      }),
+    );
+  }
+  const relay = context.with(ROOT_CONTEXT, () => startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: '/punchcard/test', pollIntervalMs: 50 }));
+  await relay.flush();
+  await relay.stop();
+
+  const outcomes = new Outcomes();
+  const handlerTraces = new Map<string, string | undefined>();
+  const consumer = await startConsumer({
+    db: h.db,
+    js: h.bus.js,
+    namespace: h.namespace,
+    stream: 'LEDGER',
+    durable: 'traced_batch',
+    filterSubjects: ['punchcard.ledger.session_batched.*'],
+    schema: StringValueSchema,
+    onOutcome: outcomes.record,
+    batchHandler: async (_tx, events) => {
+      for (const e of events) handlerTraces.set(e.data.value, context.with(e.traceContext, () => traceHeaders().traceparent));
+    },
+  });
+  try {
+    await outcomes.until((all) => all.filter((o) => o.outcome === 'applied').length === 3);
+  } finally {
+    await consumer.stop();
+  }
+
+  const spans = exporter.getFinishedSpans();
+  const processSpans = spans.filter((s) => s.kind === SpanKind.CONSUMER && s.name.includes('session_batched'));
+  expect(processSpans).toHaveLength(3);
+  for (const [i, request] of requests.entries()) {
+    const publish = spans.find((s) => s.kind === SpanKind.PRODUCER && s.spanContext().traceId === request.traceId);
+    const process = processSpans.find((s) => s.spanContext().traceId === request.traceId);
+    expect(publish?.parentSpanContext?.spanId).toBe(request.spanId);
+    expect(process?.parentSpanContext?.spanId).toBe(publish?.spanContext().spanId);
+    expect(handlerTraces.get(`${i}`)).toBe(`00-${request.traceId}-${process?.spanContext().spanId}-01`);
+  }
+  const batch = spans.find((s) => s.kind === SpanKind.CONSUMER && s.name === 'LEDGER process');
+  expect(batch?.attributes['messaging.batch.message_count']).toBe(3);
+  expect(batch?.links.map((l) => l.context.spanId).sort()).toEqual(processSpans.map((s) => s.spanContext().spanId).sort());
+});
