@@ -30,10 +30,10 @@ export const expiryEnv = z.object({
   LEDGER_JWT_SECRET: z.string().min(32).optional(),
   /** Pause between background sweeps; 0 = none (RunDue only). */
   EXPIRY_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(1_000),
-  /** Timers claimed per transaction. */
-  EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(5_000).default(100),
-  /** Ledger calls in flight per batch. */
-  EXPIRY_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** Timers claimed per transaction (and per ExpireBatch request to the ledger, up to its 1000). */
+  EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(5_000).default(500),
+  /** Batches in flight: each its own transaction and ledger request. */
+  EXPIRY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** Minimum time between backlog progress log lines. */
   EXPIRY_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
 });
@@ -78,7 +78,7 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
     env: expiryEnv,
 
     async setup(ctx) {
-      // A sweep holds a connection per batch besides the consumer's and the relay's.
+      // A sweep holds a connection per batch in flight besides the consumer's and the relay's.
       const stores = await connectStores<ExpiryDb>(ctx, { poolMax: 10 });
       let ledger = options.ledger;
       if (!ledger) {

@@ -1,10 +1,12 @@
+import type { DescMessage } from '@bufbuild/protobuf';
+import { enqueueMany, type EnqueueInput } from '@punchcard/bus';
 import { inTransaction } from '@punchcard/db';
 import type { Kysely, Transaction } from 'kysely';
 import { pino, type Logger } from 'pino';
 import { afterFailure, firingFor, idempotencyKeyFor } from './domain/firing.js';
 import { progressMessage, rate } from './domain/progress.js';
-import { enqueueExpiryFired, enqueueReminderDue } from './events/expiry-events.js';
-import { LedgerCallError, type LedgerPort } from './ledger/port.js';
+import { expiryFired, reminderDue } from './events/expiry-events.js';
+import { LedgerCallError, MAX_EXPIRY_BATCH, type ExpiryCall, type LedgerOutcome, type LedgerPort } from './ledger/port.js';
 import type { TimerKind } from './domain/schedule.js';
 import type { ExpiryDb } from './store/schema.js';
 import { claimDue, countDue, markFailed, markFired, markRetry, type ClaimedTimer } from './store/store.js';
@@ -14,9 +16,9 @@ export interface SweepDeps {
   ledger: LedgerPort;
   clock: () => Date;
   logger?: Logger;
-  /** Timers claimed per transaction; default 100. */
+  /** Timers claimed per transaction; default 500. */
   batchSize?: number;
-  /** Ledger calls in flight within a batch (different entitlements); default 8. */
+  /** Batches in flight (each its own transaction and ledger request); default 4. */
   concurrency?: number;
   /** Minimum real time between progress log lines while draining; default 5000 (0 = every batch). */
   progressIntervalMs?: number;
@@ -32,7 +34,7 @@ export interface SweepOptions {
   tenantId?: string;
   /** Stop after this many timers; default all that are due. */
   limit?: number;
-  /** Stop between batches (shutdown): a batch in hand commits, the rest waits for the next sweep. */
+  /** Stop between batches (shutdown): batches in hand commit, the rest waits for the next sweep. */
   signal?: AbortSignal;
 }
 
@@ -51,38 +53,54 @@ type Outcome =
 
 /**
  * Fires due timers in due order, a batch per transaction: claim (FOR UPDATE SKIP LOCKED), call the
- * ledger with a key derived from the timer id, mark fired and enqueue the event, commit. A crash
- * before the commit leaves the timers pending; the next sweep calls the ledger again with the same
- * keys, which changes nothing there. Replicas running sweeps at once skip each other's rows.
+ * ledger with keys derived from the timer ids (one ExpireBatch per tenant for grace and expiry),
+ * mark what became of each timer and enqueue the events, commit. A crash before the commit leaves
+ * the timers pending; the next sweep calls the ledger again with the same keys, which changes
+ * nothing there. `concurrency` batches run side by side; they, like replicas, skip each other's rows.
  */
 export async function sweepDue(deps: SweepDeps, options: SweepOptions = {}): Promise<SweepResult> {
   const log = deps.logger ?? pino({ level: 'silent' });
-  const batchSize = deps.batchSize ?? 100;
+  const batchSize = deps.batchSize ?? 500;
   const limit = options.limit && options.limit > 0 ? options.limit : Number.POSITIVE_INFINITY;
   const progressEvery = deps.progressIntervalMs ?? 5_000;
   const started = performance.now();
   let lastProgress = started;
   let batches = 0;
+  // Timers claimed or about to be, so concurrent batches never take more than `limit` between them.
+  let reserved = 0;
   const total: SweepResult = { fired: 0, failed: 0, retried: 0 };
-  while (total.fired + total.failed < limit && !options.signal?.aborted) {
-    const want = Math.min(batchSize, limit - total.fired - total.failed);
-    const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId));
-    if (batch.claimed === 0) break;
-    // Counted once committed: a batch that rolled back fires again.
-    for (const [kind, outcome] of batch.observed) deps.observe?.(kind, outcome);
-    total.fired += batch.fired;
-    total.failed += batch.failed;
-    total.retried += batch.retried;
-    batches += 1;
-    if (performance.now() - lastProgress >= progressEvery) {
-      lastProgress = performance.now();
-      const progress = { done: total.fired, failed: total.failed, remaining: await countDue(deps.db, deps.clock(), options.tenantId), elapsedMs: lastProgress - started };
-      log.info({ ...progress, ratePerSecond: rate(progress) }, progressMessage(progress));
+  const progress = async () => {
+    const p = { done: total.fired, failed: total.failed, remaining: await countDue(deps.db, deps.clock(), options.tenantId), elapsedMs: performance.now() - started };
+    return { ...p, ratePerSecond: rate(p) };
+  };
+  const worker = async () => {
+    while (!options.signal?.aborted) {
+      const want = Math.min(batchSize, limit - reserved);
+      if (want <= 0) break;
+      reserved += want;
+      const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId)).finally(() => {
+        reserved -= want;
+      });
+      // Rows other batches hold are skipped, so an empty claim means this worker's part is done.
+      if (batch.claimed === 0) break;
+      reserved += batch.fired + batch.failed;
+      // Counted once committed: a batch that rolled back fires again.
+      for (const [kind, outcome] of batch.observed) deps.observe?.(kind, outcome);
+      total.fired += batch.fired;
+      total.failed += batch.failed;
+      total.retried += batch.retried;
+      batches += 1;
+      if (performance.now() - lastProgress >= progressEvery) {
+        lastProgress = performance.now();
+        const p = await progress();
+        log.info(p, progressMessage(p));
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
   if (batches > 1) {
-    const progress = { done: total.fired, failed: total.failed, remaining: await countDue(deps.db, deps.clock(), options.tenantId), elapsedMs: performance.now() - started };
-    log.info({ ...progress, ratePerSecond: rate(progress) }, `${progressMessage(progress)} (sweep finished)`);
+    const p = await progress();
+    log.info(p, `${progressMessage(p)} (sweep finished)`);
   }
   return total;
 }
@@ -95,92 +113,146 @@ async function fireBatch(
 ): Promise<SweepResult & { claimed: number; observed: [TimerKind, TimerOutcome][] }> {
   const now = deps.clock();
   const claimed = await claimDue(tx, { now, limit, ...(tenantId !== undefined ? { tenantId } : {}) });
-  // Each entitlement has at most one timer in a batch (the claim takes only its earliest), so the
-  // calls may run side by side without reordering one entitlement's timers.
-  const outcomes = await mapLimit(claimed, deps.concurrency ?? 8, (t) => fire(deps, t, now));
+  const outcomes = await fire(deps, claimed, now);
   const result = { claimed: claimed.length, fired: 0, failed: 0, retried: 0, observed: [] as [TimerKind, TimerOutcome][] };
-  const firedRows: { timerId: string; noOp: boolean; attempts: number }[] = [];
+  const fired: { timerId: string; noOp: boolean; attempts: number }[] = [];
+  const retries: { timerId: string; attempts: number; nextAttempt: Date; error: string }[] = [];
+  const failures: { timerId: string; attempts: number; error: string }[] = [];
+  const events: EnqueueInput<DescMessage>[] = [];
   for (const [i, t] of claimed.entries()) {
     const o = outcomes[i]!;
     const attempts = t.attempts + (o.called ? 1 : 0);
     if (o.kind === 'fired') {
-      firedRows.push({ timerId: t.timer_id, noOp: o.noOp, attempts });
-      const fired = { timerId: t.timer_id, tenantId: t.tenant_id, entitlementId: t.entitlement_id, dueTime: t.due_time, ...(t.expiry_time ? { expiryTime: t.expiry_time } : {}) };
+      fired.push({ timerId: t.timer_id, noOp: o.noOp, attempts });
+      const announced = { timerId: t.timer_id, tenantId: t.tenant_id, entitlementId: t.entitlement_id, dueTime: t.due_time, ...(t.expiry_time ? { expiryTime: t.expiry_time } : {}) };
       if (o.announce === 'reminder_due') {
-        await enqueueReminderDue(tx, { ...fired, memberId: t.member_id, offsetDays: t.offset_days, remaining: t.remaining }, now);
+        events.push(reminderDue({ ...announced, memberId: t.member_id, offsetDays: t.offset_days, remaining: t.remaining }, now) as EnqueueInput<DescMessage>);
       } else if (o.announce) {
-        await enqueueExpiryFired(tx, o.announce, fired, now);
+        events.push(expiryFired(o.announce, announced, now) as EnqueueInput<DescMessage>);
       }
       result.fired += 1;
       result.observed.push([t.kind, o.noOp ? 'no_op' : 'fired']);
     } else if (o.kind === 'retry') {
-      await markRetry(tx, t.timer_id, attempts, new Date(now.getTime() + o.delayMs), o.error, now);
+      retries.push({ timerId: t.timer_id, attempts, nextAttempt: new Date(now.getTime() + o.delayMs), error: o.error });
       deps.logger?.warn({ timerId: t.timer_id, kind: t.kind, attempts, error: o.error }, 'ledger call failed; will retry');
       result.retried += 1;
       result.observed.push([t.kind, 'retry']);
     } else {
-      await markFailed(tx, t.timer_id, attempts, o.error, now);
+      failures.push({ timerId: t.timer_id, attempts, error: o.error });
       deps.logger?.error({ timerId: t.timer_id, kind: t.kind, entitlementId: t.entitlement_id, attempts, error: o.error }, 'timer failed');
       result.failed += 1;
       result.observed.push([t.kind, 'failed']);
     }
   }
-  await markFired(tx, firedRows, now);
+  await markFired(tx, fired, now);
+  await markRetry(tx, retries, now);
+  await markFailed(tx, failures, now);
+  await enqueueMany(tx, events);
   return result;
 }
 
-async function fire(deps: SweepDeps, t: ClaimedTimer, now: Date): Promise<Outcome> {
-  const firing = firingFor(
-    {
-      timerId: t.timer_id,
-      kind: t.kind,
-      dueTime: t.due_time,
-      ...(t.expiry_time ? { expiryTime: t.expiry_time } : {}),
-      ...(t.grace_end_time ? { graceEndTime: t.grace_end_time } : {}),
-    },
-    now,
-  );
-  const base = { tenantId: t.tenant_id, idempotencyKey: idempotencyKeyFor(t.timer_id), entitlementId: t.entitlement_id };
-  try {
+/**
+ * What became of each claimed timer, in order. Grace and expiry go to the ledger as one ExpireBatch
+ * per tenant (a batch claims at most one timer per entitlement: its earliest, so one entitlement's
+ * timers never reorder); unfreezes are single calls, side by side.
+ */
+async function fire(deps: SweepDeps, claimed: readonly ClaimedTimer[], now: Date): Promise<Outcome[]> {
+  const outcomes = new Array<Outcome>(claimed.length);
+  const byTenant = new Map<string, { index: number; call: ExpiryCall }[]>();
+  const unfreezes: number[] = [];
+  for (const [i, t] of claimed.entries()) {
+    const firing = firingFor(
+      {
+        timerId: t.timer_id,
+        kind: t.kind,
+        dueTime: t.due_time,
+        ...(t.expiry_time ? { expiryTime: t.expiry_time } : {}),
+        ...(t.grace_end_time ? { graceEndTime: t.grace_end_time } : {}),
+      },
+      now,
+    );
+    const base = { idempotencyKey: idempotencyKeyFor(t.timer_id), entitlementId: t.entitlement_id };
     switch (firing.action) {
       case 'skip':
-        return { kind: 'fired', called: false, noOp: true };
+        outcomes[i] = { kind: 'fired', called: false, noOp: true };
+        break;
       case 'remind':
-        return { kind: 'fired', called: false, noOp: false, announce: 'reminder_due' };
-      case 'enterGrace': {
-        const { changed } = await deps.ledger.enterGrace({ ...base, expiryTime: firing.expiryTime, graceEndTime: firing.graceEndTime });
-        return changed ? { kind: 'fired', called: true, noOp: false, announce: 'grace_started' } : { kind: 'fired', called: true, noOp: true };
-      }
+        outcomes[i] = { kind: 'fired', called: false, noOp: false, announce: 'reminder_due' };
+        break;
+      case 'unfreeze':
+        unfreezes.push(i);
+        break;
+      case 'enterGrace':
       case 'expire': {
-        const { changed } = await deps.ledger.expire({ ...base, dueTime: firing.dueTime, reason: `expiry due ${firing.dueTime.toISOString()}` });
-        return changed ? { kind: 'fired', called: true, noOp: false, announce: 'expired' } : { kind: 'fired', called: true, noOp: true };
-      }
-      case 'unfreeze': {
-        const { changed } = await deps.ledger.unfreeze({ ...base, reason: 'freeze period ended' });
-        return { kind: 'fired', called: true, noOp: !changed };
+        const call: ExpiryCall =
+          firing.action === 'expire'
+            ? { action: 'expire', ...base, dueTime: firing.dueTime, reason: `expiry due ${firing.dueTime.toISOString()}` }
+            : { action: 'enterGrace', ...base, expiryTime: firing.expiryTime, graceEndTime: firing.graceEndTime };
+        const calls = byTenant.get(t.tenant_id) ?? [];
+        calls.push({ index: i, call });
+        byTenant.set(t.tenant_id, calls);
+        break;
       }
     }
-  } catch (err) {
-    const code = err instanceof LedgerCallError ? err.code : 'unknown';
-    const error = (err as Error).message;
-    const next = afterFailure(t.kind, code, t.attempts + 1);
-    if (next.outcome === 'done') return { kind: 'fired', called: true, noOp: true };
-    return next.outcome === 'retry' ? { kind: 'retry', called: true, delayMs: next.delayMs, error } : { kind: 'failed', called: true, error };
   }
+  const requests = [...byTenant].flatMap(([tenantId, calls]) => chunk(calls, MAX_EXPIRY_BATCH).map((part) => ({ tenantId, part })));
+  const concurrency = deps.concurrency ?? 4;
+  await mapLimit(requests, concurrency, async ({ tenantId, part }) => {
+    let results: (LedgerOutcome | LedgerCallError)[];
+    try {
+      results = await deps.ledger.expireBatch(
+        tenantId,
+        part.map((p) => p.call),
+      );
+    } catch (err) {
+      results = part.map(() => asCallError(err));
+    }
+    for (const [k, { index, call }] of part.entries()) {
+      const r = results[k]!;
+      const kind = claimed[index]!.kind;
+      outcomes[index] =
+        r instanceof LedgerCallError
+          ? afterError(kind, r, claimed[index]!.attempts)
+          : r.changed
+            ? { kind: 'fired', called: true, noOp: false, announce: call.action === 'expire' ? 'expired' : 'grace_started' }
+            : { kind: 'fired', called: true, noOp: true };
+    }
+  });
+  await mapLimit(unfreezes, concurrency, async (i) => {
+    const t = claimed[i]!;
+    try {
+      const { changed } = await deps.ledger.unfreeze({ tenantId: t.tenant_id, idempotencyKey: idempotencyKeyFor(t.timer_id), entitlementId: t.entitlement_id, reason: 'freeze period ended' });
+      outcomes[i] = { kind: 'fired', called: true, noOp: !changed };
+    } catch (err) {
+      outcomes[i] = afterError(t.kind, asCallError(err), t.attempts);
+    }
+  });
+  return outcomes;
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
+function asCallError(err: unknown): LedgerCallError {
+  return err instanceof LedgerCallError ? err : new LedgerCallError('unknown', (err as Error).message, { cause: err });
+}
+
+function afterError(kind: TimerKind, err: LedgerCallError, previousAttempts: number): Outcome {
+  const next = afterFailure(kind, err.code, previousAttempts + 1);
+  if (next.outcome === 'done') return { kind: 'fired', called: true, noOp: true };
+  return next.outcome === 'retry' ? { kind: 'retry', called: true, delayMs: next.delayMs, error: err.message } : { kind: 'failed', called: true, error: err.message };
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
+    while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-  return results;
 }
 
 export interface Sweeper {

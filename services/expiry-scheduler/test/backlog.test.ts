@@ -1,4 +1,5 @@
 import { ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import { Code } from '@connectrpc/connect';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, newTenantId, TestEnv } from './support/env.js';
@@ -109,7 +110,7 @@ describe('restart mid-backlog', () => {
     env.clock.set('2025-01-01T00:00:00Z');
     await seedBacklog(env, { tenantId, count: 200, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
     env.clock.set('2025-03-01T00:00:00Z');
-    const crashing = await env.startReplica({ applicationName: 'expiry-crashing', batchSize: 25 });
+    const crashing = await env.startReplica({ applicationName: 'expiry-crashing', batchSize: 25, concurrency: 2 });
     let killed = false;
     env.ledger.onCall = async (call) => {
       if (killed || call.tenantId !== tenantId || callsOf(tenantId).length < 60) return;
@@ -128,7 +129,8 @@ describe('restart mid-backlog', () => {
     const calls = callsOf(tenantId);
     const replays = calls.filter((c) => c.replay);
     expect(replays.length).toBeGreaterThan(0);
-    expect(replays.length).toBeLessThanOrEqual(25);
+    // At most the batches the crashed replica had in flight: 2 of 25.
+    expect(replays.length).toBeLessThanOrEqual(50);
     expect(appliedOnce(calls).size).toBe(200);
     expect([...appliedOnce(calls).values()].every((n) => n === 1)).toBe(true);
     expect(await timerStates(tenantId)).toEqual({ FIRED: 200 });
@@ -161,5 +163,95 @@ describe('replicas racing on one backlog', () => {
     expect(await timerStates(tenantId)).toEqual({ FIRED: 400 });
     await env.settle();
     await Promise.all([a.stop(), b.stop()]);
+  });
+});
+
+describe('batches', () => {
+  it('grace and expiry go to the ledger as one ExpireBatch per tenant and claimed batch', async () => {
+    const [t1, t2] = [newTenantId(), newTenantId()];
+    env.clock.set('2025-01-01T00:00:00Z');
+    for (const tenantId of [t1, t2]) {
+      await seedBacklog(env, { tenantId, count: 60, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: { ...hard, mode: ExpiryMode.SOFT, graceDays: 2 } });
+    }
+    env.clock.set('2025-03-01T00:00:00Z');
+    const before = env.ledger.requests.length;
+    const replica = await env.startReplica({ batchSize: 50, concurrency: 1 });
+    await replica.runtime.sweeper.runNow();
+    const requests = env.ledger.requests.slice(before);
+    // 240 calls (grace, then expiry) in claims of 50 that mix the two tenants: a request per tenant of each claim.
+    expect(requests.every((r) => r.items > 0 && r.items <= 50)).toBe(true);
+    expect(requests.reduce((n, r) => n + r.items, 0)).toBe(240);
+    expect(requests.length).toBeLessThan(240 / 50 + 2 * 6);
+    for (const tenantId of [t1, t2]) {
+      expect(await timerStates(tenantId)).toEqual({ FIRED: 120 });
+      const calls = callsOf(tenantId);
+      expect(calls.filter((c) => c.method === 'EnterGrace')).toHaveLength(60);
+      expect(calls.filter((c) => c.method === 'Expire')).toHaveLength(60);
+      const events = await env.expiryEvents(tenantId);
+      expect(events.filter((e) => e.event === 'grace_started')).toHaveLength(60);
+      expect(events.filter((e) => e.event === 'expired')).toHaveLength(60);
+    }
+    await env.settle();
+    await replica.stop();
+  });
+
+  it('a refused item fails its timer only; the rest of the batch fires', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    const ids = await seedBacklog(env, { tenantId, count: 20, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    env.ledger.entitlements.delete(ids[7]!);
+    env.clock.set('2025-03-01T00:00:00Z');
+    const replica = await env.startReplica({ batchSize: 100 });
+    expect(await replica.runtime.sweeper.runNow({ tenantId })).toEqual({ fired: 19, failed: 1, retried: 0 });
+    const failed = await env.db.db.selectFrom('timers').selectAll().where('tenant_id', '=', tenantId).where('state', '=', 'FAILED').execute();
+    expect(failed).toMatchObject([{ entitlement_id: ids[7], kind: 'EXPIRE', attempts: 1, last_error: expect.stringContaining('not found') }]);
+    const expired = (await env.expiryEvents(tenantId)).filter((e) => e.event === 'expired');
+    expect(expired).toHaveLength(19);
+    await env.settle();
+    await replica.stop();
+  });
+
+  it('a request that fails as a whole retries every timer in it later, under the same keys', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, { tenantId, count: 30, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    env.clock.set('2025-03-01T00:00:00Z');
+    const replica = await env.startReplica({ batchSize: 100, concurrency: 1 });
+    env.ledger.failRequests(1, Code.Unavailable);
+    expect(await replica.runtime.sweeper.runNow({ tenantId })).toEqual({ fired: 0, failed: 0, retried: 30 });
+    const waiting = await env.db.db.selectFrom('timers').selectAll().where('tenant_id', '=', tenantId).where('state', '=', 'PENDING').execute();
+    expect(waiting).toHaveLength(30);
+    expect(waiting.every((t) => t.kind === 'EXPIRE' && t.attempts === 1 && t.last_error?.includes('the ledger is down'))).toBe(true);
+    expect(callsOf(tenantId)).toEqual([]);
+    env.clock.advance(5_000);
+    expect(await replica.runtime.sweeper.runNow({ tenantId })).toEqual({ fired: 30, failed: 0, retried: 0 });
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 30 });
+    expect(new Set(callsOf(tenantId).map((c) => c.idempotencyKey))).toEqual(new Set(waiting.map((t) => `expiry-timer-${t.timer_id}`)));
+    await env.settle();
+    await replica.stop();
+  });
+
+  it('keeps `concurrency` batches in flight, each timer fired once', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, { tenantId, count: 90, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    env.clock.set('2025-03-01T00:00:00Z');
+    const replica = await env.startReplica({ batchSize: 10, concurrency: 3 });
+    let held = 0;
+    // The first three requests are answered only once all three have arrived: one batch at a time would never get there.
+    env.ledger.onRequest = async () => {
+      if (held >= 3) return;
+      held += 1;
+      await env.until(() => env.ledger.inFlight >= 3 || held > 3, 'three batches in flight');
+    };
+    const result = await replica.runtime.sweeper.runNow({ tenantId });
+    env.ledger.onRequest = undefined;
+    expect(result).toEqual({ fired: 90, failed: 0, retried: 0 });
+    const calls = callsOf(tenantId);
+    expect(calls).toHaveLength(90);
+    expect(new Set(calls.map((c) => c.idempotencyKey)).size).toBe(90);
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 90 });
+    await env.settle();
+    await replica.stop();
   });
 });

@@ -1,8 +1,6 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { enqueue } from '@punchcard/bus';
+import type { EnqueueInput } from '@punchcard/bus';
 import { ExpiryFiredSchema, ReminderDueSchema } from '@punchcard/contracts/punchcard/events/v1/expiry_events_pb';
-import type { Transaction } from 'kysely';
-import type { ExpiryDb } from '../store/schema.js';
 
 export const PRODUCER = 'expiry';
 
@@ -16,12 +14,8 @@ export interface FiredTimer {
 }
 
 /** `expiry.reminder_due`: the entitlement expires in `offsetDays` (for notification systems). */
-export async function enqueueReminderDue(
-  tx: Transaction<ExpiryDb>,
-  t: FiredTimer & { memberId: string; offsetDays: number; remaining: number },
-  now: Date,
-): Promise<void> {
-  await enqueue(tx, {
+export function reminderDue(t: FiredTimer & { memberId: string; offsetDays: number; remaining: number }, now: Date): EnqueueInput<typeof ReminderDueSchema> {
+  return {
     producer: PRODUCER,
     event: 'reminder_due',
     id: t.timerId,
@@ -37,12 +31,12 @@ export async function enqueueReminderDue(
       remaining: t.remaining,
     },
     time: now,
-  });
+  };
 }
 
 /** `expiry.grace_started` / `expiry.expired`: mirror a ledger call that changed the entitlement. */
-export async function enqueueExpiryFired(tx: Transaction<ExpiryDb>, event: 'grace_started' | 'expired', t: FiredTimer, now: Date): Promise<void> {
-  await enqueue(tx, {
+export function expiryFired(event: 'grace_started' | 'expired', t: FiredTimer, now: Date): EnqueueInput<typeof ExpiryFiredSchema> {
+  return {
     producer: PRODUCER,
     event,
     id: t.timerId,
@@ -56,5 +50,5 @@ export async function enqueueExpiryFired(tx: Transaction<ExpiryDb>, event: 'grac
       firedTime: timestampFromDate(now),
     },
     time: now,
-  });
+  };
 }

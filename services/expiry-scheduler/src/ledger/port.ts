@@ -4,10 +4,22 @@
  * entry (the expiry moved, or the entitlement is already in grace or closed).
  */
 export interface LedgerPort {
-  enterGrace(call: { tenantId: string; idempotencyKey: string; entitlementId: string; expiryTime: Date; graceEndTime: Date }): Promise<LedgerOutcome>;
-  expire(call: { tenantId: string; idempotencyKey: string; entitlementId: string; dueTime: Date; reason: string }): Promise<LedgerOutcome>;
+  /**
+   * Expire and EnterGrace calls of one tenant in one request (the ledger's ExpireBatch, at most
+   * {@link MAX_EXPIRY_BATCH}; different entitlements). Per call, in order: its outcome, or the
+   * refusal its single call would have failed with. Throws a {@link LedgerCallError} when the
+   * request as a whole failed (nothing was applied).
+   */
+  expireBatch(tenantId: string, calls: readonly ExpiryCall[]): Promise<(LedgerOutcome | LedgerCallError)[]>;
   unfreeze(call: { tenantId: string; idempotencyKey: string; entitlementId: string; reason: string }): Promise<LedgerOutcome>;
 }
+
+/** The ledger's limit on items per ExpireBatch. */
+export const MAX_EXPIRY_BATCH = 1000;
+
+export type ExpiryCall =
+  | { action: 'expire'; idempotencyKey: string; entitlementId: string; dueTime: Date; reason: string }
+  | { action: 'enterGrace'; idempotencyKey: string; entitlementId: string; expiryTime: Date; graceEndTime: Date };
 
 export interface LedgerOutcome {
   changed: boolean;

@@ -155,31 +155,37 @@ export async function claimDue(tx: Tx, options: { now: Date; limit: number; tena
   return result.rows;
 }
 
+/** A batch's rows as one jsonb parameter: the statement's text (and prepared plan) is the same for any number. */
+const jsonRows = (rows: readonly object[]) => JSON.stringify(rows);
+
 /** Marks a batch's fired timers in one statement. */
 export async function markFired(tx: Tx, fired: readonly { timerId: string; noOp: boolean; attempts: number }[], now: Date): Promise<void> {
   if (fired.length === 0) return;
-  const rows = sql.join(fired.map((f) => sql`(${f.timerId}::uuid, ${f.noOp}::boolean, ${f.attempts}::integer)`));
   await sql`
     update timers t
-    set state = 'FIRED', fired_time = ${now}, no_op = v.no_op, attempts = v.attempts, last_error = null, update_time = ${now}
-    from (values ${rows}) as v (timer_id, no_op, attempts)
-    where t.timer_id = v.timer_id`.execute(tx);
+    set state = 'FIRED', fired_time = ${now}, no_op = v."noOp", attempts = v.attempts, last_error = null, update_time = ${now}
+    from jsonb_to_recordset(${jsonRows(fired)}::jsonb) as v ("timerId" uuid, "noOp" boolean, attempts integer)
+    where t.timer_id = v."timerId"`.execute(tx);
 }
 
-export async function markRetry(tx: Tx, timerId: string, attempts: number, nextAttempt: Date, error: string, now: Date): Promise<void> {
-  await tx
-    .updateTable('timers')
-    .set({ attempts, next_attempt_time: nextAttempt, last_error: error, update_time: now })
-    .where('timer_id', '=', timerId)
-    .execute();
+/** Timers whose ledger call failed transiently: pending again from `nextAttempt`, with the error. */
+export async function markRetry(tx: Tx, retries: readonly { timerId: string; attempts: number; nextAttempt: Date; error: string }[], now: Date): Promise<void> {
+  if (retries.length === 0) return;
+  await sql`
+    update timers t
+    set attempts = v.attempts, next_attempt_time = v."nextAttempt", last_error = v.error, update_time = ${now}
+    from jsonb_to_recordset(${jsonRows(retries)}::jsonb) as v ("timerId" uuid, attempts integer, "nextAttempt" timestamptz, error text)
+    where t.timer_id = v."timerId"`.execute(tx);
 }
 
-export async function markFailed(tx: Tx, timerId: string, attempts: number, error: string, now: Date): Promise<void> {
-  await tx
-    .updateTable('timers')
-    .set({ state: 'FAILED', attempts, last_error: error, update_time: now })
-    .where('timer_id', '=', timerId)
-    .execute();
+/** Timers given up on: FAILED with the error, for an operator. */
+export async function markFailed(tx: Tx, failures: readonly { timerId: string; attempts: number; error: string }[], now: Date): Promise<void> {
+  if (failures.length === 0) return;
+  await sql`
+    update timers t
+    set state = 'FAILED', attempts = v.attempts, last_error = v.error, update_time = ${now}
+    from jsonb_to_recordset(${jsonRows(failures)}::jsonb) as v ("timerId" uuid, attempts integer, error text)
+    where t.timer_id = v."timerId"`.execute(tx);
 }
 
 /** Puts the tenant's failed timers back to pending, due now, with a fresh retry budget; returns how many. */

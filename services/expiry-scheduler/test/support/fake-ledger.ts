@@ -14,14 +14,19 @@ import {
   LedgerEntrySchema,
   LedgerService,
   UnfreezeResponseSchema,
+  type EnterGraceRequest,
+  type EnterGraceResponse,
   type Entitlement,
+  type ExpireBatchResultSchema,
+  type ExpireRequest,
+  type ExpireResponse,
   type LedgerEntry,
 } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 
-/** One RPC the scheduler made, as the fake ledger saw it on the wire. */
+/** One call the scheduler made (an Unfreeze, or an item of an ExpireBatch), as the fake ledger saw it on the wire. */
 export interface LedgerCall {
   method: 'EnterGrace' | 'Expire' | 'Unfreeze';
   idempotencyKey: string;
@@ -67,8 +72,8 @@ export interface PendingEvent {
 }
 
 /**
- * A stand-in for the entitlement ledger: a real Connect/gRPC server implementing EnterGrace, Expire and
- * Unfreeze (idempotent by key, recording every call), and a simulator that publishes
+ * A stand-in for the entitlement ledger: a real Connect/gRPC server implementing ExpireBatch (each item
+ * as Expire or EnterGrace would answer it) and Unfreeze, idempotent by key, recording every call; and a simulator that publishes
  * `LedgerEntryRecorded` events on the bus exactly as the ledger would, keeping each entitlement's
  * version sequence.
  */
@@ -78,6 +83,13 @@ export class FakeLedger {
   /** Responses by idempotency key: the effects applied. */
   private readonly responses = new Map<string, unknown>();
   private failures: { code: Code; count: number } | undefined;
+  private requestFailures: { code: Code; count: number } | undefined;
+  /** Each ExpireBatch request: whose, and how many items. */
+  readonly requests: { tenantId: string; items: number }[] = [];
+  /** ExpireBatch requests being answered right now. */
+  inFlight = 0;
+  /** Runs when an ExpireBatch request arrives, before anything is answered (tests hold requests open with it). */
+  onRequest: (() => Promise<void> | void) | undefined;
   private readonly frozenAt = new Map<string, Date>();
   /** Runs on every call before it is applied (tests use it to crash a scheduler mid-batch). */
   onCall: ((call: LedgerCall) => Promise<void> | void) | undefined;
@@ -105,9 +117,14 @@ export class FakeLedger {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** The next `count` calls fail with `code` before anything is applied. */
+  /** The next `count` calls (batch items or single calls) fail with `code` before anything is applied. */
   failNext(count: number, code: Code): void {
     this.failures = { code, count };
+  }
+
+  /** The next `count` ExpireBatch requests fail as a whole with `code`; nothing is applied or recorded. */
+  failRequests(count: number, code: Code): void {
+    this.requestFailures = { code, count };
   }
 
   /** Effects applied (distinct idempotency keys that changed or answered). */
@@ -257,33 +274,33 @@ export class FakeLedger {
 
   private routes(router: ConnectRouter): void {
     router.service(LedgerService, {
-      enterGrace: async (req, ctx) =>
-        this.idempotent(ctx, 'EnterGrace', req.idempotencyKey, req.entitlementId, { instant: req.expiryTime, graceEnd: req.graceEndTime }, async (e) => {
-          const expiry = timestampDate(req.expiryTime!);
-          // As the ledger judges it: for a custom rule a manager's date is a floor, a later expiry is not stale.
-          const recorded = e.expiryTime ? timestampDate(e.expiryTime).getTime() : undefined;
-          const custom = e.terms?.terms?.expiry?.customRule !== undefined;
-          const stale = recorded !== undefined && (custom ? expiry.getTime() < recorded : expiry.getTime() !== recorded);
-          if (e.status !== EntitlementStatus.ACTIVE || stale) return create(EnterGraceResponseSchema, { entitlement: e });
-          if (e.terms?.terms?.expiry?.mode !== ExpiryMode.SOFT) throw new ConnectError('HARD expiry has no grace', Code.FailedPrecondition);
-          const p = this.prepare(e.entitlementId, EntryKind.GRACE, this.clock(), {
-            status: EntitlementStatus.IN_GRACE,
-            expiryTime: expiry,
-            graceEndTime: timestampDate(req.graceEndTime!),
-          }, 'grace_started');
-          await p.publish();
-          return create(EnterGraceResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
-        }),
-      expire: async (req, ctx) =>
-        this.idempotent(ctx, 'Expire', req.idempotencyKey, req.entitlementId, { instant: req.dueTime }, async (e) => {
-          const due = timestampDate(req.dueTime!);
-          const closed = [EntitlementStatus.EXPIRED, EntitlementStatus.EXHAUSTED, EntitlementStatus.REFUNDED, EntitlementStatus.TRANSFERRED, EntitlementStatus.UPGRADED].includes(e.status);
-          const end = e.graceEndTime ?? e.expiryTime;
-          if (closed || (end && due < timestampDate(end))) return create(ExpireResponseSchema, { entitlement: e });
-          const p = this.prepare(e.entitlementId, EntryKind.EXPIRE, this.clock(), { status: EntitlementStatus.EXPIRED, remaining: 0, frozenUntilTime: null }, 'entitlement_expired');
-          await p.publish();
-          return create(ExpireResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
-        }),
+      expireBatch: async (req, ctx) => {
+        const claims = claimsOf(ctx.requestHeader.get('authorization'));
+        this.requests.push({ tenantId: claims.tenant_id ?? '', items: req.items.length });
+        this.inFlight += 1;
+        try {
+          await this.onRequest?.();
+          if (this.requestFailures && this.requestFailures.count > 0) {
+            this.requestFailures.count -= 1;
+            throw new ConnectError('the ledger is down', this.requestFailures.code);
+          }
+          const results: MessageInitShape<typeof ExpireBatchResultSchema>[] = [];
+          // One at a time, in order, each exactly as its single call: the ledger answers per item.
+          for (const item of req.items) {
+            try {
+              if (item.call.case === 'expire') results.push({ result: { case: 'expire', value: await this.expire(ctx, item.call.value) } });
+              else if (item.call.case === 'enterGrace') results.push({ result: { case: 'enterGrace', value: await this.enterGrace(ctx, item.call.value) } });
+              else throw new ConnectError('items: neither expire nor enter_grace', Code.InvalidArgument);
+            } catch (err) {
+              const e = ConnectError.from(err);
+              results.push({ result: { case: 'error', value: { code: e.code, message: e.rawMessage } } });
+            }
+          }
+          return { results };
+        } finally {
+          this.inFlight -= 1;
+        }
+      },
       unfreeze: async (req, ctx) =>
         this.idempotent(ctx, 'Unfreeze', req.idempotencyKey, req.entitlementId, {}, async (e) => {
           if (e.status !== EntitlementStatus.FROZEN) throw new ConnectError(`entitlement ${e.entitlementId} is not frozen`, Code.FailedPrecondition);
@@ -298,6 +315,37 @@ export class FakeLedger {
           await p.publish();
           return create(UnfreezeResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
         }),
+    });
+  }
+
+  private enterGrace(ctx: HandlerContext, req: EnterGraceRequest): Promise<EnterGraceResponse> {
+    return this.idempotent(ctx, 'EnterGrace', req.idempotencyKey, req.entitlementId, { instant: req.expiryTime, graceEnd: req.graceEndTime }, async (e) => {
+      const expiry = timestampDate(req.expiryTime!);
+      // As the ledger judges it: for a custom rule a manager's date is a floor, a later expiry is not stale.
+      const recorded = e.expiryTime ? timestampDate(e.expiryTime).getTime() : undefined;
+      const custom = e.terms?.terms?.expiry?.customRule !== undefined;
+      const stale = recorded !== undefined && (custom ? expiry.getTime() < recorded : expiry.getTime() !== recorded);
+      if (e.status !== EntitlementStatus.ACTIVE || stale) return create(EnterGraceResponseSchema, { entitlement: e });
+      if (e.terms?.terms?.expiry?.mode !== ExpiryMode.SOFT) throw new ConnectError('HARD expiry has no grace', Code.FailedPrecondition);
+      const p = this.prepare(e.entitlementId, EntryKind.GRACE, this.clock(), {
+        status: EntitlementStatus.IN_GRACE,
+        expiryTime: expiry,
+        graceEndTime: timestampDate(req.graceEndTime!),
+      }, 'grace_started');
+      await p.publish();
+      return create(EnterGraceResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
+    });
+  }
+
+  private expire(ctx: HandlerContext, req: ExpireRequest): Promise<ExpireResponse> {
+    return this.idempotent(ctx, 'Expire', req.idempotencyKey, req.entitlementId, { instant: req.dueTime }, async (e) => {
+      const due = timestampDate(req.dueTime!);
+      const closed = [EntitlementStatus.EXPIRED, EntitlementStatus.EXHAUSTED, EntitlementStatus.REFUNDED, EntitlementStatus.TRANSFERRED, EntitlementStatus.UPGRADED].includes(e.status);
+      const end = e.graceEndTime ?? e.expiryTime;
+      if (closed || (end && due < timestampDate(end))) return create(ExpireResponseSchema, { entitlement: e });
+      const p = this.prepare(e.entitlementId, EntryKind.EXPIRE, this.clock(), { status: EntitlementStatus.EXPIRED, remaining: 0, frozenUntilTime: null }, 'entitlement_expired');
+      await p.publish();
+      return create(ExpireResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
     });
   }
 
