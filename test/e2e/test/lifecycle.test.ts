@@ -271,9 +271,9 @@ describe('the life of a package across the five services', { timeout: 60_000 }, 
     expect(expire.actor?.subject).toBe('expiry-scheduler');
     await sys.events.waitFor('expiry.expired', (e) => e.subject === `punchcard.expiry.expired.${TENANT}` && e.headers['ce-subject'] === entitlementId);
 
-    // The scheduler's call carries its trace: the ledger's Expire is a child of the scheduler's client span.
-    const expireCall = await eventually('the ledger to export its Expire span', async () =>
-      sys.otlp.spans.find((s) => s.service === 'entitlement-ledger' && s.kind === SPAN_KIND.server && s.name === 'punchcard.ledger.v1.LedgerService/Expire'),
+    // The scheduler's call carries its trace: the ledger's ExpireBatch is a child of the scheduler's client span.
+    const expireCall = await eventually('the ledger to export its ExpireBatch span', async () =>
+      sys.otlp.spans.find((s) => s.service === 'entitlement-ledger' && s.kind === SPAN_KIND.server && s.name === 'punchcard.ledger.v1.LedgerService/ExpireBatch'),
     );
     const caller = await eventually('the scheduler to export its client span', async () => sys.otlp.spans.find((s) => s.spanId === expireCall.parentSpanId));
     expect(caller).toMatchObject({ service: 'expiry-scheduler', kind: SPAN_KIND.client, traceId: expireCall.traceId });
