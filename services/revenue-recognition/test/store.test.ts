@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, purchase, type PostingContext } from '../src/domain/contract.js';
 import { credit, debit } from '../src/domain/journal.js';
 import type { JournalDraft } from '../src/domain/types.js';
-import { loadContract, lockProgress, saveContract, setProgress } from '../src/store/contracts.js';
+import { entitlementKey, loadContract, lockEntitlements, saveContracts, setProgress } from '../src/store/contracts.js';
 import { findJournalEntry, insertJournalEntry, journalEntryId } from '../src/store/journal.js';
 import { migrations } from '../src/store/migrations.js';
 import { SCHEMA, type RevenueDb } from '../src/store/schema.js';
@@ -101,17 +101,54 @@ describe('contracts', () => {
       ctx,
     );
     contract = apply(contract, { kind: 'CONSUME', entryId: 'c', at: new Date('2025-03-02T00:00:00Z'), branchId: 'B', status: 'ACTIVE', bonus: null }, ctx).contract;
-    await inTransaction(database.db, (tx) => saveContract(tx, contract, new Date()));
+    await inTransaction(database.db, (tx) => saveContracts(tx, [contract], new Date()));
     expect(await loadContract(database.db, 't1', 'e-rt')).toEqual(contract);
     expect(await loadContract(database.db, 't2', 'e-rt')).toBeUndefined();
   });
 
-  it('track the applied version per entitlement under a row lock', async () => {
+  it('track the applied version per entitlement under a row lock, with the contract', async () => {
+    const v1 = { tenantId: 't1', entitlementId: 'e-v' };
+    const other = { tenantId: 't2', entitlementId: 'e-v' };
+    const withContract = { tenantId: 't1', entitlementId: 'e-rt' };
     await inTransaction(database.db, async (tx) => {
-      expect(await lockProgress(tx, 't1', 'e-v')).toBe(0);
-      await setProgress(tx, 't1', 'e-v', 1);
+      const states = await lockEntitlements(tx, [v1, other]);
+      expect(states.get(entitlementKey(v1))).toEqual({ applied: 0, contract: undefined });
+      await setProgress(tx, [{ ...v1, version: 1 }]);
     });
-    expect(await inTransaction(database.db, (tx) => lockProgress(tx, 't1', 'e-v'))).toBe(1);
-    expect(await inTransaction(database.db, (tx) => lockProgress(tx, 't2', 'e-v'))).toBe(0);
+    const states = await inTransaction(database.db, (tx) => lockEntitlements(tx, [other, v1, withContract]));
+    expect([...states.entries()].map(([k, s]) => [k, s.applied])).toEqual([
+      [entitlementKey(withContract), 0],
+      [entitlementKey(v1), 1],
+      [entitlementKey(other), 0],
+    ]);
+    expect(states.get(entitlementKey(withContract))?.contract).toEqual(await loadContract(database.db, 't1', 'e-rt'));
+    expect(states.get(entitlementKey(v1))?.contract).toBeUndefined();
+  });
+
+  it('lock an entitlement against a second transaction until the first commits', async () => {
+    const ref = { tenantId: 't1', entitlementId: 'e-lock' };
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const first = inTransaction(database.db, async (tx) => {
+      await lockEntitlements(tx, [ref]);
+      locked();
+      await held;
+      await setProgress(tx, [{ ...ref, version: 1 }]);
+      order.push('first committed');
+    });
+    await isLocked;
+    const second = inTransaction(database.db, async (tx) => {
+      const states = await lockEntitlements(tx, [ref]);
+      order.push('second locked');
+      return states.get(entitlementKey(ref))?.applied;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await first;
+    expect(await second).toBe(1);
+    expect(order).toEqual(['first committed', 'second locked']);
   });
 });

@@ -19,7 +19,11 @@ export interface HandlerDeps {
  * earning rule decides which branch recognises, and its currency is the only one reports speak.
  */
 export async function requireTenant(db: Kysely<RevenueDb>, tenantId: string, deps: HandlerDeps): Promise<TenantRow> {
-  const tenant = await getTenant(db, tenantId);
+  return knownTenant(await getTenant(db, tenantId), tenantId, deps);
+}
+
+/** {@link requireTenant} with the tenant already read. */
+export function knownTenant(tenant: TenantRow | undefined, tenantId: string, deps: HandlerDeps): TenantRow {
   if (!tenant) throw new RetryLater(`tenant ${tenantId} is not known yet (waiting for catalogue.tenant_changed)`, deps.retryDelayMs);
   return tenant;
 }
@@ -43,12 +47,24 @@ export async function postingContext(
   fallbacks: Readonly<Record<string, string>>,
   deps: HandlerDeps,
 ): Promise<PostingContext> {
-  const zones = await branchTimeZones(db, tenantId, branchIds);
+  return postingContextFrom(await branchTimeZones(db, tenantId, branchIds), tenantId, earningRule, branchIds, fallbacks, deps);
+}
+
+/** {@link postingContext} from the zones of the tenant's branches already read (branch id → zone). */
+export function postingContextFrom(
+  known: ReadonlyMap<string, string>,
+  tenantId: string,
+  earningRule: EarningRule,
+  branchIds: readonly string[],
+  fallbacks: Readonly<Record<string, string>>,
+  deps: HandlerDeps,
+): PostingContext {
+  const zones = new Map<string, string>();
   for (const id of branchIds) {
-    if (!id || zones.has(id)) continue;
-    const fallback = fallbacks[id];
-    if (!fallback) throw new RetryLater(`branch ${id} of tenant ${tenantId} is not known yet (waiting for catalogue.branch_changed)`, deps.retryDelayMs);
-    zones.set(id, fallback);
+    if (!id) continue;
+    const zone = known.get(id) ?? fallbacks[id];
+    if (!zone) throw new RetryLater(`branch ${id} of tenant ${tenantId} is not known yet (waiting for catalogue.branch_changed)`, deps.retryDelayMs);
+    zones.set(id, zone);
   }
   return {
     earningRule,

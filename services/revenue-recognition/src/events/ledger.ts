@@ -1,7 +1,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { trace } from '@opentelemetry/api';
-import { RetryLater, type ConsumedEvent } from '@punchcard/bus';
+import { trace, type Context } from '@opentelemetry/api';
+import { RetryLater, type ConsumedEvent, type Deferral } from '@punchcard/bus';
 import { DefinitionTermsSchema, SessionOrder, type DefinitionTerms } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import type { Money } from '@punchcard/contracts/punchcard/common/v1/common_pb';
 import type { LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
@@ -22,12 +22,13 @@ import {
 } from '../domain/contract.js';
 import { RevenueRuleError } from '../domain/errors.js';
 import { orderDecision } from '../domain/ordering.js';
+import type { JournalDraft } from '../domain/types.js';
 import { statusFromProto } from '../mapping.js';
-import { getDefinitionTerms, type TenantRow } from '../store/catalogue.js';
-import { loadContract, lockProgress, saveContract, setProgress } from '../store/contracts.js';
-import { insertJournalEntry } from '../store/journal.js';
+import { definitionKey, definitionTermsOf, getTenants, tenantBranchZones, type DefinitionRef, type TenantRow } from '../store/catalogue.js';
+import { entitlementKey, lockEntitlements, saveContracts, setProgress } from '../store/contracts.js';
+import { insertJournalEntries } from '../store/journal.js';
 import type { RevenueDb } from '../store/schema.js';
-import { postingContext, requireCurrency, requireTenant, type HandlerDeps } from './context.js';
+import { knownTenant, postingContextFrom, requireCurrency, type HandlerDeps } from './context.js';
 import { enqueueEntryEvents } from './publish.js';
 
 export const LEDGER_DURABLE = 'revenue_ledger';
@@ -63,12 +64,101 @@ const STATUS_CAUSES: Partial<Record<EntryKind, string>> = {
   [EntryKind.EXPIRE]: 'ledger.entitlement_expired',
 };
 
+/** A ledger event, checked, with the entitlement version it brings. */
+interface Incoming {
+  event: ConsumedEvent<LedgerEntryRecorded>;
+  ent: Entitlement;
+  entry: LedgerEntry;
+  version: number;
+}
+
+/** What a batch's events need from the catalogue, read once per batch. */
+interface Catalogue {
+  tenants: ReadonlyMap<string, TenantRow>;
+  /** tenant id → branch id → time zone. */
+  zones: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  /** Terms of the definition versions that entitlements without a terms snapshot were sold on. */
+  definitions: ReadonlyMap<string, Uint8Array>;
+}
+
 /**
- * Applies one ledger event in the inbox transaction, in per-entitlement version order: an event at or
- * below the applied version changes nothing, one beyond the next waits (RetryLater). The contract, the
- * journal entry, its outbox events and the new version commit together.
+ * Applies ledger events in one inbox transaction, each entitlement's in version order: an event at or
+ * below the applied version changes nothing; one beyond the next, or one waiting for the catalogue,
+ * is deferred with the entitlement's later events. Progress and contracts are read and locked once
+ * for the batch, catalogue rows read once, and the contracts, journal entries, their outbox events and
+ * the new versions written with a statement each. The journal is the one the events would give one at
+ * a time; its entries are in version order per entitlement, and each entry's events carry the trace
+ * of the ledger event that caused it.
  */
-export async function onLedgerEvent(tx: Kysely<RevenueDb>, event: ConsumedEvent<LedgerEntryRecorded>, deps: HandlerDeps): Promise<void> {
+export async function onLedgerEvents(tx: Kysely<RevenueDb>, events: readonly ConsumedEvent<LedgerEntryRecorded>[], deps: HandlerDeps): Promise<Deferral[]> {
+  const byEntitlement = new Map<string, Incoming[]>();
+  for (const event of events) {
+    const x = incoming(event);
+    const key = entitlementKey({ tenantId: event.tenantId, entitlementId: x.ent.entitlementId });
+    byEntitlement.set(key, [...(byEntitlement.get(key) ?? []), x]);
+  }
+  // Stable: two events of one version (a republish under another id) keep their stream order.
+  for (const group of byEntitlement.values()) group.sort((a, b) => a.version - b.version);
+  const refs = [...byEntitlement.values()].map(([x]) => ({ tenantId: x!.event.tenantId, entitlementId: x!.ent.entitlementId }));
+  const states = await lockEntitlements(tx, refs);
+  const tenantIds = refs.map((r) => r.tenantId);
+  const catalogue: Catalogue = {
+    tenants: await getTenants(tx, tenantIds),
+    zones: await tenantBranchZones(tx, tenantIds),
+    definitions: await definitionTermsOf(
+      tx,
+      events.flatMap((e) => {
+        const { entitlement: ent, entry } = e.data;
+        return ent && entry && OPENING_KINDS.has(entry.kind) && !ent.terms?.terms ? [definitionOf(ent)] : [];
+      }),
+    ),
+  };
+
+  const deferrals: Deferral[] = [];
+  const contracts: Contract[] = [];
+  const progress: { tenantId: string; entitlementId: string; version: number }[] = [];
+  const drafts: { draft: JournalDraft; cause: Context }[] = [];
+  for (const [key, group] of byEntitlement) {
+    const state = states.get(key);
+    if (!state) throw new Error(`entitlement ${key} was not locked`);
+    let { applied, contract } = state;
+    // Once one event of the entitlement waits, every later one waits with it.
+    let waiting: string | undefined;
+    for (const x of group) {
+      const decision = orderDecision(applied, x.version);
+      if (decision === 'duplicate') continue;
+      if (decision === 'apply' && waiting === undefined) {
+        try {
+          const posting = post(x, contract, catalogue, deps);
+          contract = posting.contract;
+          applied = x.version;
+          if (posting.draft) drafts.push({ draft: posting.draft, cause: x.event.traceContext });
+          continue;
+        } catch (err) {
+          if (!(err instanceof RetryLater)) throw err;
+          waiting = err.reason;
+        }
+      }
+      const reason = decision === 'gap' ? `entitlement ${x.ent.entitlementId} is at version ${applied}; version ${x.version} must wait for ${applied + 1}` : waiting!;
+      deferrals.push({ eventId: x.event.id, reason, delayMs: deps.retryDelayMs });
+    }
+    if (applied !== state.applied && contract) {
+      contracts.push(contract);
+      progress.push({ tenantId: contract.tenantId, entitlementId: contract.entitlementId, version: applied });
+    }
+  }
+
+  const now = deps.now();
+  await saveContracts(tx, contracts, now);
+  const posted = await insertJournalEntries(tx, drafts.map((d) => d.draft), now);
+  const causes = new Map(posted.map((entry, i) => [entry, drafts[i]!.cause]));
+  await enqueueEntryEvents(tx, posted, now, (entry) => causes.get(entry)!);
+  await setProgress(tx, progress);
+  return deferrals;
+}
+
+/** Checks an event's payload against its envelope, and marks its process span with what it is about. */
+function incoming(event: ConsumedEvent<LedgerEntryRecorded>): Incoming {
   const { entitlement: ent, entry } = event.data;
   if (!ent || !entry) throw new RevenueRuleError('entitlement', `${event.type} ${event.id} carries no entitlement or entry`);
   if (ent.tenantId !== event.tenantId || entry.tenantId !== event.tenantId) {
@@ -77,45 +167,28 @@ export async function onLedgerEvent(tx: Kysely<RevenueDb>, event: ConsumedEvent<
   if (!ent.entitlementId || entry.entitlementId !== ent.entitlementId) {
     throw new RevenueRuleError('entry.entitlement_id', `entry ${entry.entryId} does not belong to entitlement ${ent.entitlementId || '(none)'}`);
   }
-  trace.getActiveSpan()?.setAttributes({
+  trace.getSpan(event.traceContext)?.setAttributes({
     'tenant.id': event.tenantId,
     'entitlement.id': ent.entitlementId,
     'branch.id': entry.branchId || ent.purchaseBranchId,
   });
   const version = Number(ent.version || entry.entitlementVersion || BigInt(event.aggregateVersion ?? 0));
   if (!Number.isSafeInteger(version) || version < 1) throw new RevenueRuleError('entitlement.version', `must be a positive integer, got ${ent.version}`);
-
-  const applied = await lockProgress(tx, event.tenantId, ent.entitlementId);
-  switch (orderDecision(applied, version)) {
-    case 'duplicate':
-      return;
-    case 'gap':
-      throw new RetryLater(`entitlement ${ent.entitlementId} is at version ${applied}; version ${version} must wait for ${applied + 1}`, deps.retryDelayMs);
-    case 'apply':
-      break;
-  }
-
-  const tenant = await requireTenant(tx, event.tenantId, deps);
-  const existing = await loadContract(tx, event.tenantId, ent.entitlementId);
-  const posting = await post(tx, tenant, ent, entry, existing, deps);
-  const now = deps.now();
-  await saveContract(tx, posting.contract, now);
-  if (posting.draft) {
-    const posted = await insertJournalEntry(tx, posting.draft, now);
-    await enqueueEntryEvents(tx, posted, now);
-  }
-  await setProgress(tx, event.tenantId, ent.entitlementId, version);
+  return { event, ent, entry, version };
 }
 
-async function post(tx: Kysely<RevenueDb>, tenant: TenantRow, ent: Entitlement, entry: LedgerEntry, existing: Contract | undefined, deps: HandlerDeps): Promise<Posting> {
+/** The contract and journal draft after one event; throws RetryLater when the catalogue lacks what it needs. */
+function post({ ent, entry }: Incoming, existing: Contract | undefined, catalogue: Catalogue, deps: HandlerDeps): Posting {
+  const tenant = knownTenant(catalogue.tenants.get(ent.tenantId), ent.tenantId, deps);
+  const zones = catalogue.zones.get(ent.tenantId) ?? new Map<string, string>();
   const at = instant(entry.occurredTime) ?? instant(entry.recordTime);
   if (!at) throw new RevenueRuleError('entry.occurred_time', `entry ${entry.entryId} has no occurred or record time`);
   const purchaseZone = ent.terms?.timeZone ? { [ent.purchaseBranchId]: ent.terms.timeZone } : {};
 
   if (OPENING_KINDS.has(entry.kind)) {
     if (existing) throw new RevenueRuleError('entry.kind', `entitlement ${ent.entitlementId} already has a contract; a ${EntryKind[entry.kind]} entry cannot open another`);
-    const terms = await contractTerms(tx, tenant, ent, deps);
-    const ctx = await postingContext(tx, ent.tenantId, tenant.earningRule, [ent.purchaseBranchId], purchaseZone, deps);
+    const terms = contractTerms(tenant, ent, catalogue, deps);
+    const ctx = postingContextFrom(zones, ent.tenantId, tenant.earningRule, [ent.purchaseBranchId], purchaseZone, deps);
     return open(terms, ent, entry, at, ctx);
   }
 
@@ -126,7 +199,7 @@ async function post(tx: Kysely<RevenueDb>, tenant: TenantRow, ent: Entitlement, 
   const event = contractEvent(entry, existing, base);
   const reversed = event.kind === 'REVERSAL' ? existing.sessions.find((s) => s.consumedBy?.entryId === event.reversesEntryId)?.consumedBy?.deliveringBranchId : undefined;
   const branches = [existing.liabilityBranchId, entry.branchId, ...(reversed ? [reversed] : [])];
-  const ctx = await postingContext(tx, ent.tenantId, tenant.earningRule, branches, purchaseZone, deps);
+  const ctx = postingContextFrom(zones, ent.tenantId, tenant.earningRule, branches, purchaseZone, deps);
   return apply(existing, event, ctx);
 }
 
@@ -169,11 +242,11 @@ function open(terms: ContractTerms, ent: Entitlement, entry: LedgerEntry, at: Da
 }
 
 /** What a contract is sold on: the entitlement's terms snapshot (or the catalogue's version) and its currency. */
-async function contractTerms(tx: Kysely<RevenueDb>, tenant: TenantRow, ent: Entitlement, deps: HandlerDeps): Promise<ContractTerms> {
+function contractTerms(tenant: TenantRow, ent: Entitlement, catalogue: Catalogue, deps: HandlerDeps): ContractTerms {
   const currency = ent.price?.currencyCode ?? '';
   if (!isKnownCurrency(currency)) throw new RevenueRuleError('entitlement.price', `entitlement ${ent.entitlementId} has no price in a known currency`);
   requireCurrency(tenant, currency, 'entitlement.price.currency_code');
-  const terms = await definitionTerms(tx, ent, deps);
+  const terms = definitionTerms(ent, catalogue, deps);
   return {
     tenantId: ent.tenantId,
     entitlementId: ent.entitlementId,
@@ -234,13 +307,16 @@ function moneyIn(currency: string, m: Money | undefined, field: string): bigint 
 }
 
 /** The terms the entitlement was sold on: the ledger's snapshot, else the catalogue's version. */
-async function definitionTerms(tx: Kysely<RevenueDb>, ent: Entitlement, deps: HandlerDeps): Promise<DefinitionTerms> {
+function definitionTerms(ent: Entitlement, catalogue: Catalogue, deps: HandlerDeps): DefinitionTerms {
   if (ent.terms?.terms) return ent.terms.terms;
-  const definitionId = ent.terms?.definitionId ?? '';
-  const version = ent.terms?.definitionVersion ?? 0;
-  const bytes = await getDefinitionTerms(tx, ent.tenantId, definitionId, version);
-  if (!bytes) throw new RetryLater(`definition ${definitionId} version ${version} is not known yet (waiting for catalogue.definition_published)`, deps.retryDelayMs);
+  const definition = definitionOf(ent);
+  const bytes = catalogue.definitions.get(definitionKey(definition));
+  if (!bytes) throw new RetryLater(`definition ${definition.definitionId} version ${definition.version} is not known yet (waiting for catalogue.definition_published)`, deps.retryDelayMs);
   return fromBinary(DefinitionTermsSchema, bytes);
+}
+
+function definitionOf(ent: Entitlement): DefinitionRef {
+  return { tenantId: ent.tenantId, definitionId: ent.terms?.definitionId ?? '', version: ent.terms?.definitionVersion ?? 0 };
 }
 
 function amountIn(currency: string, m: { currencyCode: string; amountMinor: bigint } | undefined): bigint {

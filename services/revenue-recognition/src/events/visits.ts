@@ -44,7 +44,7 @@ export async function onVisitCompleted(tx: Kysely<RevenueDb>, event: ConsumedEve
     accountingDate: ctx.accountingDate(v.branchId, at),
   });
   const now = deps.now();
-  await enqueueEntryEvents(tx, await insertJournalEntry(tx, draft, now), now);
+  await enqueueEntryEvents(tx, [await insertJournalEntry(tx, draft, now)], now);
 }
 
 /** A cancelled one-off visit posts the mirror of its entry; a package visit's cancellation is the ledger's. */
@@ -63,5 +63,5 @@ export async function onVisitCancelled(tx: Kysely<RevenueDb>, event: ConsumedEve
     .map((l) => ({ kind: 'one_off_visit' as const, branchId: l.branchId, amount: l.credit - l.debit }));
   const draft = oneOffVisitCancelled({ ...original, recognitions }, ctx.accountingDate(branchId, at), v.reason);
   const now = deps.now();
-  await enqueueEntryEvents(tx, await insertJournalEntry(tx, draft, now), now);
+  await enqueueEntryEvents(tx, [await insertJournalEntry(tx, draft, now)], now);
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { RevenueDb } from '../store/schema.js';
 import { CATALOGUE_DURABLE, CATALOGUE_SCHEMAS, CATALOGUE_SUBJECTS, onCatalogueEvent } from './catalogue.js';
 import type { HandlerDeps } from './context.js';
-import { LEDGER_DURABLE, LEDGER_SUBJECTS, onLedgerEvent } from './ledger.js';
+import { LEDGER_DURABLE, LEDGER_SUBJECTS, onLedgerEvents } from './ledger.js';
 import { onVisitCancelled, onVisitCompleted, VISITS_DURABLE, VISITS_SUBJECTS } from './visits.js';
 
 export const SOURCE = '/punchcard/revenue-recognition';
@@ -74,7 +74,7 @@ export async function startRevenueEvents(o: RevenueEventsOptions): Promise<Reven
         durable: LEDGER_DURABLE,
         filterSubjects: LEDGER_SUBJECTS,
         schema: LedgerEntryRecordedSchema,
-        handler: (tx, event) => onLedgerEvent(tx, event, deps),
+        batchHandler: (tx, events) => onLedgerEvents(tx, events, deps),
       }),
     );
     consumers.push(

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { EarningRule } from '../domain/types.js';
 import type { RevenueDb } from './schema.js';
 
@@ -40,6 +40,24 @@ export async function upsertBranch(db: Kysely<RevenueDb>, b: { tenantId: string;
     .execute();
 }
 
+/** The tenants among `tenantIds` that revenue has heard of, by id. */
+export async function getTenants(db: Kysely<RevenueDb>, tenantIds: readonly string[]): Promise<Map<string, TenantRow>> {
+  const ids = [...new Set(tenantIds)];
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('tenant').selectAll().where('tenant_id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.tenant_id, { tenantId: r.tenant_id, currency: r.currency, earningRule: r.earning_rule as EarningRule }]));
+}
+
+/** Time zones of every branch of the given tenants that revenue has heard of: tenant id → branch id → zone. */
+export async function tenantBranchZones(db: Kysely<RevenueDb>, tenantIds: readonly string[]): Promise<Map<string, Map<string, string>>> {
+  const ids = [...new Set(tenantIds)];
+  const out = new Map<string, Map<string, string>>(ids.map((id) => [id, new Map()]));
+  if (ids.length === 0) return out;
+  const rows = await db.selectFrom('branch').select(['tenant_id', 'branch_id', 'time_zone']).where('tenant_id', 'in', ids).execute();
+  for (const r of rows) out.get(r.tenant_id)?.set(r.branch_id, r.time_zone);
+  return out;
+}
+
 /** Time zones of the tenant's branches among `branchIds` that revenue has heard of. */
 export async function branchTimeZones(db: Kysely<RevenueDb>, tenantId: string, branchIds: readonly string[]): Promise<Map<string, string>> {
   const ids = [...new Set(branchIds.filter(Boolean))];
@@ -62,13 +80,20 @@ export async function upsertDefinition(
     .execute();
 }
 
-export async function getDefinitionTerms(db: Kysely<RevenueDb>, tenantId: string, definitionId: string, version: number): Promise<Uint8Array | undefined> {
-  const row = await db
-    .selectFrom('definition')
-    .select('terms')
-    .where('tenant_id', '=', tenantId)
-    .where('definition_id', '=', definitionId)
-    .where('version', '=', version)
-    .executeTakeFirst();
-  return row?.terms;
+export interface DefinitionRef {
+  tenantId: string;
+  definitionId: string;
+  version: number;
+}
+
+export const definitionKey = (d: DefinitionRef): string => `${d.tenantId}\u0000${d.definitionId}\u0000${d.version}`;
+
+/** Terms of the given definition versions that revenue has heard of, by {@link definitionKey}. */
+export async function definitionTermsOf(db: Kysely<RevenueDb>, refs: readonly DefinitionRef[]): Promise<Map<string, Uint8Array>> {
+  if (refs.length === 0) return new Map();
+  const { rows } = await sql<{ tenant_id: string; definition_id: string; version: number; terms: Uint8Array }>`
+    select tenant_id, definition_id, version, terms from definition
+    where (tenant_id, definition_id, version) in (
+      select * from unnest(${refs.map((r) => r.tenantId)}::text[], ${refs.map((r) => r.definitionId)}::text[], ${refs.map((r) => r.version)}::integer[]))`.execute(db);
+  return new Map(rows.map((r) => [definitionKey({ tenantId: r.tenant_id, definitionId: r.definition_id, version: r.version }), r.terms]));
 }

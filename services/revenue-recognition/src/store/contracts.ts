@@ -1,35 +1,63 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Contract, ContractLineKind } from '../domain/contract.js';
 import type { EntitlementStatus, SessionOrder } from '../domain/types.js';
 import type { ContractTable, RevenueDb } from './schema.js';
 
-/**
- * Locks the entitlement's progress row (creating it at 0) for the rest of the transaction and returns
- * the version applied so far, so two replicas never apply events of one entitlement concurrently.
- */
-export async function lockProgress(db: Kysely<RevenueDb>, tenantId: string, entitlementId: string): Promise<number> {
-  await db
-    .insertInto('entitlement_progress')
-    .values({ tenant_id: tenantId, entitlement_id: entitlementId, applied_version: 0 })
-    .onConflict((oc) => oc.columns(['tenant_id', 'entitlement_id']).doNothing())
-    .execute();
-  const row = await db
-    .selectFrom('entitlement_progress')
-    .select('applied_version')
-    .where('tenant_id', '=', tenantId)
-    .where('entitlement_id', '=', entitlementId)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
-  return Number(row.applied_version);
+/** An entitlement as revenue keys it: ids are unique within their tenant only. */
+export interface EntitlementRef {
+  tenantId: string;
+  entitlementId: string;
 }
 
-export async function setProgress(db: Kysely<RevenueDb>, tenantId: string, entitlementId: string, version: number): Promise<void> {
-  await db
-    .updateTable('entitlement_progress')
-    .set({ applied_version: version })
-    .where('tenant_id', '=', tenantId)
-    .where('entitlement_id', '=', entitlementId)
+export const entitlementKey = (e: EntitlementRef): string => `${e.tenantId}\u0000${e.entitlementId}`;
+
+/** What revenue holds of an entitlement: the version applied so far (0 before its first event) and its contract. */
+export interface EntitlementState {
+  applied: number;
+  contract: Contract | undefined;
+}
+
+/**
+ * Locks the entitlements' progress rows (creating them at 0) for the rest of the transaction, so two
+ * replicas never apply events of one entitlement concurrently, and returns each one's state by
+ * {@link entitlementKey}. Rows are created and locked in key order: two transactions locking
+ * overlapping sets wait for each other instead of deadlocking.
+ */
+export async function lockEntitlements(db: Kysely<RevenueDb>, refs: readonly EntitlementRef[]): Promise<Map<string, EntitlementState>> {
+  const out = new Map<string, EntitlementState>();
+  if (refs.length === 0) return out;
+  const tenants = refs.map((r) => r.tenantId);
+  const entitlements = refs.map((r) => r.entitlementId);
+  await sql`
+    insert into entitlement_progress (tenant_id, entitlement_id, applied_version)
+    select k.tenant_id, k.entitlement_id, 0 from unnest(${tenants}::text[], ${entitlements}::text[]) as k(tenant_id, entitlement_id)
+    order by k.tenant_id, k.entitlement_id
+    on conflict do nothing`.execute(db);
+  const rows = await db
+    .selectFrom('entitlement_progress as p')
+    .leftJoin('contract as c', (j) => j.onRef('c.tenant_id', '=', 'p.tenant_id').onRef('c.entitlement_id', '=', 'p.entitlement_id'))
+    .selectAll('c')
+    .select(['p.tenant_id as progress_tenant_id', 'p.entitlement_id as progress_entitlement_id', 'p.applied_version'])
+    .where(sql<boolean>`(p.tenant_id, p.entitlement_id) in (select * from unnest(${tenants}::text[], ${entitlements}::text[]))`)
+    .orderBy('p.tenant_id')
+    .orderBy('p.entitlement_id')
+    .forUpdate('p')
     .execute();
+  for (const r of rows) {
+    const contract = r.tenant_id === null ? undefined : fromRow(r as ContractRow);
+    out.set(entitlementKey({ tenantId: r.progress_tenant_id, entitlementId: r.progress_entitlement_id }), { applied: Number(r.applied_version), contract });
+  }
+  return out;
+}
+
+/** Records the version applied of each entitlement (locked by {@link lockEntitlements}). */
+export async function setProgress(db: Kysely<RevenueDb>, progress: readonly (EntitlementRef & { version: number })[]): Promise<void> {
+  if (progress.length === 0) return;
+  await sql`
+    update entitlement_progress p set applied_version = v.version
+    from unnest(${progress.map((x) => x.tenantId)}::text[], ${progress.map((x) => x.entitlementId)}::text[], ${progress.map((x) => x.version)}::bigint[])
+      as v(tenant_id, entitlement_id, version)
+    where p.tenant_id = v.tenant_id and p.entitlement_id = v.entitlement_id`.execute(db);
 }
 
 export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, entitlementId: string): Promise<Contract | undefined> {
@@ -37,22 +65,27 @@ export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, enti
   return row && fromRow(row);
 }
 
-export async function saveContract(db: Kysely<RevenueDb>, c: Contract, now: Date): Promise<void> {
-  const values = toRow(c, now);
-  await db
-    .insertInto('contract')
-    .values(values)
-    .onConflict((oc) =>
-      oc.columns(['tenant_id', 'entitlement_id']).doUpdateSet({
-        status: values.status,
-        lines: values.lines,
-        sessions: values.sessions,
-        package_recognised_minor: values.package_recognised_minor,
-        breakage_recognised_minor: values.breakage_recognised_minor,
-        updated_at: now,
-      }),
-    )
-    .execute();
+/** Inserts or updates contracts (at most one per entitlement) in one statement. */
+export async function saveContracts(db: Kysely<RevenueDb>, contracts: readonly Contract[], now: Date): Promise<void> {
+  if (contracts.length === 0) return;
+  const rows = contracts.map(toRow);
+  const column = <K extends keyof ReturnType<typeof toRow>>(k: K) => rows.map((r) => r[k]);
+  await sql`
+    insert into contract (tenant_id, entitlement_id, definition_id, definition_version, member_id, currency, liability_branch_id,
+      breakage_bps, session_order, standalone_price_minor, costs, status, lines, sessions, package_recognised_minor, breakage_recognised_minor, updated_at)
+    select c.*, ${now}::timestamptz from unnest(
+      ${column('tenant_id')}::text[], ${column('entitlement_id')}::text[], ${column('definition_id')}::text[], ${column('definition_version')}::integer[],
+      ${column('member_id')}::text[], ${column('currency')}::text[], ${column('liability_branch_id')}::text[], ${column('breakage_bps')}::integer[],
+      ${column('session_order')}::text[], ${column('standalone_price_minor')}::bigint[], ${column('costs')}::jsonb[], ${column('status')}::text[],
+      ${column('lines')}::jsonb[], ${column('sessions')}::jsonb[], ${column('package_recognised_minor')}::bigint[], ${column('breakage_recognised_minor')}::bigint[]
+    ) as c
+    on conflict (tenant_id, entitlement_id) do update set
+      status = excluded.status,
+      lines = excluded.lines,
+      sessions = excluded.sessions,
+      package_recognised_minor = excluded.package_recognised_minor,
+      breakage_recognised_minor = excluded.breakage_recognised_minor,
+      updated_at = excluded.updated_at`.execute(db);
 }
 
 /** A row as read: JSON columns arrive parsed, int8 as bigint. */
@@ -88,7 +121,7 @@ function fromRow(r: ContractRow): Contract {
 
 const json = (value: unknown) => JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 
-function toRow(c: Contract, now: Date) {
+function toRow(c: Contract) {
   return {
     tenant_id: c.tenantId,
     entitlement_id: c.entitlementId,
@@ -106,7 +139,6 @@ function toRow(c: Contract, now: Date) {
     sessions: json(c.sessions),
     package_recognised_minor: c.packageRecognised,
     breakage_recognised_minor: c.breakageRecognised,
-    updated_at: now,
   };
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { JournalDraft, JournalLine, Account, Movement } from '../domain/types.js';
 import type { RevenueDb } from './schema.js';
 
@@ -22,46 +22,40 @@ export interface PostedEntry extends JournalDraft {
 
 /** Inserts a (domain-checked) draft; the database checks balance again at commit. */
 export async function insertJournalEntry(db: Kysely<RevenueDb>, draft: JournalDraft, postedAt: Date): Promise<PostedEntry> {
-  const id = journalEntryId(draft.tenantId, draft.cause, draft.sourceId);
-  const { seq } = await db
-    .insertInto('journal_entry')
-    .values({
-      journal_entry_id: id,
-      tenant_id: draft.tenantId,
-      cause: draft.cause,
-      source_id: draft.sourceId,
-      entitlement_id: draft.entitlementId,
-      definition_id: draft.definitionId,
-      currency: draft.currency,
-      accounting_date: draft.accountingDate,
-      posted_at: postedAt,
-      description: draft.description,
-    })
-    .returning('seq')
-    .executeTakeFirstOrThrow();
-  await db
-    .insertInto('journal_line')
-    .values(
-      draft.lines.map((l, i) => ({
-        journal_entry_id: id,
-        line_no: i + 1,
-        tenant_id: draft.tenantId,
-        accounting_date: draft.accountingDate,
-        definition_id: draft.definitionId,
-        currency: draft.currency,
-        entitlement_id: draft.entitlementId,
-        account: l.account,
-        branch_id: l.branchId,
-        counterparty_branch_id: l.counterpartyBranchId,
-        debit_minor: l.debit,
-        credit_minor: l.credit,
-        movement: l.movement,
-        sessions: l.sessions,
-        delivery_cost_minor: l.deliveryCost,
-      })),
-    )
-    .execute();
-  return { ...draft, journalEntryId: id, postedAt, seq: BigInt(seq) };
+  return (await insertJournalEntries(db, [draft], postedAt))[0]!;
+}
+
+/**
+ * Inserts drafts in the given order (their `seq` follows it) with one statement for the entries and
+ * one for all their lines; the database checks each entry's balance at commit.
+ */
+export async function insertJournalEntries(db: Kysely<RevenueDb>, drafts: readonly JournalDraft[], postedAt: Date): Promise<PostedEntry[]> {
+  if (drafts.length === 0) return [];
+  const ids = drafts.map((d) => journalEntryId(d.tenantId, d.cause, d.sourceId));
+  const entry = <T>(f: (d: JournalDraft) => T) => drafts.map(f);
+  const { rows } = await sql<{ journal_entry_id: string; seq: bigint }>`
+    insert into journal_entry (journal_entry_id, tenant_id, cause, source_id, entitlement_id, definition_id, currency, accounting_date, description, posted_at)
+    select e.journal_entry_id, e.tenant_id, e.cause, e.source_id, e.entitlement_id, e.definition_id, e.currency, e.accounting_date, e.description, ${postedAt}::timestamptz
+    from unnest(
+      ${ids}::uuid[], ${entry((d) => d.tenantId)}::text[], ${entry((d) => d.cause)}::text[], ${entry((d) => d.sourceId)}::text[],
+      ${entry((d) => d.entitlementId)}::text[], ${entry((d) => d.definitionId)}::text[], ${entry((d) => d.currency)}::text[],
+      ${entry((d) => d.accountingDate)}::date[], ${entry((d) => d.description)}::text[]
+    ) with ordinality as e(journal_entry_id, tenant_id, cause, source_id, entitlement_id, definition_id, currency, accounting_date, description, n)
+    order by e.n
+    returning journal_entry_id, seq`.execute(db);
+  const seqs = new Map(rows.map((r) => [r.journal_entry_id, BigInt(r.seq)]));
+  const lines = drafts.flatMap((d, i) => d.lines.map((l, n) => ({ d, l, id: ids[i]!, lineNo: n + 1 })));
+  const line = <T>(f: (x: (typeof lines)[number]) => T) => lines.map(f);
+  await sql`
+    insert into journal_line (journal_entry_id, line_no, tenant_id, accounting_date, definition_id, currency, entitlement_id, account, branch_id,
+      counterparty_branch_id, debit_minor, credit_minor, movement, sessions, delivery_cost_minor)
+    select * from unnest(
+      ${line((x) => x.id)}::uuid[], ${line((x) => x.lineNo)}::smallint[], ${line((x) => x.d.tenantId)}::text[], ${line((x) => x.d.accountingDate)}::date[],
+      ${line((x) => x.d.definitionId)}::text[], ${line((x) => x.d.currency)}::text[], ${line((x) => x.d.entitlementId)}::text[], ${line((x) => x.l.account)}::text[],
+      ${line((x) => x.l.branchId)}::text[], ${line((x) => x.l.counterpartyBranchId)}::text[], ${line((x) => x.l.debit)}::bigint[], ${line((x) => x.l.credit)}::bigint[],
+      ${line((x) => x.l.movement)}::text[], ${line((x) => x.l.sessions)}::integer[], ${line((x) => x.l.deliveryCost)}::bigint[]
+    )`.execute(db);
+  return drafts.map((d, i) => ({ ...d, journalEntryId: ids[i]!, postedAt, seq: seqs.get(ids[i]!)! }));
 }
 
 /** The entry recording (tenant, cause, source), if there is one. */
