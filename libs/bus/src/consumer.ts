@@ -101,6 +101,12 @@ export interface ConsumerOptions<S extends DescMessage, DB> {
   /** Payload schema; with several, the one named by the message's `ce-dataschema`. */
   schema: S | readonly S[];
   /**
+   * A message whose `ce-dataschema` names a payload type not among `schema`: `'deadletter'` (default)
+   * or `'skip'` (acked unread), for a consumer of the whole stream that reads one kind of its events,
+   * so a new event of that kind reaches it without a filter to keep in step with the producer.
+   */
+  otherPayloads?: 'deadletter' | 'skip';
+  /**
    * Applies one event, in the transaction that records it in the inbox; throw `RetryLater` to wait for
    * an earlier event. Give this or `batchHandler`.
    */
@@ -149,7 +155,12 @@ export const DEADLETTER_HEADERS = {
 } as const;
 
 class PoisonMessage extends Error {
-  override readonly name = 'PoisonMessage';
+  override readonly name: string = 'PoisonMessage';
+}
+
+/** A well-formed event with a payload type the consumer does not read. */
+class OtherPayload extends PoisonMessage {
+  override readonly name = 'OtherPayload';
 }
 
 export function defaultRetryDelayMs(deliveryCount: number): number {
@@ -268,6 +279,11 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
     try {
       decoded = decodeEvent(m, subject, headers, schemas);
     } catch (err) {
+      if (err instanceof OtherPayload && options.otherPayloads === 'skip') {
+        settle(m, (x) => x.ack());
+        report({ outcome: 'skipped', eventId: headers[CE.id], subject, deliveryCount });
+        return undefined;
+      }
       await deadLetter(m, headers[CE.id], `malformed event: ${(err as Error).message}`);
       return undefined;
     }
@@ -515,6 +531,9 @@ async function ensureConsumer(
   return undefined;
 }
 
+/** Undefined fields are left out of the update request, so the server keeps no filter. */
+const NO_FILTER = { filter_subject: undefined, filter_subjects: undefined } as unknown as Partial<ConsumerUpdateConfig>;
+
 async function addOrUpdate(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
   try {
     await jsm.consumers.add(stream, config);
@@ -528,6 +547,8 @@ async function addOrUpdate(jsm: JetStreamManager, stream: string, config: Partia
       max_ack_pending: config.max_ack_pending,
       ...(config.filter_subject !== undefined ? { filter_subject: config.filter_subject } : {}),
       ...(config.filter_subjects !== undefined ? { filter_subjects: config.filter_subjects } : {}),
+      // No filter asked for: clear the ones an earlier version set (the update merges into the old config).
+      ...(config.filter_subject === undefined && config.filter_subjects === undefined ? NO_FILTER : {}),
     };
     try {
       await jsm.consumers.update(stream, config.durable_name, changeable);
@@ -596,7 +617,7 @@ function pickSchema<S extends DescMessage>(schemas: readonly S[], typeName: stri
     throw new PoisonMessage('no ce-dataschema header to choose among several schemas');
   }
   const match = schemas.find((s) => s.typeName === typeName);
-  if (!match) throw new PoisonMessage(`no schema for ${typeName} (expected ${schemas.map((s) => s.typeName).join(' or ')})`);
+  if (!match) throw new OtherPayload(`no schema for ${typeName} (expected ${schemas.map((s) => s.typeName).join(' or ')})`);
   return match;
 }
 

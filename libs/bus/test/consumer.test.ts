@@ -260,6 +260,27 @@ describe('consumer with inbox', () => {
     ]);
   });
 
+  it('skips events with other payloads when asked to, and still dead-letters a malformed one', async () => {
+    const durable = 'other_payloads';
+    const subject = (event: string) => subjectFor(h.namespace, 'visits', event, 'tenant-p');
+    const other = { id: randomUUID(), type: 'punchcard.visits.visit_other_p', source: '/booking/test', tenantId: 'tenant-p', aggregateId: 'member-p', time: new Date(), dataType: StructSchema.typeName };
+    await h.bus.js.publish(subject('visit_other_p'), toBinary(StructSchema, create(StructSchema, {})), { headers: eventHeaders(other), msgID: other.id });
+    const wanted = await visit('member-p', 'w', { event: 'visit_wanted_p', tenantId: 'tenant-p' });
+    const broken = { ...other, id: randomUUID(), dataType: StringValueSchema.typeName };
+    await h.bus.js.publish(subject('visit_wanted_p'), new Uint8Array([0xff, 0xff, 0xff]), { headers: eventHeaders(broken), msgID: broken.id });
+
+    const outcomes = await consumeVisits(
+      { durable, filterSubjects: ['punchcard.visits.*.tenant-p'], otherPayloads: 'skip', handler: recordEffect(durable) },
+      (all) => all.length === 3,
+    );
+    expect(outcomes.all.map((o) => [o.outcome, o.eventId])).toEqual([
+      ['skipped', other.id],
+      ['applied', wanted.id],
+      ['deadlettered', broken.id],
+    ]);
+    expect([...(await applicationsPerEvent(h.db, durable)).keys()]).toEqual([wanted.id]);
+  });
+
   it('several filter subjects work on a 2.9 server (filtered in the client there)', async () => {
     const durable = 'multi';
     // The unwanted event goes first: by the time both wanted ones are applied it has been passed over.
@@ -286,6 +307,11 @@ describe('consumer with inbox', () => {
     expect(config.filter_subject).toBe(`${h.namespace}.punchcard.visits.new_event.*`);
     expect(config.ack_wait).toBe(10_000_000_000);
     expect(config.max_deliver).toBe(-1);
+    // A later version reads the whole stream: the old filter goes.
+    await consumeVisits({ ...base, otherPayloads: 'skip' }, () => true);
+    const whole = await h.bus.jsm.consumers.info(streamName(h.namespace, 'VISITS'), 'redeployed');
+    expect(whole.config.filter_subject ?? '').toBe('');
+    expect(whole.config.filter_subjects ?? []).toEqual([]);
   });
 });
 

@@ -12,28 +12,6 @@ import { ledgerFactFromEvent } from './ledger-mapping.js';
 
 export const LEDGER_DURABLE = 'expiry_scheduler_ledger';
 
-/**
- * The ledger's entry events (`LedgerEntryRecorded`, one per entitlement version; every one is needed,
- * or later versions would wait for a gap). The LEDGER stream also carries refund, household and
- * sharing events with other payloads, which move no sessions and are not read here.
- */
-export const LEDGER_ENTRY_SUBJECTS = [
-  'punchcard.ledger.entitlement_purchased.*',
-  'punchcard.ledger.session_consumed.*',
-  'punchcard.ledger.consume_reversed.*',
-  'punchcard.ledger.entitlement_extended.*',
-  'punchcard.ledger.entitlement_frozen.*',
-  'punchcard.ledger.entitlement_unfrozen.*',
-  'punchcard.ledger.grace_started.*',
-  'punchcard.ledger.entitlement_expired.*',
-  'punchcard.ledger.transferred_out.*',
-  'punchcard.ledger.transferred_in.*',
-  'punchcard.ledger.topped_up.*',
-  'punchcard.ledger.upgraded_out.*',
-  'punchcard.ledger.upgraded_in.*',
-  'punchcard.ledger.refunded.*',
-];
-
 /** How long an event that arrived ahead of its predecessor waits before it is tried again. */
 export const DEFAULT_GAP_RETRY_MS = 1_000;
 
@@ -95,8 +73,10 @@ export function startLedgerConsumer(options: LedgerConsumerOptions): Promise<Run
     namespace: options.namespace,
     stream: 'LEDGER',
     durable: LEDGER_DURABLE,
-    filterSubjects: LEDGER_ENTRY_SUBJECTS,
+    // Every entry event of the stream, whatever its kind (each is an entitlement version, and a missing
+    // one would hold the later ones back); refund, household and sharing events carry other payloads.
     schema: LedgerEntryRecordedSchema,
+    otherPayloads: 'skip',
     handler: async (tx, event) => {
       const { entitlement, entry } = event.data;
       trace.getActiveSpan()?.setAttributes({

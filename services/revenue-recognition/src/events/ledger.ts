@@ -33,28 +33,6 @@ import { enqueueEntryEvents } from './publish.js';
 
 export const LEDGER_DURABLE = 'revenue_ledger';
 
-/**
- * The ledger's entry events (`LedgerEntryRecorded`, each the entitlement's next version; a missing one
- * would hold the later ones back). The refund, household and sharing events on the LEDGER stream carry
- * other payloads and move no money: the REFUND entry (`ledger.refunded`) is what revenue books.
- */
-export const LEDGER_SUBJECTS = [
-  'punchcard.ledger.entitlement_purchased.*',
-  'punchcard.ledger.session_consumed.*',
-  'punchcard.ledger.consume_reversed.*',
-  'punchcard.ledger.entitlement_extended.*',
-  'punchcard.ledger.entitlement_frozen.*',
-  'punchcard.ledger.entitlement_unfrozen.*',
-  'punchcard.ledger.grace_started.*',
-  'punchcard.ledger.entitlement_expired.*',
-  'punchcard.ledger.transferred_out.*',
-  'punchcard.ledger.transferred_in.*',
-  'punchcard.ledger.topped_up.*',
-  'punchcard.ledger.upgraded_out.*',
-  'punchcard.ledger.upgraded_in.*',
-  'punchcard.ledger.refunded.*',
-];
-
 /** Status changes that move no money by themselves, and the journal cause their true-up would carry. */
 const STATUS_CAUSES: Partial<Record<EntryKind, string>> = {
   [EntryKind.EXTEND]: 'ledger.entitlement_extended',

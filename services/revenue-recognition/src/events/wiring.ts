@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { RevenueDb } from '../store/schema.js';
 import { CATALOGUE_DURABLE, CATALOGUE_SCHEMAS, CATALOGUE_SUBJECTS, onCatalogueEvent } from './catalogue.js';
 import type { HandlerDeps } from './context.js';
-import { LEDGER_DURABLE, LEDGER_SUBJECTS, onLedgerEvents } from './ledger.js';
+import { LEDGER_DURABLE, onLedgerEvents } from './ledger.js';
 import { onVisitCancelled, onVisitCompleted, VISITS_DURABLE, VISITS_SUBJECTS } from './visits.js';
 
 export const SOURCE = '/punchcard/revenue-recognition';
@@ -72,8 +72,10 @@ export async function startRevenueEvents(o: RevenueEventsOptions): Promise<Reven
         ...common,
         stream: 'LEDGER',
         durable: LEDGER_DURABLE,
-        filterSubjects: LEDGER_SUBJECTS,
+        // Every entry event of the stream, whatever its kind (a missing version would hold the later ones
+        // back); the refund, household and sharing events carry other payloads and move no money.
         schema: LedgerEntryRecordedSchema,
+        otherPayloads: 'skip',
         batchHandler: (tx, events) => onLedgerEvents(tx, events, deps),
       }),
     );
