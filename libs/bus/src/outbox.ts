@@ -77,7 +77,11 @@ export interface EventInput<S extends DescMessage> {
   headers?: Record<string, string>;
 }
 
-export type EnqueueInput<S extends DescMessage> = EventInput<S>;
+/**
+ * An event for the outbox: as {@link EventInput}, or with its payload already encoded
+ * (`toBinary(schema, message)`), for a producer that has those bytes at hand anyway.
+ */
+export type EnqueueInput<S extends DescMessage> = EventInput<S> | (Omit<EventInput<S>, 'message'> & { payload: Uint8Array });
 
 export interface EnqueuedEvent {
   id: string;
@@ -120,7 +124,7 @@ export async function enqueueMany<S extends DescMessage>(tx: Kysely<any>, inputs
       aggregate_id: input.aggregateId,
       aggregate_version: input.aggregateVersion ?? null,
       data_type: input.schema.typeName,
-      payload: Buffer.from(toBinary(input.schema, create(input.schema, input.message))),
+      payload: 'payload' in input ? Buffer.from(input.payload.buffer, input.payload.byteOffset, input.payload.byteLength) : Buffer.from(toBinary(input.schema, create(input.schema, input.message))),
       headers: { ...lowerCaseKeys(input.headers ?? {}), ...trace },
       created_at: input.time ?? new Date(),
     };

@@ -1,5 +1,5 @@
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
-import { fromBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { inTransaction } from '@punchcard/db';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -220,6 +220,13 @@ describe('outbox relay', () => {
     expect(shape(rows[1]!)).toEqual(shape(rows[0]!));
     expect(rows[1]!.headers).toMatchObject({ 'x-origin': 'batch' });
     expect(rows.slice(1).map((r) => fromBinary(StringValueSchema, r.payload).value)).toEqual(many.map((_, i) => `ent-many-${i}#${i + 1}`));
+
+    // A payload the producer already encoded is written as it is.
+    const { message: _, ...header } = input('ent-encoded', 1);
+    const bytes = toBinary(StringValueSchema, create(StringValueSchema, { value: 'encoded once' }));
+    const [encoded] = await inTransaction(h.db, (tx) => enqueueMany(tx, [{ ...header, payload: bytes }, input('ent-encoded', 2)]));
+    const { rows: stored } = await h.pool.query<OutboxRow>('select * from outbox where id = $1', [encoded!.id]);
+    expect(Buffer.from(stored[0]!.payload).equals(Buffer.from(bytes))).toBe(true);
 
     const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
     try {
