@@ -1,12 +1,10 @@
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { IdempotencyKeyReused, inTransaction, MAX_IDEMPOTENCY_KEY_LENGTH, requestHash } from '@punchcard/db';
 import {
-  BatchItemErrorSchema,
   EnterGraceRequestSchema,
-  EnterGraceResponseSchema,
+  ExpireBatchResultSchema,
   ExpireRequestSchema,
-  ExpireResponseSchema,
   LedgerService,
   type ExpireBatchRequest,
   type ExpireBatchResult,
@@ -14,7 +12,8 @@ import {
 import { invalid } from '../domain/errors.js';
 import { applyExpiryCalls, type ExpiryCall } from '../operations/expiry-batch.js';
 import { requireUuid } from '../operations/ledger.js';
-import { dateOf, movementToProto } from '../proto/mapping.js';
+import { withEncodedField } from '../proto/encoded.js';
+import { dateOf } from '../proto/mapping.js';
 import { claimKeys, keyRef, releaseKeys, storeResponses, type KeyClaim } from '../store/idempotency.js';
 import { toConnectError } from './errors.js';
 import { authorise, SCHEDULER, type LedgerApiDeps } from './handlers.js';
@@ -69,10 +68,19 @@ function itemsOf(req: ExpireBatchRequest): Item[] {
   });
 }
 
-function refusal(err: unknown): ExpireBatchResult['result'] {
+/**
+ * An item's answer from its encoded response (stored, or just built): carried as bytes, so the batch
+ * response is not built from decoded messages and encoded again.
+ */
+function answer(call: ExpiryCall, encoded: Uint8Array): ExpireBatchResult {
+  const field = call.action === 'expire' ? ExpireBatchResultSchema.field.expire : ExpireBatchResultSchema.field.enterGrace;
+  return withEncodedField(ExpireBatchResultSchema, field.number, encoded);
+}
+
+function refusal(err: unknown): ExpireBatchResult {
   const e = toConnectError(err);
   if (!(e instanceof ConnectError)) throw err;
-  return { case: 'error', value: create(BatchItemErrorSchema, { code: e.code, message: e.rawMessage }) };
+  return create(ExpireBatchResultSchema, { result: { case: 'error', value: { code: e.code, message: e.rawMessage } } });
 }
 
 /**
@@ -91,7 +99,7 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
           caller.tenantId,
           items.map((i) => i.claim),
         );
-        const out = new Array<ExpireBatchResult['result']>(items.length);
+        const out = new Array<ExpireBatchResult>(items.length);
         const fresh: number[] = [];
         for (const [n, { claim }] of items.entries()) {
           const ref = keyRef(claim.method, claim.key);
@@ -101,13 +109,7 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
           }
           const prior = stored.get(ref);
           if (!prior || prior.response === null) throw new Error(`idempotency key ${claim.key} is neither claimed nor stored`);
-          if (prior.requestHash !== claim.requestHash) {
-            out[n] = refusal(new IdempotencyKeyReused(claim.key, claim.method));
-          } else {
-            out[n] = items[n]!.call.action === 'expire'
-              ? { case: 'expire', value: fromBinary(ExpireResponseSchema, prior.response) }
-              : { case: 'enterGrace', value: fromBinary(EnterGraceResponseSchema, prior.response) };
-          }
+          out[n] = prior.requestHash === claim.requestHash ? answer(items[n]!.call, prior.response) : refusal(new IdempotencyKeyReused(claim.key, claim.method));
         }
         const outcomes = await applyExpiryCalls(
           tx,
@@ -123,21 +125,16 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
           if ('refused' in outcome) {
             out[n] = refusal(outcome.refused);
             released.push(claim);
-          } else if (call.action === 'expire') {
-            const value = create(ExpireResponseSchema, movementToProto(outcome.ok));
-            responses.push({ ...claim, response: toBinary(ExpireResponseSchema, value) });
-            out[n] = { case: 'expire', value };
           } else {
-            const value = create(EnterGraceResponseSchema, movementToProto(outcome.ok));
-            responses.push({ ...claim, response: toBinary(EnterGraceResponseSchema, value) });
-            out[n] = { case: 'enterGrace', value };
+            responses.push({ ...claim, response: outcome.encoded });
+            out[n] = answer(call, outcome.encoded);
           }
         }
         await storeResponses(tx, caller.tenantId, responses);
         await releaseKeys(tx, caller.tenantId, released);
         return out;
       });
-      return { results: results.map((result) => ({ result })) };
+      return { results };
     },
   };
 }

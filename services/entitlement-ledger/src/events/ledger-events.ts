@@ -1,6 +1,6 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { trace } from '@opentelemetry/api';
-import { enqueue, enqueueMany, type EnqueueInput } from '@punchcard/bus';
+import { enqueue, enqueueMany } from '@punchcard/bus';
 import {
   HouseholdChangedSchema,
   LedgerEntryRecordedSchema,
@@ -62,20 +62,27 @@ export async function enqueueEntryEvent(tx: Kysely<any>, entitlement: Entitlemen
     'entitlement.id': entitlement.entitlementId,
     'branch.id': entry.branchId || entitlement.purchaseBranchId,
   });
-  await enqueue(tx, entryEvent(entitlement, entry));
+  await enqueue(tx, { ...entryEvent(entitlement, entry), message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) } });
 }
 
-/** {@link enqueueEntryEvent} for the entries of one batch operation of a tenant: the same events, in one insert. */
-export async function enqueueEntryEvents(tx: Kysely<any>, recorded: readonly { entitlement: EntitlementRecord; entry: EntryRecord }[]): Promise<void> {
+/**
+ * {@link enqueueEntryEvent} for the entries of one batch operation of a tenant: the same events, in
+ * one insert, each with its payload already encoded (see encodeMovement).
+ */
+export async function enqueueEntryEvents(
+  tx: Kysely<any>,
+  recorded: readonly { entitlement: EntitlementRecord; entry: EntryRecord; payload: Uint8Array }[],
+): Promise<void> {
   if (recorded.length === 0) return;
   trace.getActiveSpan()?.setAttributes({ 'tenant.id': recorded[0]!.entitlement.tenantId, 'entitlement.count': recorded.length });
   await enqueueMany(
     tx,
-    recorded.map((r) => entryEvent(r.entitlement, r.entry)),
+    recorded.map(({ entitlement, entry, payload }) => ({ ...entryEvent(entitlement, entry), payload })),
   );
 }
 
-function entryEvent(entitlement: EntitlementRecord, entry: EntryRecord): EnqueueInput<typeof LedgerEntryRecordedSchema> {
+/** An entry's event, all but its payload. */
+function entryEvent(entitlement: EntitlementRecord, entry: EntryRecord) {
   const event = EVENT_BY_KIND[entry.kind];
   if (!event) throw new Error(`no ledger event is defined for ${entry.kind} entries`);
   return {
@@ -85,7 +92,6 @@ function entryEvent(entitlement: EntitlementRecord, entry: EntryRecord): Enqueue
     aggregateId: entitlement.entitlementId,
     aggregateVersion: entry.entitlementVersion,
     schema: LedgerEntryRecordedSchema,
-    message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) },
     id: entry.entryId,
     time: entry.recordTime,
   };

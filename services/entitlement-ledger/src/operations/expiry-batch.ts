@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { notFound, RuleViolation } from '../domain/errors.js';
 import { enterGrace, expire, type MaybeTransition } from '../domain/lifecycle.js';
 import { enqueueEntryEvents } from '../events/ledger-events.js';
+import { encodeMovement } from '../proto/encoded.js';
 import { insertEntries, lockEntitlements, saveEntitlements } from '../store/bulk.js';
 import type { EntitlementRecord } from '../store/entitlements.js';
 import type { LedgerDb } from '../store/schema.js';
@@ -12,8 +13,11 @@ export type ExpiryCall =
   | { action: 'expire'; entitlementId: string; dueTime: Date; reason: string; requestId: string }
   | { action: 'enterGrace'; entitlementId: string; expiryTime: Date; graceEndTime?: Date; requestId: string };
 
-/** Per call: what the single operation would have returned, or the refusal it would have thrown. */
-export type ExpiryOutcome = { ok: MaybeRecorded } | { refused: RuleViolation };
+/**
+ * Per call: what the single operation would have returned, with that answer encoded (see
+ * encodeMovement: also the payload of its event), or the refusal it would have thrown.
+ */
+export type ExpiryOutcome = { ok: MaybeRecorded; encoded: Uint8Array } | { refused: RuleViolation };
 
 /**
  * `expireEntitlement` / `enterGracePeriod` for many entitlements of one tenant in the caller's
@@ -29,7 +33,7 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
     caller.tenantId,
     calls.map((c) => c.entitlementId),
   );
-  const changed: { prev: EntitlementRecord; recorded: Recorded }[] = [];
+  const changed: { prev: EntitlementRecord; recorded: Recorded; encoded: Uint8Array }[] = [];
   const outcomes = calls.map((call): ExpiryOutcome => {
     const e = rows.get(call.entitlementId);
     if (!e) return { refused: notFound('entitlement', call.entitlementId) };
@@ -40,11 +44,12 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
       if (err instanceof RuleViolation) return { refused: err };
       throw err;
     }
-    if ('noop' in t) return { ok: { entitlement: e } };
+    if ('noop' in t) return { ok: { entitlement: e }, encoded: encodeMovement({ entitlement: e }) };
     const entitlement: EntitlementRecord = { ...e, ...t.next };
     const recorded = { entitlement, entry: entryRecord(ctx, caller, call.requestId, entitlement, t, now) };
-    changed.push({ prev: e, recorded });
-    return { ok: recorded };
+    const encoded = encodeMovement(recorded);
+    changed.push({ prev: e, recorded, encoded });
+    return { ok: recorded, encoded };
   });
   if (changed.length > 0) {
     await saveEntitlements(
@@ -58,7 +63,7 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
     );
     await enqueueEntryEvents(
       tx,
-      changed.map((c) => c.recorded),
+      changed.map((c) => ({ ...c.recorded, payload: c.encoded })),
     );
   }
   return outcomes;

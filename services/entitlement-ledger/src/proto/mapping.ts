@@ -1,9 +1,11 @@
 import { create, fromBinary } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { timestampFromDate, timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { DefinitionTermsSchema } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import {
   EntitlementSchema,
   EntitlementStatus,
+  EntitlementTermsSchema,
   EntryKind,
   HouseholdKind,
   HouseholdSchema,
@@ -13,6 +15,7 @@ import {
   VisitSchema,
   VisitState,
   type Entitlement,
+  type EntitlementTerms,
   type Household,
   type LedgerEntry,
   type Refund,
@@ -48,16 +51,30 @@ export function kindToProto(k: Kind): EntryKind {
 }
 
 export function entitlementToProto(e: EntitlementRecord): Entitlement {
+  return entitlementWith(e, create(EntitlementTermsSchema, { ...termsHeader(e), terms: fromBinary(DefinitionTermsSchema, e.termsBytes) }));
+}
+
+/**
+ * For a message that is only encoded: the stored DefinitionTerms bytes ride as they are (an unknown
+ * field, written verbatim) instead of being decoded and encoded again, the largest part of the work.
+ * Decoded, it is the same message as `entitlementToProto`'s; encoded, its terms come last.
+ */
+export function entitlementToProtoStoredTerms(e: EntitlementRecord): Entitlement {
+  const terms = create(EntitlementTermsSchema, termsHeader(e));
+  terms.$unknown = [{ no: EntitlementTermsSchema.field.terms.number, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(e.termsBytes).finish() }];
+  return entitlementWith(e, terms);
+}
+
+function termsHeader(e: EntitlementRecord) {
+  return { definitionId: e.definitionId, definitionVersion: e.definitionVersion, timeZone: e.timeZone };
+}
+
+function entitlementWith(e: EntitlementRecord, terms: EntitlementTerms): Entitlement {
   return create(EntitlementSchema, {
     tenantId: e.tenantId,
     entitlementId: e.entitlementId,
     memberId: e.memberId,
-    terms: {
-      definitionId: e.definitionId,
-      definitionVersion: e.definitionVersion,
-      terms: fromBinary(DefinitionTermsSchema, e.termsBytes),
-      timeZone: e.timeZone,
-    },
+    terms,
     purchaseBranchId: e.purchaseBranchId,
     status: statusToProto(e.status),
     paidSessions: e.paidSessions,

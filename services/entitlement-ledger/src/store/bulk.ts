@@ -6,16 +6,17 @@ import type { LedgerDb } from './schema.js';
 type Db = Kysely<LedgerDb>;
 
 /**
- * Rows as one jsonb parameter (bytea as `\x` hex, int8 as text), for `jsonb_to_recordset`: a
- * statement's text then stays the same whatever the number of rows, so it is prepared once.
+ * Rows as one jsonb parameter, for `jsonb_to_recordset`: a statement's text then stays the same
+ * whatever the number of rows, so it is prepared once. Values must be JSON already (see `hex`, and
+ * int8 as text): no replacer, which would cost a call per value.
  */
 export function jsonRows(rows: readonly object[]): string {
-  return JSON.stringify(rows, function (this: Record<string, unknown>, key: string, v: unknown) {
-    // The holder's own value: a Buffer's toJSON has already run on `v`.
-    const raw = this[key];
-    if (raw instanceof Uint8Array) return `\\x${Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex')}`;
-    return typeof v === 'bigint' ? v.toString() : v;
-  });
+  return JSON.stringify(rows);
+}
+
+/** bytea as jsonb_to_recordset reads it from a JSON string. */
+export function hex(bytes: Uint8Array): string {
+  return `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
 }
 
 /**
@@ -94,7 +95,10 @@ export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitle
 /** `insertEntry` for many entries in one statement (each still checked by the entries' triggers). */
 export async function insertEntries(tx: Db, entries: readonly EntryRecord[]): Promise<void> {
   if (entries.length === 0) return;
-  const rows = entries.map(entryRow);
+  const rows = entries.map((e) => {
+    const row = entryRow(e);
+    return { ...row, amount_minor: row.amount_minor?.toString() ?? null, detail: row.detail ? hex(row.detail) : null };
+  });
   const columns = sql.join(Object.keys(rows[0]!).map((c) => sql.ref(c)));
   await sql`
     insert into entries (${columns})

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { jsonRows } from './bulk.js';
+import { hex, jsonRows } from './bulk.js';
 import type { LedgerDb } from './schema.js';
 
 type Db = Kysely<LedgerDb>;
@@ -69,7 +69,7 @@ export async function storeResponses(tx: Db, tenantId: string, responses: readon
   if (responses.length === 0) return;
   await sql`
     update idempotency_keys k set response = v.response
-    from jsonb_to_recordset(${jsonRows(responses)}::jsonb) as v (method text, key text, response bytea)
+    from jsonb_to_recordset(${jsonRows(responses.map((r) => ({ method: r.method, key: r.key, response: hex(r.response) })))}::jsonb) as v (method text, key text, response bytea)
     where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`.execute(tx);
 }
 
