@@ -210,6 +210,26 @@ describe('ledger failures', () => {
     expect(env.ledger.callsFor(e.entitlementId).map((c) => c.idempotencyKey)).toEqual([expire.timerId, expire.timerId].map((id) => `expiry-timer-${id}`));
   });
 
+  it('the ledger event of a call whose sweep died before recording it leaves the timer to fire and announce', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-03-01T10:00:00Z');
+    const e = await env.ledger.purchase({ tenantId, policy: london, timeZone: 'Europe/London', purchaseTime: at('2025-03-01T10:00:00Z'), expiryTime: at('2025-03-31T23:00:00Z') });
+    await env.settle();
+    env.clock.set('2025-04-01T00:00:00Z');
+    const timer = (await schedule(tenantId, e.entitlementId)).timers.find((t) => t.kind === TimerKind.EXPIRE)!;
+    // What a sweep sends before it dies: the ledger applies it and publishes entitlement_expired.
+    const call = { action: 'expire' as const, idempotencyKey: `expiry-timer-${timer.timerId}`, entitlementId: e.entitlementId, dueTime: at('2025-03-31T23:00:00Z'), reason: 'due' };
+    expect(await replica.ledger.expireBatch(tenantId, [call])).toEqual([{ changed: true }]);
+    await env.settle();
+    // The entitlement is expired: its reminder is cancelled, but not its expiry timer, which did it.
+    const s = await schedule(tenantId, e.entitlementId);
+    expect(s.timers.map((t) => [TimerKind[t.kind], TimerState[t.state]])).toEqual([['EXPIRE', 'PENDING'], ['REMINDER', 'CANCELLED']]);
+    expect(await runDue(tenantId)).toMatchObject({ fired: 1, failed: 0 });
+    expect((await schedule(tenantId, e.entitlementId)).timers.find((t) => t.timerId === timer.timerId)).toMatchObject({ state: TimerState.FIRED, noOp: false });
+    expect(env.ledger.callsFor(e.entitlementId).map((c) => c.replay)).toEqual([false, true]);
+    expect((await env.expiryEvents(tenantId)).filter((x) => x.event === 'expired').map((x) => x.id)).toEqual([timer.timerId]);
+  });
+
   it('a stale call (the ledger answers without an entry) is recorded as a no-op and announces nothing', async () => {
     const tenantId = newTenantId();
     env.clock.set('2025-03-01T10:00:00Z');

@@ -20,7 +20,7 @@ function fact(over: Partial<LedgerFact> & { kind?: LedgerFact['entry']['kind']; 
     timeZone: 'Europe/London',
     purchaseTime: at('2025-03-01T10:00:00Z'),
     frozenDays: 0,
-    entry: { kind, occurredTime: at(occurred) },
+    entry: { kind, occurredTime: at(occurred), requestId: 'purchase-key' },
     ...rest,
   };
 }

@@ -37,7 +37,8 @@ export interface LedgerFact {
   readonly frozenUntilTime?: Date;
   readonly frozenDays: number;
   readonly lastUseTime?: Date;
-  readonly entry: { readonly kind: EntryKind; readonly occurredTime: Date };
+  /** `requestId`: the idempotency key of the call that made the entry (or the ledger's own reference). */
+  readonly entry: { readonly kind: EntryKind; readonly occurredTime: Date; readonly requestId: string };
 }
 
 /** What the scheduler keeps per entitlement: enough to recompute its schedule from any event. */

@@ -38,7 +38,14 @@ export function firingFor(t: DueTimer, now: Date): Firing {
  * repeated after a crash between the ledger's commit and ours changes nothing.
  */
 export function idempotencyKeyFor(timerId: string): string {
-  return `expiry-timer-${timerId}`;
+  return `${KEY_PREFIX}${timerId}`;
+}
+
+const KEY_PREFIX = 'expiry-timer-';
+
+/** The timer whose ledger call a ledger entry records (its request id is the call's key), if any. */
+export function timerOfRequest(requestId: string): string | undefined {
+  return requestId.startsWith(KEY_PREFIX) ? requestId.slice(KEY_PREFIX.length) : undefined;
 }
 
 /** gRPC codes worth retrying: the ledger or the network is having a moment. */

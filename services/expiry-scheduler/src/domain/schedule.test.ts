@@ -103,6 +103,14 @@ describe('reconcile', () => {
     ]);
   });
 
+  it('keeps pending the timer whose own ledger call made the change, though it left the plan', () => {
+    const existing = [stored(plan[1]!, 1), stored(plan[2]!, 2)];
+    const closed = planSchedule(state({ status: 'EXPIRED' })).timers;
+    expect(closed).toEqual([]);
+    expect(reconcile(existing, closed, now, 't2')).toEqual({ cancel: ['t1'], create: [] });
+    expect(reconcile(existing, closed, now)).toEqual({ cancel: ['t1', 't2'], create: [] });
+  });
+
   it('recreates a cancelled timer that is planned again', () => {
     const existing = [stored(plan[2]!, 2, 'CANCELLED')];
     expect(summary(reconcile(existing, plan.slice(2), now).create)).toEqual(['EXPIRE 2025-03-31T23:00:00.000Z']);

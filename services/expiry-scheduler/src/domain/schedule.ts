@@ -88,12 +88,15 @@ function identity(t: Pick<PlannedTimer, 'kind' | 'dueTime' | 'offsetDays'>): str
  * Turns a new plan into changes: a planned timer that already exists (pending, fired or failed) is
  * kept as it is, so nothing fires twice and a timer keeps its id (and so its idempotency key);
  * pending timers that left the plan are cancelled. A reminder already past at `now` is not created:
- * announcing "14 days left" when fewer remain would mislead.
+ * announcing "14 days left" when fewer remain would mislead. `firedBy`: the timer whose own ledger
+ * call made the change being applied stays pending even if it left the plan, so a sweep records it
+ * fired and announces it (its call repeated answers the same), also when the sweep that made the call
+ * died before recording it.
  */
-export function reconcile(existing: readonly ExistingTimer[], planned: readonly PlannedTimer[], now: Date): Reconciliation {
+export function reconcile(existing: readonly ExistingTimer[], planned: readonly PlannedTimer[], now: Date, firedBy?: string): Reconciliation {
   const live = new Map(existing.filter((t) => t.state !== 'CANCELLED').map((t) => [identity(t), t]));
   const wanted = new Set(planned.map(identity));
-  const cancel = existing.filter((t) => t.state === 'PENDING' && !wanted.has(identity(t))).map((t) => t.timerId);
+  const cancel = existing.filter((t) => t.state === 'PENDING' && !wanted.has(identity(t)) && t.timerId !== firedBy).map((t) => t.timerId);
   const create = planned.filter((t) => !live.has(identity(t)) && !(t.kind === 'REMINDER' && t.dueTime <= now));
   return { cancel, create };
 }

@@ -97,6 +97,6 @@ export function ledgerFactFromEvent(tenantId: string, event: LedgerEntryRecorded
     frozenUntilTime: date(e.frozenUntilTime),
     frozenDays: e.frozenDays,
     lastUseTime: date(e.lastUseTime),
-    entry: { kind, occurredTime: date(entry.occurredTime) ?? date(entry.recordTime) ?? purchaseTime },
+    entry: { kind, occurredTime: date(entry.occurredTime) ?? date(entry.recordTime) ?? purchaseTime, requestId: entry.requestId },
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntitlementState } from '../domain/entitlement.js';
-import { KIND_RANK, type ExistingTimer, type Reconciliation, type Schedule } from '../domain/schedule.js';
+import { KIND_RANK, type ExistingTimer, type PlannedTimer, type Schedule } from '../domain/schedule.js';
 import type { EntitlementsTable, ExpiryDb, TimersTable } from './schema.js';
 
 type Db = Kysely<ExpiryDb>;
@@ -33,43 +33,88 @@ export function stateFromRow(r: EntitlementRow): EntitlementState {
   };
 }
 
-/** The entitlement's row, locked until the transaction ends, so its events apply one at a time across replicas. */
-export async function lockEntitlement(tx: Tx, tenantId: string, entitlementId: string): Promise<EntitlementState | undefined> {
-  const row = await tx
-    .selectFrom('entitlements')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('entitlement_id', '=', entitlementId)
-    .forUpdate()
-    .executeTakeFirst();
-  return row ? stateFromRow(row) : undefined;
+/** An entitlement's key in the maps below. */
+export function entitlementKey(k: { tenantId: string; entitlementId: string }): string {
+  return `${k.tenantId}\u0000${k.entitlementId}`;
 }
 
-export async function saveEntitlement(tx: Tx, s: EntitlementState, schedule: Schedule, now: Date): Promise<void> {
-  const values = {
-    member_id: s.memberId,
-    version: s.version,
-    status: s.status,
-    remaining: s.remaining,
-    policy: JSON.stringify(s.policy),
-    time_zone: s.timeZone,
-    purchase_time: s.purchaseTime,
-    first_use_time: orNull(s.firstUseTime),
-    last_use_time: orNull(s.lastUseTime),
-    frozen_days: s.frozenDays,
-    freeze_from: orNull(s.freeze?.from),
-    freeze_until: orNull(s.freeze?.until),
-    ledger_expiry_time: orNull(s.ledgerExpiryTime),
-    ledger_grace_end_time: orNull(s.ledgerGraceEndTime),
-    expiry_time: orNull(schedule.expiryTime),
-    grace_end_time: orNull(schedule.graceEndTime),
-    update_time: now,
-  };
-  await tx
-    .insertInto('entitlements')
-    .values({ tenant_id: s.tenantId, entitlement_id: s.entitlementId, ...values })
-    .onConflict((oc) => oc.columns(['tenant_id', 'entitlement_id']).doUpdateSet(values))
-    .execute();
+type Key = { tenantId: string; entitlementId: string };
+const keyRows = (keys: readonly Key[]) => JSON.stringify(keys.map((k) => ({ tenant_id: k.tenantId, entitlement_id: k.entitlementId })));
+
+/**
+ * The entitlements' rows, locked until the transaction ends and in key order (so batches of events
+ * on overlapping entitlements queue instead of deadlocking): their events apply one at a time across
+ * replicas. Entitlements not seen yet are absent.
+ */
+export async function lockEntitlements(tx: Tx, keys: readonly Key[]): Promise<Map<string, EntitlementState>> {
+  if (keys.length === 0) return new Map();
+  const { rows } = await sql<EntitlementRow>`
+    select e.* from entitlements e
+    join jsonb_to_recordset(${keyRows(keys)}::jsonb) as k (tenant_id text, entitlement_id text)
+      on e.tenant_id = k.tenant_id and e.entitlement_id = k.entitlement_id
+    order by e.tenant_id, e.entitlement_id
+    for update of e`.execute(tx);
+  return new Map(rows.map((r) => [entitlementKey({ tenantId: r.tenant_id, entitlementId: r.entitlement_id }), stateFromRow(r)]));
+}
+
+/** The entitlements' timers (every state), by entitlement key. */
+export async function timersOfMany(tx: Tx, keys: readonly Key[]): Promise<Map<string, TimerRow[]>> {
+  const out = new Map<string, TimerRow[]>();
+  if (keys.length === 0) return out;
+  const { rows } = await sql<TimerRow>`
+    select t.* from timers t
+    join jsonb_to_recordset(${keyRows(keys)}::jsonb) as k (tenant_id text, entitlement_id text)
+      on t.tenant_id = k.tenant_id and t.entitlement_id = k.entitlement_id`.execute(tx);
+  for (const r of rows) {
+    const key = entitlementKey({ tenantId: r.tenant_id, entitlementId: r.entitlement_id });
+    out.set(key, [...(out.get(key) ?? []), r]);
+  }
+  return out;
+}
+
+/** Stores the entitlements' states and the schedules in force, in one statement (key order). */
+export async function saveEntitlements(tx: Tx, changes: readonly { state: EntitlementState; schedule: Schedule }[], now: Date): Promise<void> {
+  if (changes.length === 0) return;
+  const rows = changes
+    .map(({ state: s, schedule }) => ({
+      tenant_id: s.tenantId,
+      entitlement_id: s.entitlementId,
+      member_id: s.memberId,
+      version: s.version,
+      status: s.status,
+      remaining: s.remaining,
+      policy: s.policy,
+      time_zone: s.timeZone,
+      purchase_time: s.purchaseTime,
+      first_use_time: orNull(s.firstUseTime),
+      last_use_time: orNull(s.lastUseTime),
+      frozen_days: s.frozenDays,
+      freeze_from: orNull(s.freeze?.from),
+      freeze_until: orNull(s.freeze?.until),
+      ledger_expiry_time: orNull(s.ledgerExpiryTime),
+      ledger_grace_end_time: orNull(s.ledgerGraceEndTime),
+      expiry_time: orNull(schedule.expiryTime),
+      grace_end_time: orNull(schedule.graceEndTime),
+    }))
+    .sort((a, b) => (entitlementKey({ tenantId: a.tenant_id, entitlementId: a.entitlement_id }) < entitlementKey({ tenantId: b.tenant_id, entitlementId: b.entitlement_id }) ? -1 : 1));
+  await sql`
+    insert into entitlements (tenant_id, entitlement_id, member_id, version, status, remaining, policy, time_zone, purchase_time,
+      first_use_time, last_use_time, frozen_days, freeze_from, freeze_until, ledger_expiry_time, ledger_grace_end_time,
+      expiry_time, grace_end_time, update_time)
+    select v.tenant_id, v.entitlement_id, v.member_id, v.version, v.status, v.remaining, v.policy, v.time_zone, v.purchase_time,
+      v.first_use_time, v.last_use_time, v.frozen_days, v.freeze_from, v.freeze_until, v.ledger_expiry_time, v.ledger_grace_end_time,
+      v.expiry_time, v.grace_end_time, ${now}
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v (tenant_id text, entitlement_id text, member_id text, version bigint,
+      status text, remaining integer, policy jsonb, time_zone text, purchase_time timestamptz, first_use_time timestamptz,
+      last_use_time timestamptz, frozen_days integer, freeze_from timestamptz, freeze_until timestamptz, ledger_expiry_time timestamptz,
+      ledger_grace_end_time timestamptz, expiry_time timestamptz, grace_end_time timestamptz)
+    on conflict (tenant_id, entitlement_id) do update set
+      member_id = excluded.member_id, version = excluded.version, status = excluded.status, remaining = excluded.remaining,
+      policy = excluded.policy, time_zone = excluded.time_zone, purchase_time = excluded.purchase_time,
+      first_use_time = excluded.first_use_time, last_use_time = excluded.last_use_time, frozen_days = excluded.frozen_days,
+      freeze_from = excluded.freeze_from, freeze_until = excluded.freeze_until, ledger_expiry_time = excluded.ledger_expiry_time,
+      ledger_grace_end_time = excluded.ledger_grace_end_time, expiry_time = excluded.expiry_time,
+      grace_end_time = excluded.grace_end_time, update_time = excluded.update_time`.execute(tx);
 }
 
 export async function timersOf(db: Db | Tx, tenantId: string, entitlementId: string): Promise<TimerRow[]> {
@@ -88,38 +133,43 @@ export function existingTimer(r: TimerRow): ExistingTimer {
   return { timerId: r.timer_id, kind: r.kind, state: r.state, dueTime: r.due_time, offsetDays: r.offset_days };
 }
 
-/** Cancels and creates timers; a timer the sweep holds is waited for, and not cancelled once it fired. */
-export async function applyReconciliation(tx: Tx, s: EntitlementState, rec: Reconciliation, now: Date): Promise<void> {
-  if (rec.cancel.length > 0) {
-    await tx
-      .updateTable('timers')
-      .set({ state: 'CANCELLED', update_time: now })
-      .where('timer_id', 'in', rec.cancel)
-      .where('state', '=', 'PENDING')
-      .execute();
-  }
-  if (rec.create.length > 0) {
-    await tx
-      .insertInto('timers')
-      .values(
-        rec.create.map((t) => ({
-          timer_id: randomUUID(),
-          tenant_id: s.tenantId,
-          entitlement_id: s.entitlementId,
-          kind: t.kind,
-          state: 'PENDING' as const,
-          due_time: t.dueTime,
-          rank: KIND_RANK[t.kind],
-          offset_days: t.offsetDays,
-          expiry_time: orNull(t.expiryTime),
-          grace_end_time: orNull(t.graceEndTime),
-          next_attempt_time: t.dueTime,
-          create_time: now,
-          update_time: now,
-        })),
-      )
-      .execute();
-  }
+/** Cancels pending timers; a timer a sweep holds is waited for, and not cancelled once it fired. */
+export async function cancelTimers(tx: Tx, timerIds: readonly string[], now: Date): Promise<void> {
+  if (timerIds.length === 0) return;
+  await sql`
+    update timers set state = 'CANCELLED', update_time = ${now}
+    where timer_id = any(${timerIds}::uuid[]) and state = 'PENDING'`.execute(tx);
+}
+
+/** A timer to store: planned (pending), or planned and cancelled again by a later event of the same batch. */
+export interface NewTimer extends PlannedTimer {
+  timerId: string;
+  tenantId: string;
+  entitlementId: string;
+  state: 'PENDING' | 'CANCELLED';
+}
+
+export async function insertTimers(tx: Tx, timers: readonly NewTimer[], now: Date): Promise<void> {
+  if (timers.length === 0) return;
+  const rows = timers.map((t) => ({
+    timer_id: t.timerId,
+    tenant_id: t.tenantId,
+    entitlement_id: t.entitlementId,
+    kind: t.kind,
+    state: t.state,
+    due_time: t.dueTime,
+    rank: KIND_RANK[t.kind],
+    offset_days: t.offsetDays,
+    expiry_time: orNull(t.expiryTime),
+    grace_end_time: orNull(t.graceEndTime),
+  }));
+  await sql`
+    insert into timers (timer_id, tenant_id, entitlement_id, kind, state, due_time, rank, offset_days, expiry_time, grace_end_time,
+      next_attempt_time, create_time, update_time)
+    select v.timer_id, v.tenant_id, v.entitlement_id, v.kind, v.state, v.due_time, v.rank, v.offset_days, v.expiry_time, v.grace_end_time,
+      v.due_time, ${now}, ${now}
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v (timer_id uuid, tenant_id text, entitlement_id text, kind text, state text,
+      due_time timestamptz, rank smallint, offset_days integer, expiry_time timestamptz, grace_end_time timestamptz)`.execute(tx);
 }
 
 /** A due timer claimed by a sweep, with what its reminder needs to say. */

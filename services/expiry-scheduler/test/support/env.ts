@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { Caller } from '@punchcard/platform';
 import { grpcLedger } from '../../src/ledger/grpc-ledger.js';
+import type { LedgerPort } from '../../src/ledger/port.js';
 import { startRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime.js';
 import { migrations } from '../../src/store/migrations.js';
 import { SCHEMA, type ExpiryDb } from '../../src/store/schema.js';
@@ -38,6 +39,8 @@ export function testToken(claims: { tenant_id: string; roles: string[]; sub: str
 
 export interface Replica {
   runtime: Runtime;
+  /** Its client of the (fake) ledger, as its sweep calls it. */
+  ledger: LedgerPort;
   db: Database<ExpiryDb>;
   bus: Bus;
   logLines: string[];
@@ -135,6 +138,7 @@ export class TestEnv {
     let stopped: Promise<void> | undefined;
     const replica: Replica = {
       runtime,
+      ledger,
       db,
       bus,
       logLines,

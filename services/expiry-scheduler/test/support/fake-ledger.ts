@@ -4,7 +4,7 @@ import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@co
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { publishEvent, type Bus } from '@punchcard/bus';
 import { ExpiryMode, type ExpiryPolicySchema } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
 import {
   EnterGraceResponseSchema,
   EntitlementSchema,
@@ -68,6 +68,8 @@ export interface PendingEvent {
   version: number;
   eventId: string;
   entry: LedgerEntry;
+  /** The event's payload. */
+  message: LedgerEntryRecorded;
   publish(): Promise<void>;
 }
 
@@ -202,15 +204,17 @@ export class FakeLedger {
     return this.prepare(id, kind, at, changes, event).publish();
   }
 
-  prepare(id: string, kind: EntryKind, at: Date, changes: Changes, event: string): PendingEvent {
+  /** `requestId`: the idempotency key of the call that made the entry, as the ledger records it. */
+  prepare(id: string, kind: EntryKind, at: Date, changes: Changes, event: string, requestId = `fake-${randomUUID()}`): PendingEvent {
     const e = this.apply(id, changes);
-    const entry = this.entry(e, kind, at);
-    const message = { entitlement: e, entry };
+    const entry = this.entry(e, kind, at, requestId);
+    const message = create(LedgerEntryRecordedSchema, { entitlement: e, entry });
     const eventId = entry.entryId;
     return {
       version: Number(e.version),
       eventId,
       entry,
+      message,
       publish: async () => {
         await publishEvent(this.bus.js, {
           namespace: this.namespace,
@@ -256,8 +260,9 @@ export class FakeLedger {
     return next;
   }
 
-  private entry(e: Entitlement, kind: EntryKind, at: Date): LedgerEntry {
+  private entry(e: Entitlement, kind: EntryKind, at: Date, requestId: string): LedgerEntry {
     return create(LedgerEntrySchema, {
+      requestId,
       tenantId: e.tenantId,
       entryId: randomUUID(),
       entitlementId: e.entitlementId,
@@ -311,7 +316,7 @@ export class FakeLedger {
             status: EntitlementStatus.ACTIVE,
             frozenUntilTime: null,
             frozenDays: e.frozenDays + Math.max(0, used),
-          }, 'entitlement_unfrozen');
+          }, 'entitlement_unfrozen', req.idempotencyKey);
           await p.publish();
           return create(UnfreezeResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
         }),
@@ -331,7 +336,7 @@ export class FakeLedger {
         status: EntitlementStatus.IN_GRACE,
         expiryTime: expiry,
         graceEndTime: timestampDate(req.graceEndTime!),
-      }, 'grace_started');
+      }, 'grace_started', req.idempotencyKey);
       await p.publish();
       return create(EnterGraceResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
     });
@@ -343,7 +348,7 @@ export class FakeLedger {
       const closed = [EntitlementStatus.EXPIRED, EntitlementStatus.EXHAUSTED, EntitlementStatus.REFUNDED, EntitlementStatus.TRANSFERRED, EntitlementStatus.UPGRADED].includes(e.status);
       const end = e.graceEndTime ?? e.expiryTime;
       if (closed || (end && due < timestampDate(end))) return create(ExpireResponseSchema, { entitlement: e });
-      const p = this.prepare(e.entitlementId, EntryKind.EXPIRE, this.clock(), { status: EntitlementStatus.EXPIRED, remaining: 0, frozenUntilTime: null }, 'entitlement_expired');
+      const p = this.prepare(e.entitlementId, EntryKind.EXPIRE, this.clock(), { status: EntitlementStatus.EXPIRED, remaining: 0, frozenUntilTime: null }, 'entitlement_expired', req.idempotencyKey);
       await p.publish();
       return create(ExpireResponseSchema, { entitlement: this.get(e.entitlementId), entry: p.entry });
     });

@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
 import { inTransaction } from '@punchcard/db';
 import { applyLedgerFact, type EntitlementState } from '../../src/domain/entitlement.js';
 import { planSchedule, reconcile } from '../../src/domain/schedule.js';
 import { ledgerFactFromEvent } from '../../src/events/ledger-mapping.js';
-import { applyReconciliation, saveEntitlement } from '../../src/store/store.js';
+import { insertTimers, saveEntitlements } from '../../src/store/store.js';
 import { DAY, type TestEnv } from './env.js';
 import type { PolicyInit } from './fake-ledger.js';
 
@@ -41,11 +42,12 @@ export async function seedBacklog(env: TestEnv, spec: BacklogSpec): Promise<stri
   }
   for (let i = 0; i < states.length; i += 250) {
     await inTransaction(env.db.db, async (tx) => {
-      for (const s of states.slice(i, i + 250)) {
-        const schedule = planSchedule(s);
-        await saveEntitlement(tx, s, schedule, now);
-        await applyReconciliation(tx, s, reconcile([], schedule.timers, now), now);
-      }
+      const planned = states.slice(i, i + 250).map((state) => ({ state, schedule: planSchedule(state) }));
+      await saveEntitlements(tx, planned, now);
+      const timers = planned.flatMap(({ state, schedule }) =>
+        reconcile([], schedule.timers, now).create.map((t) => ({ ...t, timerId: randomUUID(), tenantId: state.tenantId, entitlementId: state.entitlementId, state: 'PENDING' as const })),
+      );
+      await insertTimers(tx, timers, now);
     });
   }
   return states.map((s) => s.entitlementId);
