@@ -4,6 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { fromBinary } from '@bufbuild/protobuf';
 import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import { testPostgres } from '@punchcard/testing';
+import { CpuMeter, postgresPids } from '../cpu.js';
 import { createEnv } from '../env.js';
 import { EventCounter } from '../events.js';
 import type { Flags } from '../flags.js';
@@ -12,10 +14,13 @@ import { Progress } from '../progress.js';
 import type { Target } from '../results.js';
 import { REPO_ROOT, startServiceProcess, type ServiceProcess } from '../service-process.js';
 import { round } from '../stats.js';
+import { checkBacklog, copyBacklog } from './expiry-backlog.js';
 import { profileDir } from './profiles.js';
 import type { Benchmark, Outcome } from './types.js';
 
 const PRICE_MINOR = 50_000n;
+/** Packages bought through the ledger; the rest of the backlog is copied from them. */
+const TEMPLATE_PACKAGES = 500;
 const PURCHASE_CONCURRENCY = 32;
 /** Give up waiting when nothing moved for this long. */
 const IDLE_MS = 60_000;
@@ -25,6 +30,19 @@ async function dueTimers(scheduler: ServiceProcess): Promise<number> {
   const text = await (await fetch(`${scheduler.opsUrl}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith('punchcard_expiry_timers_due'));
   return Number(line?.split(' ').at(-1) ?? Number.NaN);
+}
+
+/** Polls the due gauge until it reads `n`. */
+async function waitForDue(scheduler: ServiceProcess, n: number, progress: Progress, label: string): Promise<void> {
+  let due = 0;
+  for (let idle = Date.now(); due < n; ) {
+    const now = await dueTimers(scheduler);
+    if (now !== due) idle = Date.now();
+    due = now;
+    if (Date.now() - idle > IDLE_MS) throw new Error(`the scheduler has ${due} of ${n} expiries due, then nothing moved`);
+    progress.update(`${label}: ${due}/${n} expiries due`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export const expirySweep: Benchmark = {
@@ -37,6 +55,7 @@ export const expirySweep: Benchmark = {
     const progress = new Progress('expiry-sweep');
     const env = await createEnv('expiry_sweep');
     const n = flags.expiryCount;
+    const templates = Math.min(n, TEMPLATE_PACKAGES);
     try {
       progress.note('starting entitlement-ledger, revenue-recognition and expiry-scheduler (sweeping off while loading)');
       const ledger = await startServiceProcess({ service: 'entitlement-ledger', env, logLevel: flags.logLevel, ...profileDir(flags) });
@@ -61,15 +80,15 @@ export const expirySweep: Benchmark = {
         fromBinary(JournalPostedSchema, d).entry?.cause === 'ledger.entitlement_purchased' ? {} : undefined,
       );
       const purchaseTime = new Date(Date.now() - 3 * 86_400_000);
-      progress.note(`loading ${n} entitlements past their expiry through the ledger (Purchase over gRPC, ${PURCHASE_CONCURRENCY} at a time)`);
+      progress.note(`buying ${templates} packages past their expiry through the ledger (Purchase over gRPC, ${PURCHASE_CONCURRENCY} at a time)`);
       const loadStart = performance.now();
       await client.purchaseWhenKnown('short', purchaseTime);
       let started = 1;
       let purchased = 1;
-      progress.track(() => `purchased ${purchased}/${n}, revenue booked ${sales.count}`);
+      progress.track(() => `purchased ${purchased}/${templates}, revenue booked ${sales.count}`);
       await Promise.all(
         Array.from({ length: PURCHASE_CONCURRENCY }, async () => {
-          while (started < n) {
+          while (started < templates) {
             started++;
             await client.purchase('short', undefined, purchaseTime);
             purchased++;
@@ -77,19 +96,15 @@ export const expirySweep: Benchmark = {
         }),
       );
       const purchaseSeconds = round((performance.now() - loadStart) / 1000);
-      progress.note(`purchased ${n} in ${purchaseSeconds} s; waiting for the scheduler to plan them and revenue to book them`);
-      let due = 0;
-      for (let idle = Date.now(); due < n; ) {
-        const now = await dueTimers(scheduler);
-        if (now !== due) idle = Date.now();
-        due = now;
-        if (Date.now() - idle > IDLE_MS) throw new Error(`the scheduler planned ${due} of ${n} expiries, then stopped`);
-        progress.update(`scheduler: ${due}/${n} expiries due, revenue: ${sales.count}/${n} sales booked`);
-        await new Promise((r) => setTimeout(r, 500));
+      progress.note(`purchased ${templates} in ${purchaseSeconds} s; waiting for the scheduler to plan them and revenue to book them`);
+      await waitForDue(scheduler, templates, progress, 'scheduler');
+      if (!(await sales.waitForCount(templates, IDLE_MS, (c) => progress.update(`revenue: ${c}/${templates} sales booked`)))) {
+        throw new Error(`revenue-recognition booked ${sales.count} of ${templates} sales, then stopped`);
       }
-      if (!(await sales.waitForCount(n, IDLE_MS, (c) => progress.update(`revenue: ${c}/${n} sales booked`)))) {
-        throw new Error(`revenue-recognition booked ${sales.count} of ${n} sales, then stopped`);
-      }
+      const digestedSeconds = round((performance.now() - loadStart) / 1000);
+      progress.note(`copying them in SQL to ${n} packages (ledger, scheduler and revenue rows, new ids)`);
+      const copy = await copyBacklog(env.database.url, tenant, n, (done) => progress.update(`copied ${done}/${n - templates}`));
+      await waitForDue(scheduler, n, progress, 'after the copy');
       const loadSeconds = round((performance.now() - loadStart) / 1000);
 
       const expired = await EventCounter.start(env, 'EXPIRY', `punchcard.expiry.expired.${tenant}`, () => ({}));
@@ -105,19 +120,34 @@ export const expirySweep: Benchmark = {
       const restart = performance.now();
       scheduler = await startServiceProcess({ service: 'expiry-scheduler', env, logLevel: flags.logLevel, extraEnv: schedulerEnv, ...profileDir(flags) });
       const ready = performance.now();
+      const cpu = new CpuMeter({
+        'entitlement-ledger': () => [ledger.pid],
+        'expiry-scheduler': () => [scheduler.pid],
+        'revenue-recognition': () => [revenue.pid],
+        postgres: postgresPids(await testPostgres(), env.database.name),
+        'bench client': () => [process.pid],
+      });
+      await cpu.start();
       progress.track(() => `fired ${expired.count}/${n}, ledger expired ${ledgerExpired.count}, breakage posted ${breakage.count}`);
       const allFired = await expired.waitForCount(n, IDLE_MS);
       const allExpired = await ledgerExpired.waitForCount(n, IDLE_MS);
       const allBooked = await breakage.waitForCount(n, IDLE_MS);
+      const cpuSeconds = await cpu.stop();
       progress.stop();
       const t0 = Math.min(ready, expired.first ?? ready, ledgerExpired.first ?? ready);
       const secondsTo = (c: EventCounter) => round(((c.last ?? t0) - t0) / 1000);
       const sweep = { fired: secondsTo(expired), expired: secondsTo(ledgerExpired), breakagePosted: secondsTo(breakage) };
-      const rate = sweep.breakagePosted > 0 ? round(breakage.count / sweep.breakagePosted, 1) : 0;
-      const projected1M = rate > 0 ? round(1_000_000 / rate, 0) : Number.POSITIVE_INFINITY;
+      const perSecond = (count: number, seconds: number) => (seconds > 0 ? round(count / seconds, 1) : 0);
+      const rates = { fired: perSecond(expired.count, sweep.fired), expired: perSecond(ledgerExpired.count, sweep.expired), breakagePosted: perSecond(breakage.count, sweep.breakagePosted) };
+      const projected = (r: number) => (r > 0 ? round(1_000_000 / r, 0) : Number.POSITIVE_INFINITY);
+      const projected1M = { fired: projected(rates.fired), expired: projected(rates.expired), breakagePosted: projected(rates.breakagePosted) };
+      const cpuMsPerExpiry = Object.fromEntries(Object.entries(cpuSeconds).map(([k, sec]) => [k, n > 0 ? round((sec * 1000) / n, 3) : 0]));
       const peakRss = { 'entitlement-ledger': ledger.peakRssMb(), 'revenue-recognition': revenue.peakRssMb(), 'expiry-scheduler': scheduler.peakRssMb() };
       const expectedBreakage = PRICE_MINOR * BigInt(n);
+      progress.note('checking what the ledger, the scheduler and revenue hold');
+      const check = await checkBacklog(env.database.url, tenant);
 
+      const endToEnd = n >= 1_000_000 ? sweep.breakagePosted : projected1M.breakagePosted;
       const targets: Target[] = [
         {
           what: `all ${n} expired with breakage posted`,
@@ -126,39 +156,78 @@ export const expirySweep: Benchmark = {
           met: allFired && allExpired && allBooked && breakage.count === n && breakage.total === expectedBreakage,
         },
         {
-          what: n >= 1_000_000 ? '1M expiries' : `1M expiries (projected from ${rate}/s)`,
+          what: 'the services agree afterwards',
+          target: `ledger: ${n} EXPIRED, 0 sessions left; scheduler: ${n} timers fired; revenue: breakage ${expectedBreakage}, debits = credits`,
+          actual:
+            `ledger: ${check.expired}/${check.entitlements} EXPIRED, ${check.sessionsLeft} sessions left; scheduler: ${check.timersFired} fired, ${check.timersPending} pending; ` +
+            `revenue: breakage ${check.breakageMinor}, debits ${check.journalDebitMinor}, credits ${check.journalCreditMinor}`,
+          met:
+            check.entitlements === n &&
+            check.expired === n &&
+            check.sessionsLeft === 0 &&
+            check.timersFired === n &&
+            check.timersPending === 0 &&
+            check.breakageMinor === expectedBreakage &&
+            check.journalDebitMinor === check.journalCreditMinor,
+        },
+        {
+          what: n >= 1_000_000 ? '1M expiries, breakage posted' : `1M expiries, breakage posted (projected from ${rates.breakagePosted}/s)`,
           target: '≤ 300 s',
-          actual: `${n >= 1_000_000 ? sweep.breakagePosted : projected1M} s`,
-          met: (n >= 1_000_000 ? sweep.breakagePosted : projected1M) <= 300,
+          actual: `${endToEnd} s`,
+          met: endToEnd <= 300,
         },
       ];
       return {
-        params: { entitlements: n, priceMinor: Number(PRICE_MINOR), purchaseConcurrency: PURCHASE_CONCURRENCY, schedulerDefaults: 'EXPIRY_BATCH_SIZE 100, EXPIRY_CONCURRENCY 8', logLevel: flags.logLevel },
+        params: {
+          entitlements: n,
+          templatePackages: templates,
+          priceMinor: Number(PRICE_MINOR),
+          purchaseConcurrency: PURCHASE_CONCURRENCY,
+          schedulerDefaults: 'EXPIRY_BATCH_SIZE 500, EXPIRY_CONCURRENCY 4 (ExpireBatch requests)',
+          logLevel: flags.logLevel,
+        },
         figures: {
-          load: { purchaseSeconds, purchasesPerSecond: round(n / purchaseSeconds, 1), plannedAndBookedSeconds: loadSeconds },
+          load: {
+            purchases: templates,
+            purchaseSeconds,
+            purchasesPerSecond: round(templates / purchaseSeconds, 1),
+            plannedAndBookedSeconds: digestedSeconds,
+            copied: copy.copies,
+            copySeconds: round(copy.seconds),
+            loadSeconds,
+          },
           restartToReadySeconds: round((ready - restart) / 1000),
           sweepSeconds: sweep,
-          counts: { fired: expired.count, ledgerExpired: ledgerExpired.count, breakageEntries: breakage.count, breakageMinor: breakage.total },
-          ratePerSecond: rate,
+          ratePerSecond: rates,
           projected1MSeconds: projected1M,
+          counts: { fired: expired.count, ledgerExpired: ledgerExpired.count, breakageEntries: breakage.count, breakageMinor: breakage.total },
+          cpuSeconds,
+          cpuMsPerExpiry,
+          check,
         },
         peakRssMb: peakRss,
         targets,
         notes: [
-          'Load: packages bought three days ago, valid one day, through the ledger; the scheduler plans their expiry from the ledger events with its sweep off, revenue books the sales.',
-          'Sweep: the scheduler restarts with its background sweep on and fires the backlog (Expire calls to the ledger over gRPC); the ledger publishes entitlement_expired; revenue posts breakage for the full price.',
-          'Times run from the restarted scheduler being ready (or its first event, if earlier) to the last event of each kind.',
+          `Load: ${templates} packages bought three days ago, valid one day, through the ledger; the scheduler plans their expiry from the ledger events with its sweep off, revenue books the sales; then those packages are copied in SQL with new ids (ledger entitlements and entries, scheduler entitlements and timers, revenue progress, contracts and sale journal) up to ${n}.`,
+          'Sweep: the scheduler restarts with its background sweep on and fires the backlog (ExpireBatch requests to the ledger over gRPC); the ledger publishes entitlement_expired; revenue posts breakage for the full price.',
+          'Times run from the restarted scheduler being ready (or its first event, if earlier) to the last event of each kind. CPU is summed over the same span, per process group.',
         ],
         tables: [
           {
             title: `expiry-sweep (${n} due entitlements)`,
             columns: ['', 'count', 'seconds', 'per second'],
             rows: [
-              ['fired (expiry.expired)', expired.count, sweep.fired, sweep.fired ? round(expired.count / sweep.fired, 1) : '-'],
-              ['expired in the ledger', ledgerExpired.count, sweep.expired, sweep.expired ? round(ledgerExpired.count / sweep.expired, 1) : '-'],
-              ['breakage posted (revenue)', breakage.count, sweep.breakagePosted, rate],
-              ['loading: purchases', n, purchaseSeconds, round(n / purchaseSeconds, 1)],
+              ['fired (expiry.expired)', expired.count, sweep.fired, rates.fired],
+              ['expired in the ledger', ledgerExpired.count, sweep.expired, rates.expired],
+              ['breakage posted (revenue)', breakage.count, sweep.breakagePosted, rates.breakagePosted],
+              ['loading: purchases through the ledger', templates, purchaseSeconds, round(templates / purchaseSeconds, 1)],
+              ['loading: copies in SQL', copy.copies, round(copy.seconds), copy.seconds > 0 ? round(copy.copies / copy.seconds, 0) : '-'],
             ],
+          },
+          {
+            title: 'CPU during the sweep (ms per expiry)',
+            columns: ['process', 'CPU seconds', 'ms per expiry'],
+            rows: Object.entries(cpuSeconds).map(([k, sec]) => [k, sec, cpuMsPerExpiry[k] ?? '-']),
           },
         ],
       };
