@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { fromBinary, toJson, type JsonValue } from '@bufbuild/protobuf';
+import { create, fromBinary, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import { streamName, withNamespace } from '@punchcard/bus';
@@ -14,6 +14,7 @@ import {
   type Entitlement,
   type ExpireBatchItem,
   type ExpireBatchResult,
+  type ExpireResponse,
 } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { readStream } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -233,6 +234,9 @@ describe('ExpireBatch', () => {
     h.clock.now = new Date('2025-07-02T00:00:00Z');
     const again = await sys.expireBatch({ items: [item(x, keyOf(first, 0, x)), item(y, keyOf(first, 1, y))] });
     expect(again).toEqual(first);
+    // Without the entitlements: the same answers, entries only.
+    const slim = await sys.expireBatch({ items: [item(x, keyOf(first, 0, x)), item(y, keyOf(first, 1, y))], omitEntitlements: true });
+    expect(slim.results.map((r) => r.result.value)).toEqual(first.results.map((r) => create(ExpireResponseSchema, { entry: (r.result.value as ExpireResponse).entry })));
     for (const e of [x, y]) {
       const entries = (await desk.listEntries({ entitlementId: e.entitlementId })).entries;
       expect(entries.map((n) => n.kind)).toEqual([EntryKind.PURCHASE, EntryKind.EXPIRE]);
@@ -252,11 +256,13 @@ describe('ExpireBatch', () => {
         { call: { case: 'expire', value: { idempotencyKey: singleKey, entitlementId: z.entitlementId, dueTime: z.expiryTime, reason: 'other reason' } } } as ExpireBatchItem,
         item(w),
       ],
+      omitEntitlements: true,
     });
     const single = await failure(sys.expire({ idempotencyKey: singleKey, entitlementId: z.entitlementId, dueTime: z.expiryTime, reason: 'other reason' }));
     expect(mixed.results[0]!.result).toMatchObject({ case: 'error', value: { code: Code.InvalidArgument, message: single.rawMessage } });
     expect(single.rawMessage).toMatch(/^idempotency_key/);
-    expect(mixed.results[1]!.result.case).toBe('expire');
+    expect(mixed.results[1]!.result).toMatchObject({ case: 'expire', value: { entry: { kind: EntryKind.EXPIRE, entitlementId: w.entitlementId } } });
+    expect((mixed.results[1]!.result.value as ExpireResponse).entitlement).toBeUndefined();
   });
 
   it('a refused item keeps no key: asked again once it can apply, it applies', async () => {

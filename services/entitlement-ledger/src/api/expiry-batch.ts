@@ -12,7 +12,7 @@ import {
 import { invalid } from '../domain/errors.js';
 import { applyExpiryCalls, type ExpiryCall } from '../operations/expiry-batch.js';
 import { requireUuid } from '../operations/ledger.js';
-import { withEncodedField } from '../proto/encoded.js';
+import { withEncodedField, withoutEntitlement } from '../proto/encoded.js';
 import { dateOf } from '../proto/mapping.js';
 import { claimKeys, keyRef, releaseKeys, storeResponses, type KeyClaim } from '../store/idempotency.js';
 import { toConnectError } from './errors.js';
@@ -72,9 +72,9 @@ function itemsOf(req: ExpireBatchRequest): Item[] {
  * An item's answer from its encoded response (stored, or just built): carried as bytes, so the batch
  * response is not built from decoded messages and encoded again.
  */
-function answer(call: ExpiryCall, encoded: Uint8Array): ExpireBatchResult {
+function answer(call: ExpiryCall, encoded: Uint8Array, omitEntitlement: boolean): ExpireBatchResult {
   const field = call.action === 'expire' ? ExpireBatchResultSchema.field.expire : ExpireBatchResultSchema.field.enterGrace;
-  return withEncodedField(ExpireBatchResultSchema, field.number, encoded);
+  return withEncodedField(ExpireBatchResultSchema, field.number, omitEntitlement ? withoutEntitlement(encoded) : encoded);
 }
 
 function refusal(err: unknown): ExpireBatchResult {
@@ -109,7 +109,7 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
           }
           const prior = stored.get(ref);
           if (!prior || prior.response === null) throw new Error(`idempotency key ${claim.key} is neither claimed nor stored`);
-          out[n] = prior.requestHash === claim.requestHash ? answer(items[n]!.call, prior.response) : refusal(new IdempotencyKeyReused(claim.key, claim.method));
+          out[n] = prior.requestHash === claim.requestHash ? answer(items[n]!.call, prior.response, req.omitEntitlements) : refusal(new IdempotencyKeyReused(claim.key, claim.method));
         }
         const outcomes = await applyExpiryCalls(
           tx,
@@ -127,7 +127,7 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
             released.push(claim);
           } else {
             responses.push({ ...claim, response: outcome.encoded });
-            out[n] = answer(call, outcome.encoded);
+            out[n] = answer(call, outcome.encoded, req.omitEntitlements);
           }
         }
         await storeResponses(tx, caller.tenantId, responses);

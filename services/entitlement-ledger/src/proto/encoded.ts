@@ -1,5 +1,5 @@
 import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { LedgerEntryRecordedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
 import type { EntitlementRecord, EntryRecord } from '../store/entitlements.js';
 import { entitlementToProtoStoredTerms, entryToProto } from './mapping.js';
@@ -25,4 +25,20 @@ export function withEncodedField<S extends DescMessage>(schema: S, no: number, e
   const message = create(schema);
   message.$unknown = [{ no, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(encoded).finish() }];
   return message;
+}
+
+/**
+ * The answer `encodeMovement` made (or a stored one, whatever its fields' order) without its
+ * entitlement: its entry only, taken from the bytes as they are.
+ */
+export function withoutEntitlement(encoded: Uint8Array): Uint8Array {
+  const entryField = LedgerEntryRecordedSchema.field.entry.number;
+  const reader = new BinaryReader(encoded);
+  const writer = new BinaryWriter();
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    if (no === entryField) writer.tag(no, WireType.LengthDelimited).bytes(reader.bytes());
+    else reader.skip(wireType, no);
+  }
+  return writer.finish();
 }

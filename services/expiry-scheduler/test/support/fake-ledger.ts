@@ -86,8 +86,8 @@ export class FakeLedger {
   private readonly responses = new Map<string, unknown>();
   private failures: { code: Code; count: number } | undefined;
   private requestFailures: { code: Code; count: number } | undefined;
-  /** Each ExpireBatch request: whose, and how many items. */
-  readonly requests: { tenantId: string; items: number }[] = [];
+  /** Each ExpireBatch request: whose, how many items, whether it asked for entries only. */
+  readonly requests: { tenantId: string; items: number; omitEntitlements: boolean }[] = [];
   /** ExpireBatch requests being answered right now. */
   inFlight = 0;
   /** Runs when an ExpireBatch request arrives, before anything is answered (tests hold requests open with it). */
@@ -281,7 +281,7 @@ export class FakeLedger {
     router.service(LedgerService, {
       expireBatch: async (req, ctx) => {
         const claims = claimsOf(ctx.requestHeader.get('authorization'));
-        this.requests.push({ tenantId: claims.tenant_id ?? '', items: req.items.length });
+        this.requests.push({ tenantId: claims.tenant_id ?? '', items: req.items.length, omitEntitlements: req.omitEntitlements });
         this.inFlight += 1;
         try {
           await this.onRequest?.();
