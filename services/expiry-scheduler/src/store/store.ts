@@ -186,22 +186,27 @@ export interface ClaimedTimer extends TimerRow {
  */
 export async function claimDue(tx: Tx, options: { now: Date; limit: number; tenantId?: string }): Promise<ClaimedTimer[]> {
   const tenant = options.tenantId === undefined ? sql`` : sql`and t.tenant_id = ${options.tenantId}`;
+  // The member and balance are read for the claimed rows only, not for every candidate the claim
+  // walks past (rows other batches hold are skipped after the joins above them ran).
   const result = await sql<ClaimedTimer>`
-    select t.*, e.member_id, e.remaining
-    from timers t
-    join entitlements e on e.tenant_id = t.tenant_id and e.entitlement_id = t.entitlement_id
-    where t.state = 'PENDING'
-      and t.due_time <= ${options.now}
-      and t.next_attempt_time <= ${options.now}
-      ${tenant}
-      and not exists (
-        select 1 from timers p
-        where p.tenant_id = t.tenant_id and p.entitlement_id = t.entitlement_id and p.state = 'PENDING'
-          and (p.due_time, p.rank, p.timer_id) < (t.due_time, t.rank, t.timer_id)
-      )
-    order by t.due_time, t.rank, t.timer_id
-    limit ${options.limit}
-    for update of t skip locked`.execute(tx);
+    select c.*, e.member_id, e.remaining
+    from (
+      select t.* from timers t
+      where t.state = 'PENDING'
+        and t.due_time <= ${options.now}
+        and t.next_attempt_time <= ${options.now}
+        ${tenant}
+        and not exists (
+          select 1 from timers p
+          where p.tenant_id = t.tenant_id and p.entitlement_id = t.entitlement_id and p.state = 'PENDING'
+            and (p.due_time, p.rank, p.timer_id) < (t.due_time, t.rank, t.timer_id)
+        )
+      order by t.due_time, t.rank, t.timer_id
+      limit ${options.limit}
+      for update of t skip locked
+    ) c
+    join entitlements e on e.tenant_id = c.tenant_id and e.entitlement_id = c.entitlement_id
+    order by c.due_time, c.rank, c.timer_id`.execute(tx);
   return result.rows;
 }
 
