@@ -133,7 +133,7 @@ describe('card processor payments', () => {
     const p = await cardCheckout(tenant);
     const hook = captured(p);
     expect((await postWebhook(tenant, { ...hook, body: hook.body.replace('45000', '1') })).status).toBe(401);
-    const forged = { ...hook, headers: { ...hook.headers, 'testpay-signature': hook.headers['testpay-signature']!.replace(/v1=./, 'v1=0') } };
+    const forged = { ...hook, headers: { ...hook.headers, 'testpay-signature': hook.headers['testpay-signature']!.replace(/v1=(.)/, (_, c: string) => `v1=${c === '0' ? '1' : '0'}`) } };
     expect((await postWebhook(tenant, forged)).status).toBe(401);
     env.clock.advance(10 * 60_000);
     expect((await postWebhook(tenant, hook)).status).toBe(401);
