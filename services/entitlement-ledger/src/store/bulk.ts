@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Entitlement } from '../domain/types.js';
-import { entryRow, toRecord, type EntitlementRecord, type EntryRecord } from './entitlements.js';
+import { changeableColumns, entryRow, toRecord, type EntitlementRecord, type EntryRecord } from './entitlements.js';
 import type { LedgerDb } from './schema.js';
 
 type Db = Kysely<LedgerDb>;
@@ -52,22 +52,7 @@ export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitle
       prev_version: prev.version,
       paid_drop: prev.paidRemaining - next.paidRemaining,
       bonus_drop: prev.bonusRemaining - next.bonusRemaining,
-      status: next.status,
-      paid_sessions: next.paidSessions,
-      bonus_sessions: next.bonusSessions,
-      household_id: next.householdId,
-      pending_refund_id: next.pendingRefundId,
-      paid_remaining: next.paidRemaining,
-      bonus_remaining: next.bonusRemaining,
-      activation_time: next.activationTime,
-      expiry_time: next.expiryTime,
-      grace_end_time: next.graceEndTime,
-      frozen_at: next.frozenAt,
-      frozen_until_time: next.frozenUntilTime,
-      freeze_planned_days: next.freezePlannedDays,
-      frozen_days: next.frozenDays,
-      last_use_time: next.lastUseTime,
-      version: next.version,
+      ...changeableColumns(next),
     };
   });
   const result = await sql`

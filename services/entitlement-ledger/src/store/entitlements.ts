@@ -164,6 +164,28 @@ export async function recentClosedForMember(db: Db, tenantId: string, memberId: 
   return rows.map(toRecord);
 }
 
+/** The columns a transition may change, as an entitlement row holds them (one or many rows at a time). */
+export function changeableColumns(next: Entitlement) {
+  return {
+    status: next.status,
+    paid_sessions: next.paidSessions,
+    bonus_sessions: next.bonusSessions,
+    household_id: next.householdId,
+    pending_refund_id: next.pendingRefundId,
+    paid_remaining: next.paidRemaining,
+    bonus_remaining: next.bonusRemaining,
+    activation_time: next.activationTime,
+    expiry_time: next.expiryTime,
+    grace_end_time: next.graceEndTime,
+    frozen_at: next.frozenAt,
+    frozen_until_time: next.frozenUntilTime,
+    freeze_planned_days: next.freezePlannedDays,
+    frozen_days: next.frozenDays,
+    last_use_time: next.lastUseTime,
+    version: next.version,
+  };
+}
+
 /**
  * Writes the entitlement's new state. Conditional on the version the caller read under its lock and
  * on the balances staying non-negative, so a write can never apply to a state it was not decided on.
@@ -173,22 +195,7 @@ export async function saveEntitlement(tx: Db, prev: Entitlement, next: Entitleme
   const result = await tx
     .updateTable('entitlements')
     .set({
-      status: next.status,
-      paid_sessions: next.paidSessions,
-      bonus_sessions: next.bonusSessions,
-      household_id: next.householdId,
-      pending_refund_id: next.pendingRefundId,
-      paid_remaining: next.paidRemaining,
-      bonus_remaining: next.bonusRemaining,
-      activation_time: next.activationTime,
-      expiry_time: next.expiryTime,
-      grace_end_time: next.graceEndTime,
-      frozen_at: next.frozenAt,
-      frozen_until_time: next.frozenUntilTime,
-      freeze_planned_days: next.freezePlannedDays,
-      frozen_days: next.frozenDays,
-      last_use_time: next.lastUseTime,
-      version: next.version,
+      ...changeableColumns(next),
       updated_at: now,
     })
     .where('tenant_id', '=', prev.tenantId)
