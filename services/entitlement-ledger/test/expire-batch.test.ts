@@ -20,7 +20,7 @@ import { readStream } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './support/bus.js';
 import { ALL_FEATURES, definitionTerms } from './support/ledger-db.js';
-import { startLedger, type LedgerHarness, type Who } from './support/service.js';
+import { failure, startLedger, type LedgerHarness, type Who } from './support/service.js';
 
 const DAY = 86_400_000;
 let h: LedgerHarness;
@@ -52,15 +52,6 @@ afterAll(async () => h?.close());
 async function buy(definitionId: string, client = desk): Promise<Entitlement> {
   const r = await client.purchase({ idempotencyKey: randomUUID(), memberId: `m-${definitionId}`, definitionId, branchId: 'b1', paymentReference: 'pay' });
   return r.entitlement!;
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('expected the call to fail');
 }
 
 const at = (t: Date): Timestamp => timestampFromDate(t);

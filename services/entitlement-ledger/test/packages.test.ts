@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { Code, type Client } from '@connectrpc/connect';
 import { ExpiryAnchor, ExpiryMode, Feature, RefundMethod, TransferScope } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { LedgerEntryRecordedSchema, RefundChangedSchema, SharingChangedSchema } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
 import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/refund_events_pb';
@@ -9,7 +9,7 @@ import { NON_ENTRY_EVENTS } from '../src/events/ledger-events.js';
 import { waitFor } from './support/bus.js';
 import { decode, publishPayout, readEvents } from './support/events.js';
 import { ALL_FEATURES, definitionTerms } from './support/ledger-db.js';
-import { startLedger, type LedgerHarness, type Who } from './support/service.js';
+import { failure, startLedger, type LedgerHarness, type Who } from './support/service.js';
 
 const HOUR = 3_600_000;
 let h: LedgerHarness;
@@ -76,15 +76,6 @@ beforeAll(async () => {
   m = await h.client(manager);
 });
 afterAll(async () => h?.close());
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('expected the call to fail');
-}
 
 const key = () => randomUUID();
 

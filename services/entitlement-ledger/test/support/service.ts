@@ -1,4 +1,4 @@
-import { createClient, type Client } from '@connectrpc/connect';
+import { ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { connectBus, deleteStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
@@ -103,4 +103,14 @@ export async function startLedger(prefix: string, start = new Date('2025-03-01T0
       await database.drop();
     },
   };
+}
+
+/** The error a call fails with; throws if it succeeds. */
+export async function failure(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error('expected the call to fail');
 }
