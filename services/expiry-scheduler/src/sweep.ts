@@ -9,7 +9,7 @@ import { expiryFired, reminderDue } from './events/expiry-events.js';
 import { LedgerCallError, MAX_EXPIRY_BATCH, type ExpiryCall, type LedgerOutcome, type LedgerPort } from './ledger/port.js';
 import type { TimerKind } from './domain/schedule.js';
 import type { ExpiryDb } from './store/schema.js';
-import { claimDue, countDue, markFailed, markFired, markRetry, type ClaimedTimer } from './store/store.js';
+import { claimDue, countDue, markFailed, markFired, markRetry, type ClaimedTimer, type DueCursor } from './store/store.js';
 
 export interface SweepDeps {
   db: Kysely<ExpiryDb>;
@@ -69,20 +69,33 @@ export async function sweepDue(deps: SweepDeps, options: SweepOptions = {}): Pro
   // Timers claimed or about to be, so concurrent batches never take more than `limit` between them.
   let reserved = 0;
   const total: SweepResult = { fired: 0, failed: 0, retried: 0 };
-  const progress = async () => {
-    const p = { done: total.fired, failed: total.failed, remaining: await countDue(deps.db, deps.clock(), options.tenantId), elapsedMs: performance.now() - started };
+  // Counted once while draining, then less what was taken since: a count walks the whole backlog.
+  let counted: { remaining: number; taken: number } | undefined;
+  const progress = async (recount: boolean) => {
+    const taken = total.fired + total.failed;
+    if (recount || !counted) counted = { remaining: await countDue(deps.db, deps.clock(), options.tenantId), taken };
+    const p = { done: total.fired, failed: total.failed, remaining: Math.max(0, counted.remaining - (taken - counted.taken)), elapsedMs: performance.now() - started };
     return { ...p, ratePerSecond: rate(p) };
   };
   const worker = async () => {
-    while (!options.signal?.aborted) {
+    // Where this worker's last claim ended; the next starts after it. Rows it passed that were not
+    // claimable then (held by another batch, or a timer waiting for an earlier one of its
+    // entitlement) are found by a claim from the start, made before the worker stops.
+    let after: DueCursor | undefined;
+    while (!options.signal?.aborted && !failure) {
       const want = Math.min(batchSize, limit - reserved);
       if (want <= 0) break;
       reserved += want;
-      const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId)).finally(() => {
+      const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId, after)).finally(() => {
         reserved -= want;
       });
-      // Rows other batches hold are skipped, so an empty claim means this worker's part is done.
-      if (batch.claimed === 0) break;
+      if (batch.claimed === 0) {
+        // Rows other batches hold are skipped, so an empty claim from the start means this worker's part is done.
+        if (after === undefined) break;
+        after = undefined;
+        continue;
+      }
+      after = batch.last;
       reserved += batch.fired + batch.failed;
       // Counted once committed: a batch that rolled back fires again.
       for (const [kind, outcome] of batch.observed) deps.observe?.(kind, outcome);
@@ -92,14 +105,23 @@ export async function sweepDue(deps: SweepDeps, options: SweepOptions = {}): Pro
       batches += 1;
       if (performance.now() - lastProgress >= progressEvery) {
         lastProgress = performance.now();
-        const p = await progress();
+        const p = await progress(false);
         log.info(p, progressMessage(p));
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
+  // A batch that fails stops the others after their batch in hand; the sweep ends when all have.
+  let failure: { error: unknown } | undefined;
+  await Promise.all(
+    Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, () =>
+      worker().catch((error: unknown) => {
+        failure ??= { error };
+      }),
+    ),
+  );
+  if (failure) throw failure.error;
   if (batches > 1) {
-    const p = await progress();
+    const p = await progress(true);
     log.info(p, `${progressMessage(p)} (sweep finished)`);
   }
   return total;
@@ -110,11 +132,20 @@ async function fireBatch(
   tx: Transaction<ExpiryDb>,
   limit: number,
   tenantId: string | undefined,
-): Promise<SweepResult & { claimed: number; observed: [TimerKind, TimerOutcome][] }> {
+  after: DueCursor | undefined,
+): Promise<SweepResult & { claimed: number; last?: DueCursor; observed: [TimerKind, TimerOutcome][] }> {
   const now = deps.clock();
-  const claimed = await claimDue(tx, { now, limit, ...(tenantId !== undefined ? { tenantId } : {}) });
+  const claimed = await claimDue(tx, { now, limit, ...(tenantId !== undefined ? { tenantId } : {}), ...(after ? { after } : {}) });
   const outcomes = await fire(deps, claimed, now);
-  const result = { claimed: claimed.length, fired: 0, failed: 0, retried: 0, observed: [] as [TimerKind, TimerOutcome][] };
+  const end = claimed.at(-1);
+  const result = {
+    claimed: claimed.length,
+    ...(end ? { last: { dueTime: end.due_time, rank: end.rank, timerId: end.timer_id } } : {}),
+    fired: 0,
+    failed: 0,
+    retried: 0,
+    observed: [] as [TimerKind, TimerOutcome][],
+  };
   const fired: { timerId: string; noOp: boolean; attempts: number }[] = [];
   const retries: { timerId: string; attempts: number; nextAttempt: Date; error: string }[] = [];
   const failures: { timerId: string; attempts: number; error: string }[] = [];

@@ -231,6 +231,25 @@ describe('batches', () => {
     await replica.stop();
   });
 
+  it('a timer passed over while the earlier one of its entitlement fired in the same batch fires before the sweep ends', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    // 100 graces an hour apart, each expiry two days after its grace: one claim of 500 takes every
+    // grace, while the expiries due before the last grace have to wait for theirs.
+    await seedBacklog(env, { tenantId, count: 100, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: HOUR, policy: { ...hard, mode: ExpiryMode.SOFT, graceDays: 2 } });
+    env.clock.set('2025-03-01T00:00:00Z');
+    const replica = await env.startReplica({ batchSize: 500, concurrency: 1 });
+    const r = await replica.runtime.sweeper.runNow({ tenantId });
+    // 100 graces, 100 expiries and 51 reminders (skipped: their expiry has passed).
+    expect(r).toEqual({ fired: 251, failed: 0, retried: 0 });
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 251 });
+    const byEntitlement = new Map<string, string[]>();
+    for (const c of callsOf(tenantId)) byEntitlement.set(c.entitlementId, [...(byEntitlement.get(c.entitlementId) ?? []), c.method]);
+    expect([...byEntitlement.values()].every((m) => m.join() === 'EnterGrace,Expire')).toBe(true);
+    await env.settle();
+    await replica.stop();
+  });
+
   it('keeps `concurrency` batches in flight, each timer fired once', async () => {
     const tenantId = newTenantId();
     env.clock.set('2025-01-01T00:00:00Z');

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntitlementState } from '../domain/entitlement.js';
-import { KIND_RANK, type ExistingTimer, type PlannedTimer, type Schedule } from '../domain/schedule.js';
+import { KIND_RANK, type ExistingTimer, type PlannedTimer, type Schedule, type TimerState } from '../domain/schedule.js';
 import type { EntitlementsTable, ExpiryDb, TimersTable } from './schema.js';
 
 type Db = Kysely<ExpiryDb>;
@@ -184,8 +184,12 @@ export interface ClaimedTimer extends TimerRow {
  * earliest pending timer of each entitlement is eligible, so its timers fire in order (grace before
  * expiry) even when replicas race.
  */
-export async function claimDue(tx: Tx, options: { now: Date; limit: number; tenantId?: string }): Promise<ClaimedTimer[]> {
+export async function claimDue(tx: Tx, options: { now: Date; limit: number; tenantId?: string; after?: DueCursor }): Promise<ClaimedTimer[]> {
   const tenant = options.tenantId === undefined ? sql`` : sql`and t.tenant_id = ${options.tenantId}`;
+  const after = options.after;
+  // From where the caller's last claim ended: the index scan starts there instead of walking every
+  // entry before it again (fired timers leave dead entries behind until vacuum).
+  const from = after ? sql`and (t.due_time, t.rank, t.timer_id) > (${after.dueTime}, ${after.rank}::smallint, ${after.timerId}::uuid)` : sql``;
   // The member and balance are read for the claimed rows only, not for every candidate the claim
   // walks past (rows other batches hold are skipped after the joins above them ran).
   const result = await sql<ClaimedTimer>`
@@ -196,6 +200,7 @@ export async function claimDue(tx: Tx, options: { now: Date; limit: number; tena
         and t.due_time <= ${options.now}
         and t.next_attempt_time <= ${options.now}
         ${tenant}
+        ${from}
         and not exists (
           select 1 from timers p
           where p.tenant_id = t.tenant_id and p.entitlement_id = t.entitlement_id and p.state = 'PENDING'
@@ -254,12 +259,18 @@ export async function requeueFailed(tx: Tx, tenantId: string, now: Date): Promis
   return Number(result.numUpdatedRows);
 }
 
+/**
+ * `state = 'PENDING'` as a literal, not a parameter: statements run prepared, and a generic plan
+ * cannot match a parameter to the partial indexes on pending timers, so it would scan the table.
+ */
+const PENDING = sql<TimerState>`'PENDING'`;
+
 /** Pending timers due at `now` (including ones backing off after a failure). */
 export async function countDue(db: Db, now: Date, tenantId?: string): Promise<number> {
   let q = db
     .selectFrom('timers')
     .select((eb) => eb.fn.countAll<bigint>().as('n'))
-    .where('state', '=', 'PENDING')
+    .where('state', '=', PENDING)
     .where('due_time', '<=', now);
   if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
   const row = await q.executeTakeFirstOrThrow();
@@ -278,7 +289,7 @@ export async function listDue(db: Db, options: { tenantId: string; before: Date;
     .selectFrom('timers')
     .selectAll()
     .where('tenant_id', '=', options.tenantId)
-    .where('state', '=', 'PENDING')
+    .where('state', '=', PENDING)
     .where('due_time', '<=', options.before);
   const after = options.after;
   if (after) {
