@@ -79,11 +79,16 @@ export interface PendingEvent {
  * `LedgerEntryRecorded` events on the bus exactly as the ledger would, keeping each entitlement's
  * version sequence.
  */
+/** The instants a call acts on, as the request carries them. */
+type CallDetail = { instant?: Parameters<typeof timestampDate>[0] | undefined; graceEnd?: Parameters<typeof timestampDate>[0] | undefined };
+
 export class FakeLedger {
   readonly calls: LedgerCall[] = [];
   readonly entitlements = new Map<string, Entitlement>();
   /** Responses by idempotency key: the effects applied. */
   private readonly responses = new Map<string, unknown>();
+  /** Calls being applied, by idempotency key. */
+  private readonly applying = new Map<string, Promise<unknown>>();
   private failures: { code: Code; count: number } | undefined;
   private requestFailures: { code: Code; count: number } | undefined;
   /** Each ExpireBatch request: whose, how many items, whether it asked for entries only. */
@@ -354,12 +359,37 @@ export class FakeLedger {
     });
   }
 
+  /**
+   * As the real ledger's key claim does, a call whose key is being applied waits for that call and
+   * then replays it (a crashed scheduler's request can still be running when its successor re-calls).
+   */
   private async idempotent<R>(
     ctx: HandlerContext,
     method: LedgerCall['method'],
     key: string,
     entitlementId: string,
-    detail: { instant?: Parameters<typeof timestampDate>[0] | undefined; graceEnd?: Parameters<typeof timestampDate>[0] | undefined },
+    detail: CallDetail,
+    run: (e: Entitlement) => Promise<R>,
+  ): Promise<R> {
+    const earlier = this.applying.get(key);
+    const mine = (async () => {
+      if (earlier) await earlier.catch(() => undefined);
+      return this.applyOnce(ctx, method, key, entitlementId, detail, run);
+    })();
+    this.applying.set(key, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.applying.get(key) === mine) this.applying.delete(key);
+    }
+  }
+
+  private async applyOnce<R>(
+    ctx: HandlerContext,
+    method: LedgerCall['method'],
+    key: string,
+    entitlementId: string,
+    detail: CallDetail,
     run: (e: Entitlement) => Promise<R>,
   ): Promise<R> {
     const claims = claimsOf(ctx.requestHeader.get('authorization'));
