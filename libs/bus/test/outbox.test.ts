@@ -8,6 +8,7 @@ import {
   enqueue,
   enqueueMany,
   headerRecord,
+  OUTBOX_CHANNEL,
   publishOutboxRow,
   startConsumer,
   startOutboxRelay,
@@ -15,7 +16,7 @@ import {
   type OutboxRelay,
   type OutboxRow,
 } from '../src/index.js';
-import { applicationsPerEvent, harness, Outcomes, readStream, type Harness } from './helpers.js';
+import { applicationsPerEvent, harness, Outcomes, readStream, SCHEMA, type Harness } from './helpers.js';
 
 const SOURCE = '/punchcard/test-ledger';
 let h: Harness;
@@ -251,6 +252,63 @@ describe('outbox relay', () => {
       expect(relay.stats().published).toBe(1);
     } finally {
       await relay.stop();
+    }
+  });
+});
+
+describe('enqueue', () => {
+  /** Counts the statements a query builder sends (plugins see every one, raw SQL included). */
+  function counting(): { db: typeof h.db; statements: () => number } {
+    let n = 0;
+    const db = h.db.withPlugin({
+      transformQuery: (args) => {
+        n += 1;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    return { db, statements: () => n };
+  }
+
+  it('writes one event, or many, and the relay wake-up in one statement, notified at commit only', async () => {
+    const listener = await h.pool.connect();
+    const notified: string[] = [];
+    listener.on('notification', (m) => notified.push(m.payload ?? ''));
+    await listener.query(`listen ${OUTBOX_CHANNEL}`);
+    try {
+      const event = (v: number) => ({
+        producer: 'ledger',
+        event: 'session_consumed',
+        tenantId: 'tenant-a',
+        aggregateId: 'ent-one-statement',
+        aggregateVersion: v,
+        schema: StringValueSchema,
+        message: { value: `#${v}` },
+      });
+      const one = counting();
+      await inTransaction(one.db, async (tx) => {
+        const before = one.statements();
+        await enqueue(tx, event(1));
+        expect(one.statements() - before).toBe(1);
+      });
+      await waitUntil(() => notified.length === 1);
+      const many = counting();
+      await inTransaction(many.db, async (tx) => {
+        const before = many.statements();
+        await enqueueMany(tx, [event(2), event(3), event(4)]);
+        expect(many.statements() - before).toBe(1);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(notified).toHaveLength(1);
+      });
+      await waitUntil(() => notified.length === 2);
+      expect(notified).toEqual([SCHEMA, SCHEMA]);
+      const { rows } = await h.pool.query<{ aggregate_version: string }>(
+        "select aggregate_version from outbox where aggregate_id = 'ent-one-statement' order by seq",
+      );
+      expect(rows.map((r) => Number(r.aggregate_version))).toEqual([1, 2, 3, 4]);
+    } finally {
+      await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
+      listener.release();
     }
   });
 });
