@@ -4,6 +4,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
 import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
+import { lockEntitlementWithTenant } from '../src/store/entitlements.js';
+import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { definitionTerms, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
 const tenantId = randomUUID();
@@ -73,6 +75,23 @@ describe('entries are append-only', () => {
     await expect(
       sql`update entitlements set paid_remaining = -1 where entitlement_id = ${entitlement.entitlementId}`.execute(t.db),
     ).rejects.toThrow(/paid_remaining_check/);
+  });
+});
+
+describe('the consume lock', () => {
+  it('reads the entitlement and its tenant\'s features in one statement; no features for a tenant the ledger forgot', async () => {
+    const other = randomUUID();
+    await seedCatalogue(t.db, other, { features: [Feature.SHARING, Feature.TOP_UP] });
+    const { entitlement } = await inTransaction(t.db, (tx) =>
+      purchasePackage(tx, ctx, { ...staff, tenantId: other }, { memberId: 'm', definitionId: 'd1', definitionVersion: 0, branchId: 'b1', paymentReference: '' }, randomUUID()),
+    );
+    const locked = await inTransaction(t.db, (tx) => lockEntitlementWithTenant(tx, other, entitlement.entitlementId));
+    expect(locked?.entitlement).toEqual(entitlement);
+    expect(locked?.tenantFeatures).toEqual([Feature.SHARING, Feature.TOP_UP]);
+    expect(await inTransaction(t.db, (tx) => lockEntitlementWithTenant(tx, tenantId, entitlement.entitlementId))).toBeUndefined();
+    await sql`delete from tenants where tenant_id = ${other}`.execute(t.db);
+    const forgotten = await inTransaction(t.db, (tx) => lockEntitlementWithTenant(tx, other, entitlement.entitlementId));
+    expect(forgotten?.tenantFeatures).toBeUndefined();
   });
 });
 

@@ -26,6 +26,7 @@ import {
   insertEntitlement,
   insertEntry,
   lockEntitlement,
+  lockEntitlementWithTenant,
   lockOpenForConsumer,
   poolUsage,
   recentClosedForMember,
@@ -86,6 +87,11 @@ export function notInFuture(field: string, t: Date | undefined, now: Date): Date
 export async function tenantFacts(tx: Tx, tenantId: string): Promise<TenantFacts | undefined> {
   const t = await getTenant(tx, tenantId);
   return t && { tenantId, features: featureNames(t.features) };
+}
+
+/** A tenant the ledger has not heard of yet has no features. */
+function tenantFactsOrNone(tenantId: string, features: readonly number[] | undefined): TenantFacts {
+  return { tenantId, features: features ? featureNames(features) : new Set<string>() };
 }
 
 /** Saves a decided transition: the entitlement row, its entry and the entry's event, all in `tx`. */
@@ -260,7 +266,6 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
   }
   if (req.reason.length > 500) throw invalid('reason', 'must be at most 500 characters');
   const occurredTime = notInFuture('occurred_time', req.occurredTime, now);
-  const tenant = (await tenantFacts(tx, caller.tenantId)) ?? { tenantId: caller.tenantId, features: new Set<string>() };
 
   if (req.visitId !== '' && !req.visitClaimed) {
     requireText('visit_id', req.visitId);
@@ -294,9 +299,14 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
   }
 
   let target: EntitlementRecord;
+  let tenant: TenantFacts;
   let memberId = req.memberId;
   if (req.entitlementId !== '') {
-    target = await locked(tx, caller, req.entitlementId);
+    const id = requireUuid('entitlement_id', req.entitlementId);
+    const found = await lockEntitlementWithTenant(tx, caller.tenantId, id);
+    if (!found) throw notFound('entitlement', id);
+    target = found.entitlement;
+    tenant = tenantFactsOrNone(caller.tenantId, found.tenantFeatures);
     if (memberId !== '' && memberId !== target.memberId) {
       // Someone else's package: only through the household pool it is shared with.
       const refusal = await poolCheck(tx, target, memberId, tenant);
@@ -305,6 +315,7 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
       memberId = target.memberId;
     }
   } else {
+    tenant = tenantFactsOrNone(caller.tenantId, (await getTenant(tx, caller.tenantId))?.features);
     const input = consumeInput(req, memberId, branchId, occurredTime);
     const open = await lockOpenForConsumer(tx, caller.tenantId, memberId, tenant.features.has('SHARING'));
     const own = open.filter((e) => e.memberId === memberId);
