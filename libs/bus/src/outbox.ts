@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import type { Migration } from '@punchcard/db';
-import { sql, type ColumnType, type Generated, type Kysely } from 'kysely';
+import { sql, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
 import { eventSubject, eventType } from './names.js';
 import { traceHeaders } from './trace.js';
 
@@ -90,19 +90,32 @@ export interface EnqueuedEvent {
   type: string;
 }
 
+export interface EnqueueOptions {
+  /**
+   * A write of the producer's own (an insert, update or delete query) made in the same statement as
+   * the outbox rows, typically the row the event is about: one round trip instead of two. It runs as
+   * a common table expression, so it does not see the outbox rows nor they it.
+   */
+  alongside?: Parameters<QueryCreator<any>['with']>[1];
+}
+
 /**
  * Writes an event to the outbox inside the caller's transaction, so it is published if and only if
  * the state change commits, and wakes the relay on commit. Captures the active trace context.
  */
-export async function enqueue<S extends DescMessage>(tx: Kysely<any>, input: EnqueueInput<S>): Promise<EnqueuedEvent> {
-  return (await enqueueMany(tx, [input]))[0]!;
+export async function enqueue<S extends DescMessage>(tx: Kysely<any>, input: EnqueueInput<S>, options: EnqueueOptions = {}): Promise<EnqueuedEvent> {
+  return (await enqueueMany(tx, [input], options))[0]!;
 }
 
 /**
  * {@link enqueue} for many events at once (a batch operation): the same rows, in the given order (the
  * relay publishes them in it), written by one statement and with one wake-up for the relay.
  */
-export async function enqueueMany<S extends DescMessage>(tx: Kysely<any>, inputs: readonly EnqueueInput<S>[]): Promise<EnqueuedEvent[]> {
+export async function enqueueMany<S extends DescMessage>(
+  tx: Kysely<any>,
+  inputs: readonly EnqueueInput<S>[],
+  options: EnqueueOptions = {},
+): Promise<EnqueuedEvent[]> {
   if (inputs.length === 0) return [];
   // One trace context for the lot: they are written by the same operation.
   const trace = traceHeaders();
@@ -129,31 +142,30 @@ export async function enqueueMany<S extends DescMessage>(tx: Kysely<any>, inputs
       created_at: input.time ?? new Date(),
     };
   });
-  const db = tx as Kysely<OutboxTables>;
   // The rows and the NOTIFY that wakes the relay go in one statement (one round trip less). The
   // notification is delivered at commit, and only then; several in one transaction fold into one.
-  const notify = sql<string>`pg_notify(${OUTBOX_CHANNEL}, current_schema())`;
-  if (rows.length === 1) {
-    const row = rows[0]!;
-    await db
-      .with('queued', (q) => q.insertInto('outbox').values({ ...row, headers: JSON.stringify(row.headers) }).returning('id'))
-      .selectNoFrom(notify.as('notified'))
-      .execute();
-  } else {
-    // One jsonb parameter rather than a VALUES list: the statement's text (and so its prepared plan)
-    // is the same whatever the number of rows, and there is no bind-parameter limit.
-    const json = JSON.stringify(rows.map((r) => ({ ...r, payload: `\\x${r.payload.toString('hex')}` })));
-    await sql`
-      with queued as (
-        insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at)
-        select v.id, v.producer, v.event_type, v.subject, v.tenant_id, v.aggregate_id, v.aggregate_version, v.data_type, v.payload, v.headers, v.created_at
-        from rows from (jsonb_to_recordset(${json}::jsonb) as (
-          id uuid, producer text, event_type text, subject text, tenant_id text, aggregate_id text, aggregate_version bigint,
-          data_type text, payload bytea, headers jsonb, created_at timestamptz)) with ordinality as v
-        order by v.ordinality
-        returning id)
-      select ${notify}`.execute(tx);
-  }
+  const writes: QueryCreator<OutboxTables> = options.alongside ? (tx as Kysely<OutboxTables>).with('alongside', options.alongside) : (tx as Kysely<OutboxTables>);
+  const single = rows.length === 1 ? rows[0]! : undefined;
+  await writes
+    .with('queued', (q) =>
+      single
+        ? q.insertInto('outbox').values({ ...single, headers: JSON.stringify(single.headers) }).returning('id')
+        : q
+            .insertInto('outbox')
+            .columns(['id', 'producer', 'event_type', 'subject', 'tenant_id', 'aggregate_id', 'aggregate_version', 'data_type', 'payload', 'headers', 'created_at'])
+            // One jsonb parameter rather than a VALUES list: the statement's text (and so its prepared
+            // plan) is the same whatever the number of rows, and there is no bind-parameter limit.
+            .expression(
+              sql`select v.id, v.producer, v.event_type, v.subject, v.tenant_id, v.aggregate_id, v.aggregate_version, v.data_type, v.payload, v.headers, v.created_at
+                from rows from (jsonb_to_recordset(${JSON.stringify(rows.map((r) => ({ ...r, payload: `\\x${r.payload.toString('hex')}` })))}::jsonb) as (
+                  id uuid, producer text, event_type text, subject text, tenant_id text, aggregate_id text, aggregate_version bigint,
+                  data_type text, payload bytea, headers jsonb, created_at timestamptz)) with ordinality as v
+                order by v.ordinality`,
+            )
+            .returning('id'),
+    )
+    .selectNoFrom(sql<string>`pg_notify(${OUTBOX_CHANNEL}, current_schema())`.as('notified'))
+    .execute();
   return events;
 }
 

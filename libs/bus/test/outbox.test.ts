@@ -1,7 +1,7 @@
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { inTransaction } from '@punchcard/db';
-import { sql } from 'kysely';
+import { sql, type QueryCreator } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CE,
@@ -270,7 +270,7 @@ describe('enqueue', () => {
     return { db, statements: () => n };
   }
 
-  it('writes one event, or many, and the relay wake-up in one statement, notified at commit only', async () => {
+  it('writes one event, or many, the relay wake-up and a write of the producer\'s in one statement, notified at commit only', async () => {
     const listener = await h.pool.connect();
     const notified: string[] = [];
     listener.on('notification', (m) => notified.push(m.payload ?? ''));
@@ -295,7 +295,9 @@ describe('enqueue', () => {
       const many = counting();
       await inTransaction(many.db, async (tx) => {
         const before = many.statements();
-        await enqueueMany(tx, [event(2), event(3), event(4)]);
+        await enqueueMany(tx, [event(2), event(3), event(4)], {
+          alongside: (q) => q.insertInto('effects').values({ consumer: 'producer', event_id: 'e', aggregate_id: 'ent-one-statement', value: 'its own row' }),
+        });
         expect(many.statements() - before).toBe(1);
         await new Promise((r) => setTimeout(r, 100));
         expect(notified).toHaveLength(1);
@@ -306,10 +308,31 @@ describe('enqueue', () => {
         "select aggregate_version from outbox where aggregate_id = 'ent-one-statement' order by seq",
       );
       expect(rows.map((r) => Number(r.aggregate_version))).toEqual([1, 2, 3, 4]);
+      const own = await h.pool.query("select value from effects where aggregate_id = 'ent-one-statement'");
+      expect(own.rows).toEqual([{ value: 'its own row' }]);
     } finally {
       await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
       listener.release();
     }
+  });
+
+  it('a write alongside one event commits and rolls back with it', async () => {
+    const write = (value: string) => ({
+      alongside: (q: QueryCreator<any>) =>
+        q.insertInto('effects').values({ consumer: 'producer', event_id: value, aggregate_id: 'ent-alongside', value }),
+    });
+    const input = { producer: 'ledger', event: 'session_consumed', tenantId: 'tenant-a', aggregateId: 'ent-alongside', schema: StringValueSchema, message: { value: 'x' } };
+    const { id } = await inTransaction(h.db, (tx) => enqueue(tx, input, write('kept')));
+    await expect(
+      inTransaction(h.db, async (tx) => {
+        await enqueue(tx, input, write('rolled back'));
+        throw new Error('the state change failed');
+      }),
+    ).rejects.toThrow('the state change failed');
+    const own = await h.pool.query("select value from effects where aggregate_id = 'ent-alongside'");
+    expect(own.rows).toEqual([{ value: 'kept' }]);
+    const events = await h.pool.query("select id from outbox where aggregate_id = 'ent-alongside'");
+    expect(events.rows).toEqual([{ id }]);
   });
 });
 

@@ -11,7 +11,7 @@ import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/r
 import type { Kysely } from 'kysely';
 import type { EntryKind } from '../domain/types.js';
 import { entitlementToProto, entryToProto, householdToProto, refundToProto } from '../proto/mapping.js';
-import type { Actor, EntitlementRecord, EntryRecord } from '../store/entitlements.js';
+import { entryRow, type Actor, type EntitlementRecord, type EntryRecord } from '../store/entitlements.js';
 import type { HouseholdRecord } from '../store/households.js';
 import type { RefundRecord } from '../store/refunds.js';
 
@@ -51,22 +51,28 @@ export const NON_ENTRY_EVENTS = {
 } as const;
 
 /**
- * Writes the event of one entry to the outbox in the caller's transaction: published if and only if
- * the entry commits, with the entitlement version for per-entitlement ordering and the entry id as
- * the event id (so the event of an entry is recognisable wherever it is seen).
+ * Writes one entry and its event to the outbox in the caller's transaction, in one statement: the
+ * event is published if and only if the entry commits, with the entitlement version for
+ * per-entitlement ordering and the entry id as the event id (so the event of an entry is recognisable
+ * wherever it is seen). The entitlement row must already be saved: the entries' trigger checks the
+ * entry against it.
  */
-export async function enqueueEntryEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<void> {
+export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<void> {
   // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
   trace.getActiveSpan()?.setAttributes({
     'tenant.id': entitlement.tenantId,
     'entitlement.id': entitlement.entitlementId,
     'branch.id': entry.branchId || entitlement.purchaseBranchId,
   });
-  await enqueue(tx, { ...entryEvent(entitlement, entry), message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) } });
+  await enqueue(
+    tx,
+    { ...entryEvent(entitlement, entry), message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) } },
+    { alongside: (q) => q.insertInto('entries').values(entryRow(entry)) },
+  );
 }
 
 /**
- * {@link enqueueEntryEvent} for the entries of one batch operation of a tenant: the same events, in
+ * {@link insertEntryWithEvent}'s events for the entries of one batch operation of a tenant: the same events, in
  * one insert, each with its payload already encoded (see encodeMovement).
  */
 export async function enqueueEntryEvents(

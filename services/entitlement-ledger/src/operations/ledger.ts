@@ -18,13 +18,12 @@ import {
 } from '../domain/lifecycle.js';
 import { isValidTimeZone } from '../domain/time.js';
 import type { TenantFacts, Transition } from '../domain/types.js';
-import { enqueueEntryEvent } from '../events/ledger-events.js';
+import { insertEntryWithEvent } from '../events/ledger-events.js';
 import { featureNames, policiesFromDefinition, rulesFromDefinition } from '../proto/terms.js';
 import { definitionVersions, getBranch, getTenant } from '../store/catalogue.js';
 import {
   getEntry,
   insertEntitlement,
-  insertEntry,
   lockEntitlement,
   lockEntitlementWithTenant,
   lockOpenForConsumer,
@@ -108,8 +107,7 @@ export async function record(
   await saveEntitlement(tx, prev, t.next, now);
   const entitlement: EntitlementRecord = { ...prev, ...t.next };
   const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
-  await insertEntry(tx, entry);
-  await enqueueEntryEvent(tx, entitlement, entry);
+  await insertEntryWithEvent(tx, entitlement, entry);
   return { entitlement, entry };
 }
 
@@ -126,8 +124,7 @@ export async function recordNew(
 ): Promise<Recorded> {
   await insertEntitlement(tx, entitlement, now);
   const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
-  await insertEntry(tx, entry);
-  await enqueueEntryEvent(tx, entitlement, entry);
+  await insertEntryWithEvent(tx, entitlement, entry);
   return { entitlement, entry };
 }
 

@@ -77,7 +77,7 @@ export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitle
   }
 }
 
-/** `insertEntry` for many entries in one statement (each still checked by the entries' triggers). */
+/** Many entries (`entryRow` each) in one statement (each still checked by the entries' triggers). */
 export async function insertEntries(tx: Db, entries: readonly EntryRecord[]): Promise<void> {
   if (entries.length === 0) return;
   const rows = entries.map((e) => {

@@ -233,10 +233,6 @@ export async function saveEntitlement(tx: Db, prev: Entitlement, next: Entitleme
   }
 }
 
-export async function insertEntry(tx: Db, e: EntryRecord): Promise<void> {
-  await tx.insertInto('entries').values(entryRow(e)).execute();
-}
-
 /** An entry as the `entries` table stores it. */
 export function entryRow(e: EntryRecord): Insertable<EntriesTable> {
   return {
