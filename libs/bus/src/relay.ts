@@ -47,6 +47,8 @@ interface Leadership {
   client: pg.PoolClient;
   table: string;
   lost: boolean;
+  /** Rows published and acked, to be marked by the next query. */
+  unmarked: string[];
   onError: (err: Error) => void;
 }
 
@@ -90,10 +92,12 @@ export function publishOutboxRow(js: JetStreamClient, namespace: string, source:
 /** Session advisory lock (two int4 keys): the constant names the purpose, the second the schema. */
 const LOCK_SQL = `select pg_try_advisory_lock(hashtext('punchcard.outbox'), hashtext(current_schema())) as locked, current_schema() as schema`;
 const IDENTIFIER = /^[a-z_][a-z0-9_$]*$/;
+/** How long published rows may stay unmarked when no further events arrive to carry the mark. */
+const MARK_DELAY_MS = 20;
 
 /**
  * Publishes the outbox of the pool's schema in `seq` order with `Nats-Msg-Id` = event id, marking rows
- * published after JetStream acks them. Any number of relays may run against one schema: one holds a
+ * published after JetStream acks them (with the next read, or alone after MARK_DELAY_MS). Any number of relays may run against one schema: one holds a
  * session advisory lock on its own connection and publishes; the others stand by and take over when that
  * connection ends. A crash between publish and mark republishes the rows; JetStream drops them as
  * duplicates inside the stream's duplicate window and consumers' inboxes drop them after it.
@@ -126,7 +130,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function acquire(): Promise<Leadership | undefined> {
     const client = await options.pool.connect();
-    const held: Leadership = { client, table: '', lost: false, onError: () => undefined };
+    const held: Leadership = { client, table: '', lost: false, unmarked: [], onError: () => undefined };
     held.onError = (err: Error) => {
       held.lost = true;
       log.warn({ err }, 'outbox relay lost its lock connection');
@@ -159,6 +163,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function resign(held: Leadership): Promise<void> {
     if (leader === held) leader = undefined;
+    if (!held.lost && held.unmarked.length > 0) {
+      // Unmarked rows would only be published again (and dropped as duplicates); not worth failing over.
+      await held.client.query(`update ${held.table} set published_at = now() where id = any($1::uuid[])`, [held.unmarked]).catch(() => undefined);
+    }
     if (!held.lost) {
       // Unlock before closing: the session ends asynchronously, and a standby should not wait for it.
       await held.client.query('select pg_advisory_unlock_all()').catch(() => undefined);
@@ -175,11 +183,15 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    */
   async function drain(held: Leadership): Promise<number> {
     wakePending = false;
+    // Marks the previous batch in the statement that reads the next one: a round trip per batch
+    // instead of two. The read's snapshot predates the mark, hence the explicit exclusion.
     const { rows } = await held.client.query<OutboxRow>(
-      `select id, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at
-         from ${held.table} where published_at is null order by seq limit $1`,
-      [batchSize],
+      `with marked as (update ${held.table} set published_at = now() where id = any($2::uuid[]) and published_at is null)
+       select id, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at
+         from ${held.table} where published_at is null and id <> all($2::uuid[]) order by seq limit $1`,
+      [batchSize, held.unmarked],
     );
+    held.unmarked = [];
     if (held.lost || stopped) return rows.length;
     const publishes = rows.map((row) => publishOutboxRow(options.js, options.namespace, options.source, row, options.publishTimeoutMs));
     const acked: string[] = [];
@@ -196,9 +208,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
     }
     if (failure !== undefined) await Promise.allSettled(publishes);
-    if (acked.length > 0) {
-      await held.client.query(`update ${held.table} set published_at = now() where id = any($1::uuid[])`, [acked]);
-    }
+    held.unmarked = acked;
     if (failure !== undefined) throw failure;
     return rows.length;
   }
@@ -219,7 +229,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           continue;
         }
         const read = await drain(leader);
-        if (read < batchSize) await sleep(pollMs);
+        if (read < batchSize) await sleep(leader.unmarked.length > 0 ? MARK_DELAY_MS : pollMs);
       } catch (err) {
         log.error({ err }, 'outbox relay cycle failed');
         if (leader?.lost) await resign(leader);

@@ -239,6 +239,36 @@ describe('outbox relay', () => {
     expect(published.map((m) => m.headers?.get(CE.id))).toEqual(many.map((e) => e.id));
   });
 
+  it('marks a batch in the query that reads the next: one query per batch', async () => {
+    const ids = await enqueueVersions('ent-marks', 1, 3);
+    let outboxQueries = 0;
+    // Counts the relay's queries on its own connection (which it destroys when it stops).
+    const counted = Object.create(h.pool, {
+      connect: {
+        value: async () => {
+          const client = await h.pool.connect();
+          const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+          (client as { query: unknown }).query = (...args: unknown[]) => {
+            if (typeof args[0] === 'string' && /"\w+"\.outbox/.test(args[0])) outboxQueries++;
+            return query(...args);
+          };
+          return client;
+        },
+      },
+    });
+    const relay = startOutboxRelay({ pool: counted, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 1 });
+    try {
+      await waitUntil(async () => {
+        const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[]) and published_at is not null', [ids]);
+        return rows[0].n === 3;
+      });
+    } finally {
+      await relay.stop();
+    }
+    // Three batches of one: three reads, and a fourth that marks the last and finds nothing (six before).
+    expect(outboxQueries).toBe(4);
+  });
+
   it('wakes on NOTIFY rather than waiting for the poll', async () => {
     // A poll interval far beyond the test timeout: only the notification can get the event out.
     const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000 });
