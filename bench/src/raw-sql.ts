@@ -49,6 +49,20 @@ export class RawConsumer {
     this.pool = new pg.Pool({ connectionString: url, max: poolMax, options: `-c search_path=${LEDGER_SCHEMA}`, application_name: 'bench-raw' });
   }
 
+  /**
+   * Waits until the ledger's relay has published every outbox row (the service's and the baselines'),
+   * so a step does not start with the previous step's events still being published in its time.
+   */
+  async outboxPublished(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await this.pool.query<{ n: number }>('select count(*)::int as n from outbox where published_at is null');
+      if (rows[0]!.n === 0) return;
+      if (Date.now() > deadline) throw new Error(`the ledger's outbox still holds ${rows[0]!.n} unpublished events after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   async consume(entitlementId: string): Promise<Outcome> {
     const client = await this.pool.connect();
     let open = false;

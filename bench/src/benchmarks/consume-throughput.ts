@@ -70,13 +70,20 @@ export const consumeThroughput: Benchmark = {
       ledger.resetPeakRss();
       const levels: Level[] = [];
       const step = { durationMs: flags.durationMs, warmupMs: flags.warmupMs, progress };
+      // Each step starts once the previous one's events are out (see outboxPublished).
+      const settled = async (next: string) => {
+        progress.update(`waiting for the relay to publish the events of the last step before ${next} …`);
+        await raw.outboxPublished();
+      };
       for (const c of flags.concurrency) {
+        await settled(`service c=${c}`);
         const service = await metered((onMeasureStart) =>
           closedLoop({ ...step, concurrency: c, label: `service c=${c}`, onMeasureStart, op: (w) => client.consumeOutcome(forService[w]!) }),
         );
         progress.note(`service   c=${c}: ${service.throughput}/s, p99 ${service.latency.p99} ms`);
         let rawResult: Level['raw'];
         if (!flags.serviceOnly) {
+          await settled(`raw SQL c=${c}`);
           rawResult = await metered((onMeasureStart) =>
             closedLoop({ ...step, concurrency: c, label: `raw SQL c=${c}`, onMeasureStart, op: (w) => raw.consume(forRaw[w]!) }),
           );
@@ -84,6 +91,7 @@ export const consumeThroughput: Benchmark = {
         }
         let pgb: Level['pgbench'];
         if (pgbench) {
+          await settled(`pgbench c=${c}`);
           progress.update(`pgbench c=${c} …`);
           pgb = await metered(async (onMeasureStart) => {
             // pgbench warms up in a run of its own; the meter covers the measured run.
@@ -101,6 +109,7 @@ export const consumeThroughput: Benchmark = {
       const pgbenchPeak = pgbench ? Math.max(...levels.map((l) => l.pgbench?.throughput ?? 0)) : undefined;
       const halfRate = Math.max(1, Math.floor(peak.service.throughput / 2));
       let n = 0;
+      await settled('the service at half of peak');
       const half = await openLoop({
         ...step,
         rate: halfRate,
