@@ -85,6 +85,8 @@ describe('idempotency', () => {
     expect(overGrpc.entry!.entryId).toBe(first.entry!.entryId);
     const after = (await a.getEntitlement({ entitlementId: e.entitlementId })).entitlement!;
     expect(after).toMatchObject({ remaining: 9, version: 2n });
+    // The answer is sent as the bytes its event carries (stored terms); decoded, the same entitlement.
+    expect(first.entitlement).toEqual(after);
 
     const purchaseKey = randomUUID();
     const bought = await a.purchase({ idempotencyKey: purchaseKey, memberId: 'idem', definitionId: 'ten', branchId: 'b1' });

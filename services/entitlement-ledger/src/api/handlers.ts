@@ -29,6 +29,7 @@ import {
   type Caller,
   type OperationContext,
 } from '../operations/ledger.js';
+import { encodedMessage } from '../proto/encoded.js';
 import { dateOf, entitlementToProto, entryToProto, movementToProto, statusFromProto, visitStateFromProto, visitToProto } from '../proto/mapping.js';
 import { getEntitlement, listEntitlements, listEntries } from '../store/entitlements.js';
 import type { LedgerDb } from '../store/schema.js';
@@ -81,7 +82,8 @@ export type Once = <I extends DescMessage & { typeName: string }, O extends Desc
   request: MessageShape<I> & { idempotencyKey: string },
   output: O,
   caller: Caller,
-  run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O>>,
+  /** The answer, or its bytes when they are encoded already (a movement's: see Recorded.encoded). */
+  run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O> | Uint8Array>,
 ) => Promise<MessageShape<O>>;
 
 export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerService> {
@@ -93,13 +95,19 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
     request: MessageShape<I> & { idempotencyKey: string },
     output: O,
     caller: Caller,
-    run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O>>,
+    run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O> | Uint8Array>,
   ): Promise<MessageShape<O>> {
     const hash = requestHash(toBinary(input, { ...request, idempotencyKey: '' }));
     let answer: MessageShape<O> | undefined;
     const { response, replayed } = await inTransaction(db, (tx) =>
       withIdempotency(tx, { tenantId: caller.tenantId, key: request.idempotencyKey, method: METHOD_PREFIX + method, requestHash: hash }, async () => {
-        answer = create(output, await run(tx, request.idempotencyKey));
+        const result = await run(tx, request.idempotencyKey);
+        // Encoded already (a movement, whose bytes are its event's too): stored and sent as they are.
+        if (result instanceof Uint8Array) {
+          answer = encodedMessage(output, result);
+          return result;
+        }
+        answer = create(output, result);
         return toBinary(output, answer);
       }),
     );
@@ -130,7 +138,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           },
           key,
         );
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 
@@ -154,7 +162,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           },
           key,
         );
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 
@@ -162,7 +170,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
       const caller = authorise(deps.callerOf(ctx), ANY_ROLE, 'Reverse');
       return once('Reverse', LedgerService.method.reverse.input, req, ReverseResponseSchema, caller, async (tx, key) => {
         const r = await reverseConsume(tx, deps, caller, { entryId: req.entryId, reason: req.reason }, key);
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 
@@ -236,7 +244,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           },
           key,
         );
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 
@@ -250,7 +258,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
           { entitlementId: req.entitlementId, reason: req.reason, ...(req.untilTime ? { untilTime: dateOf(req.untilTime)! } : {}) },
           key,
         );
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 
@@ -258,7 +266,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
       const caller = authorise(deps.callerOf(ctx), ANY_ROLE, 'Unfreeze');
       return once('Unfreeze', LedgerService.method.unfreeze.input, req, UnfreezeResponseSchema, caller, async (tx, key) => {
         const r = await unfreezeEntitlement(tx, deps, caller, { entitlementId: req.entitlementId, reason: req.reason }, key);
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 

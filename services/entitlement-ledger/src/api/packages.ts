@@ -29,7 +29,7 @@ import {
 } from '../operations/packages.js';
 import { approveRefund, quoteRefundFor, rejectRefund, requestRefund } from '../operations/refunds.js';
 import { refundQuoteToProto, upgradeQuoteToProto } from '../proto/detail.js';
-import { entitlementToProto, entryToProto, householdKindFromProto, movementToProto, householdToProto, refundStateFromProto, refundToProto } from '../proto/mapping.js';
+import { entitlementToProto, entryToProto, householdKindFromProto, householdToProto, refundStateFromProto, refundToProto } from '../proto/mapping.js';
 import { getHousehold, listHouseholds } from '../store/households.js';
 import { getRefund, listRefunds } from '../store/refunds.js';
 import { ANY_ROLE, atBranch, authorise, MANAGERS, type LedgerApiDeps, type Once } from './handlers.js';
@@ -164,7 +164,7 @@ export function packageHandlers(deps: LedgerApiDeps, once: Once): Pick<ServiceIm
           { entitlementId: req.entitlementId, sessions: req.sessions, paymentReference: req.paymentReference, branchId: req.branchId, reason: req.reason },
           key,
         );
-        return movementToProto(r);
+        return r.encoded;
       });
     },
 

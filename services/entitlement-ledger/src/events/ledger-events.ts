@@ -10,7 +10,8 @@ import {
 import { RefundApprovedSchema } from '@punchcard/contracts/punchcard/events/v1/refund_events_pb';
 import type { Kysely } from 'kysely';
 import type { EntryKind } from '../domain/types.js';
-import { entitlementToProto, entryToProto, householdToProto, refundToProto } from '../proto/mapping.js';
+import { encodeMovement } from '../proto/encoded.js';
+import { entitlementToProto, householdToProto, refundToProto } from '../proto/mapping.js';
 import { entryRow, type Actor, type EntitlementRecord, type EntryRecord } from '../store/entitlements.js';
 import type { HouseholdRecord } from '../store/households.js';
 import type { RefundRecord } from '../store/refunds.js';
@@ -55,20 +56,19 @@ export const NON_ENTRY_EVENTS = {
  * event is published if and only if the entry commits, with the entitlement version for
  * per-entitlement ordering and the entry id as the event id (so the event of an entry is recognisable
  * wherever it is seen). The entitlement row must already be saved: the entries' trigger checks the
- * entry against it.
+ * entry against it. Returns the event's payload, which is also the answer of a movement RPC (see
+ * encodeMovement).
  */
-export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<void> {
+export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<Uint8Array> {
   // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
   trace.getActiveSpan()?.setAttributes({
     'tenant.id': entitlement.tenantId,
     'entitlement.id': entitlement.entitlementId,
     'branch.id': entry.branchId || entitlement.purchaseBranchId,
   });
-  await enqueue(
-    tx,
-    { ...entryEvent(entitlement, entry), message: { entitlement: entitlementToProto(entitlement), entry: entryToProto(entry) } },
-    { alongside: (q) => q.insertInto('entries').values(entryRow(entry)) },
-  );
+  const payload = encodeMovement({ entitlement, entry });
+  await enqueue(tx, { ...entryEvent(entitlement, entry), payload }, { alongside: (q) => q.insertInto('entries').values(entryRow(entry)) });
+  return payload;
 }
 
 /**

@@ -33,7 +33,7 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
     caller.tenantId,
     calls.map((c) => c.entitlementId),
   );
-  const changed: { prev: EntitlementRecord; recorded: Recorded; encoded: Uint8Array }[] = [];
+  const changed: { prev: EntitlementRecord; recorded: Recorded }[] = [];
   const outcomes = calls.map((call): ExpiryOutcome => {
     const e = rows.get(call.entitlementId);
     if (!e) return { refused: notFound('entitlement', call.entitlementId) };
@@ -46,10 +46,10 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
     }
     if ('noop' in t) return { ok: { entitlement: e }, encoded: encodeMovement({ entitlement: e }) };
     const entitlement: EntitlementRecord = { ...e, ...t.next };
-    const recorded = { entitlement, entry: entryRecord(ctx, caller, call.requestId, entitlement, t, now) };
-    const encoded = encodeMovement(recorded);
-    changed.push({ prev: e, recorded, encoded });
-    return { ok: recorded, encoded };
+    const movement = { entitlement, entry: entryRecord(ctx, caller, call.requestId, entitlement, t, now) };
+    const recorded: Recorded = { ...movement, encoded: encodeMovement(movement) };
+    changed.push({ prev: e, recorded });
+    return { ok: recorded, encoded: recorded.encoded };
   });
   if (changed.length > 0) {
     await saveEntitlements(
@@ -63,7 +63,7 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
     );
     await enqueueEntryEvents(
       tx,
-      changed.map((c) => ({ ...c.recorded, payload: c.encoded })),
+      changed.map((c) => ({ ...c.recorded, payload: c.recorded.encoded })),
     );
   }
   return outcomes;

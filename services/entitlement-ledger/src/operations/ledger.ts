@@ -53,6 +53,8 @@ export interface OperationContext {
 export interface Recorded {
   entitlement: EntitlementRecord;
   entry: EntryRecord;
+  /** `{ entitlement, entry }` encoded once (see encodeMovement): the entry's event and the RPC's answer. */
+  encoded: Uint8Array;
 }
 
 export interface MaybeRecorded {
@@ -107,8 +109,8 @@ export async function record(
   await saveEntitlement(tx, prev, t.next, now);
   const entitlement: EntitlementRecord = { ...prev, ...t.next };
   const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
-  await insertEntryWithEvent(tx, entitlement, entry);
-  return { entitlement, entry };
+  const encoded = await insertEntryWithEvent(tx, entitlement, entry);
+  return { entitlement, entry, encoded };
 }
 
 /** Inserts an entitlement that starts with its first entry (a purchase, a transfer in, an upgrade in). */
@@ -124,8 +126,8 @@ export async function recordNew(
 ): Promise<Recorded> {
   await insertEntitlement(tx, entitlement, now);
   const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
-  await insertEntryWithEvent(tx, entitlement, entry);
-  return { entitlement, entry };
+  const encoded = await insertEntryWithEvent(tx, entitlement, entry);
+  return { entitlement, entry, encoded };
 }
 
 export function newId(ctx: OperationContext): string {

@@ -28,6 +28,22 @@ export function withEncodedField<S extends DescMessage>(schema: S, no: number, e
 }
 
 /**
+ * A message of `schema` made of already encoded bytes of it: each field is kept as an unknown field,
+ * so encoding the message writes the bytes as they are. Only for messages that are encoded, not read.
+ */
+export function encodedMessage<S extends DescMessage>(schema: S, encoded: Uint8Array): MessageShape<S> {
+  const message = create(schema);
+  const reader = new BinaryReader(encoded);
+  const fields: NonNullable<MessageShape<S>['$unknown']> = [];
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    fields.push({ no, wireType, data: reader.skip(wireType, no) });
+  }
+  message.$unknown = fields;
+  return message;
+}
+
+/**
  * The answer `encodeMovement` made (or a stored one, whatever its fields' order) without its
  * entitlement: its entry only, taken from the bytes as they are.
  */
