@@ -53,7 +53,9 @@ export async function listenApi(handler: Handler, host: string, port: number): P
   });
 
   const sockets = new Map<net.Socket, 'sniffing' | 'http1' | 'http2'>();
-  const tcp = net.createServer((socket) => {
+  // Responses go out as several small writes (headers, message, trailers); with Nagle on, one can wait
+  // for the ACK of the last, which a client may hold back up to 40 ms (delayed ACK).
+  const tcp = net.createServer({ noDelay: true }, (socket) => {
     sockets.set(socket, 'sniffing');
     socket.once('close', () => sockets.delete(socket));
     sniff(socket, (protocol) => {
