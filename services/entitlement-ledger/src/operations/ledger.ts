@@ -87,12 +87,11 @@ export function notInFuture(field: string, t: Date | undefined, now: Date): Date
 
 export async function tenantFacts(tx: Tx, tenantId: string): Promise<TenantFacts | undefined> {
   const t = await getTenant(tx, tenantId);
-  return t && { tenantId, features: featureNames(t.features) };
+  return t && factsOf(tenantId, t.features);
 }
 
-/** A tenant the ledger has not heard of yet has no features. */
-function tenantFactsOrNone(tenantId: string, features: readonly number[] | undefined): TenantFacts {
-  return { tenantId, features: features ? featureNames(features) : new Set<string>() };
+function factsOf(tenantId: string, features: readonly number[]): TenantFacts {
+  return { tenantId, features: featureNames(features) };
 }
 
 /** Saves a decided transition: the entitlement row, its entry and the entry's event, all in `tx`. */
@@ -305,7 +304,8 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
     const found = await lockEntitlementWithTenant(tx, caller.tenantId, id);
     if (!found) throw notFound('entitlement', id);
     target = found.entitlement;
-    tenant = tenantFactsOrNone(caller.tenantId, found.tenantFeatures);
+    // A tenant the ledger has not heard of yet has no features.
+    tenant = factsOf(caller.tenantId, found.tenantFeatures ?? []);
     if (memberId !== '' && memberId !== target.memberId) {
       // Someone else's package: only through the household pool it is shared with.
       const refusal = await poolCheck(tx, target, memberId, tenant);
@@ -314,7 +314,7 @@ export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Call
       memberId = target.memberId;
     }
   } else {
-    tenant = tenantFactsOrNone(caller.tenantId, (await getTenant(tx, caller.tenantId))?.features);
+    tenant = (await tenantFacts(tx, caller.tenantId)) ?? factsOf(caller.tenantId, []);
     const input = consumeInput(req, memberId, branchId, occurredTime);
     const open = await lockOpenForConsumer(tx, caller.tenantId, memberId, tenant.features.has('SHARING'));
     const own = open.filter((e) => e.memberId === memberId);
