@@ -38,6 +38,8 @@ export {
   type EnqueueInput,
   type EventInput,
   type EnqueuedEvent,
+  type EnqueueOptions,
+  type OwnWrite,
   type OutboxTable,
   type OutboxTables,
 } from './outbox.js';

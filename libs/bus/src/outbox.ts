@@ -90,13 +90,17 @@ export interface EnqueuedEvent {
   type: string;
 }
 
+/** A write of the producer's own: an insert, update or delete query built on the given creator. */
+export type OwnWrite = Parameters<QueryCreator<any>['with']>[1];
+
 export interface EnqueueOptions {
   /**
-   * A write of the producer's own (an insert, update or delete query) made in the same statement as
-   * the outbox rows, typically the row the event is about: one round trip instead of two. It runs as
-   * a common table expression, so it does not see the outbox rows nor they it.
+   * Writes of the producer's own (insert, update or delete queries) made in the same statement as
+   * the outbox rows, typically the rows the event is about: one round trip instead of several. Each
+   * runs as a common table expression, so none sees the others' rows nor the outbox rows (an AFTER
+   * trigger, which runs when the statement is done, sees them all).
    */
-  alongside?: Parameters<QueryCreator<any>['with']>[1];
+  alongside?: OwnWrite | readonly OwnWrite[];
 }
 
 /**
@@ -144,7 +148,8 @@ export async function enqueueMany<S extends DescMessage>(
   });
   // The rows and the NOTIFY that wakes the relay go in one statement (one round trip less). The
   // notification is delivered at commit, and only then; several in one transaction fold into one.
-  const writes: QueryCreator<OutboxTables> = options.alongside ? (tx as Kysely<OutboxTables>).with('alongside', options.alongside) : (tx as Kysely<OutboxTables>);
+  const own = options.alongside === undefined ? [] : typeof options.alongside === 'function' ? [options.alongside] : options.alongside;
+  const writes = own.reduce<QueryCreator<OutboxTables>>((q, write, i) => q.with(`alongside_${i}`, write), tx as Kysely<OutboxTables>);
   const single = rows.length === 1 ? rows[0]! : undefined;
   await writes
     .with('queued', (q) =>

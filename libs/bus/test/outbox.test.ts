@@ -326,7 +326,10 @@ describe('enqueue', () => {
       await inTransaction(many.db, async (tx) => {
         const before = many.statements();
         await enqueueMany(tx, [event(2), event(3), event(4)], {
-          alongside: (q) => q.insertInto('effects').values({ consumer: 'producer', event_id: 'e', aggregate_id: 'ent-one-statement', value: 'its own row' }),
+          alongside: [
+            (q) => q.insertInto('effects').values({ consumer: 'producer', event_id: 'e', aggregate_id: 'ent-one-statement', value: 'its own row' }),
+            (q) => q.insertInto('effects').values({ consumer: 'producer', event_id: 'f', aggregate_id: 'ent-one-statement', value: 'another' }),
+          ],
         });
         expect(many.statements() - before).toBe(1);
         await new Promise((r) => setTimeout(r, 100));
@@ -339,7 +342,7 @@ describe('enqueue', () => {
       );
       expect(rows.map((r) => Number(r.aggregate_version))).toEqual([1, 2, 3, 4]);
       const own = await h.pool.query("select value from effects where aggregate_id = 'ent-one-statement'");
-      expect(own.rows).toEqual([{ value: 'its own row' }]);
+      expect(own.rows.map((r) => r.value).sort()).toEqual(['another', 'its own row']);
     } finally {
       await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
       listener.release();

@@ -4,7 +4,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
 import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
-import { lockEntitlementWithTenant } from '../src/store/entitlements.js';
+import { insertEntryWithEvent } from '../src/events/ledger-events.js';
+import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entitlements.js';
 import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { definitionTerms, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
@@ -92,6 +93,49 @@ describe('the consume lock', () => {
     await sql`delete from tenants where tenant_id = ${other}`.execute(t.db);
     const forgotten = await inTransaction(t.db, (tx) => lockEntitlementWithTenant(tx, other, entitlement.entitlementId));
     expect(forgotten?.tenantFeatures).toBeUndefined();
+  });
+});
+
+describe('a movement\'s writes', () => {
+  it('locks in one statement and saves the entitlement, its entry and its event in one more', async () => {
+    const { entitlement } = await buy('one-statement');
+    let statements = 0;
+    const counted = t.db.withPlugin({
+      transformQuery: (args) => {
+        statements += 1;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    const r = await inTransaction(counted, (tx) =>
+      consumeSession(tx, ctx, staff, { entitlementId: entitlement.entitlementId, memberId: '', serviceCode: 'PHYSIO', branchId: 'b1', visitId: '', reason: '' }, randomUUID()),
+    );
+    expect(statements).toBe(2);
+    expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 9n, n: 2n, remaining: 9, version: 2n });
+    const { rows } = await sql<{ n: bigint }>`select count(*)::bigint as n from outbox where id = ${r.entry.entryId}`.execute(t.db);
+    expect(rows[0]!.n).toBe(1n);
+  });
+
+  it('writes nothing when the decision was made on a state the entitlement has left, or disagrees with it', async () => {
+    const { entitlement: bought } = await buy('stale');
+    const first = await consumeAt({ entitlementId: bought.entitlementId, memberId: '' });
+    const outbox = async () => (await sql<{ n: bigint }>`select count(*)::bigint as n from outbox`.execute(t.db)).rows[0]!.n;
+    const before = await outbox();
+    const now = ctx.clock();
+    // Decided on version 1 (as if the lock had not been held): the row is at 2, so the update changes
+    // nothing and the entry repeats version 2.
+    const stale = inTransaction(t.db, (tx) =>
+      insertEntryWithEvent(tx, first.entitlement, { ...first.entry, entryId: randomUUID() }, entitlementUpdate(bought, first.entitlement, now)),
+    );
+    await expect(stale).rejects.toThrow(/entries_tenant_id_entitlement_id_entitlement_version_key/);
+    // Decided on the current version, but the entry's balance disagrees with the saved row.
+    const next = { ...first.entitlement, version: 3, paidRemaining: first.entitlement.paidRemaining - 1 };
+    const disagreeing = inTransaction(t.db, (tx) =>
+      insertEntryWithEvent(tx, next, { ...first.entry, entryId: randomUUID(), entitlementVersion: 3, balanceAfter: 5 }, entitlementUpdate(first.entitlement, next, now)),
+    );
+    await expect(disagreeing).rejects.toThrow(/does not match entitlement/);
+    expect(await ledgerBalance(bought.entitlementId)).toEqual({ sum: 9n, n: 2n, remaining: 9, version: 2n });
+    expect(await outbox()).toBe(before);
   });
 });
 

@@ -1,6 +1,6 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { trace } from '@opentelemetry/api';
-import { enqueue, enqueueMany } from '@punchcard/bus';
+import { enqueue, enqueueMany, type OwnWrite } from '@punchcard/bus';
 import {
   HouseholdChangedSchema,
   LedgerEntryRecordedSchema,
@@ -56,10 +56,11 @@ export const NON_ENTRY_EVENTS = {
  * event is published if and only if the entry commits, with the entitlement version for
  * per-entitlement ordering and the entry id as the event id (so the event of an entry is recognisable
  * wherever it is seen). The entitlement row must already be saved: the entries' trigger checks the
- * entry against it. Returns the event's payload, which is also the answer of a movement RPC (see
- * encodeMovement).
+ * entry against it once the statement is done, so `saving`, the update that saves the entitlement
+ * (entitlementUpdate), can be made in the same statement. Returns the event's payload, which is also
+ * the answer of a movement RPC (see encodeMovement).
  */
-export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord): Promise<Uint8Array> {
+export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord, saving?: OwnWrite): Promise<Uint8Array> {
   // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
   trace.getActiveSpan()?.setAttributes({
     'tenant.id': entitlement.tenantId,
@@ -67,7 +68,8 @@ export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: Entitle
     'branch.id': entry.branchId || entitlement.purchaseBranchId,
   });
   const payload = encodeMovement({ entitlement, entry });
-  await enqueue(tx, { ...entryEvent(entitlement, entry), payload }, { alongside: (q) => q.insertInto('entries').values(entryRow(entry)) });
+  const insertEntry: OwnWrite = (q) => q.insertInto('entries').values(entryRow(entry));
+  await enqueue(tx, { ...entryEvent(entitlement, entry), payload }, { alongside: saving ? [saving, insertEntry] : insertEntry });
   return payload;
 }
 

@@ -29,7 +29,7 @@ import {
   lockOpenForConsumer,
   poolUsage,
   recentClosedForMember,
-  saveEntitlement,
+  entitlementUpdate,
   type Actor,
   type EntitlementRecord,
   type EntryRecord,
@@ -105,10 +105,9 @@ export async function record(
   now: Date,
   entryId?: string,
 ): Promise<Recorded> {
-  await saveEntitlement(tx, prev, t.next, now);
   const entitlement: EntitlementRecord = { ...prev, ...t.next };
   const entry = entryRecord(ctx, caller, requestId, entitlement, t, now, entryId);
-  const encoded = await insertEntryWithEvent(tx, entitlement, entry);
+  const encoded = await insertEntryWithEvent(tx, entitlement, entry, entitlementUpdate(prev, t.next, now));
   return { entitlement, entry, encoded };
 }
 

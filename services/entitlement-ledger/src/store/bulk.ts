@@ -38,7 +38,7 @@ export async function lockEntitlements(tx: Db, tenantId: string, ids: readonly s
 }
 
 /**
- * `saveEntitlement` for many rows of one tenant in one statement, under the same conditions per row:
+ * `entitlementUpdate` for many rows of one tenant in one statement, under the same conditions per row:
  * the version read under the lock, and balances that stay non-negative. Every row must match, or it throws.
  */
 export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitlement; next: Entitlement }[], now: Date): Promise<void> {

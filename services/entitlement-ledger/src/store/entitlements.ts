@@ -1,4 +1,4 @@
-import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
+import { sql, type Insertable, type Kysely, type QueryCreator, type Selectable, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { Entitlement, EntryDraft, Status } from '../domain/types.js';
 import { decodeDetail, encodeDetail } from '../proto/detail.js';
 import type { LedgerDb, EntitlementsTable, EntriesTable } from './schema.js';
@@ -214,23 +214,26 @@ export function changeableColumns(next: Entitlement) {
  * Writes the entitlement's new state. Conditional on the version the caller read under its lock and
  * on the balances staying non-negative, so a write can never apply to a state it was not decided on.
  */
-export async function saveEntitlement(tx: Db, prev: Entitlement, next: Entitlement, now: Date): Promise<void> {
+/**
+ * The update that saves a decided transition of a locked entitlement, as a write for the statement
+ * that inserts its entry (see insertEntryWithEvent). Guarded by the version and the balances it
+ * was decided on; if the guard does not hold, no row changes and the entry's check
+ * (entries_match_entitlement) refuses the entry, so the statement fails.
+ */
+export function entitlementUpdate(prev: Entitlement, next: Entitlement, now: Date): (q: QueryCreator<LedgerDb>) => UpdateQueryBuilder<LedgerDb, 'entitlements', 'entitlements', UpdateResult> {
   if (next.version !== prev.version + 1) throw new Error(`entitlement ${prev.entitlementId}: version must advance by one`);
-  const result = await tx
-    .updateTable('entitlements')
-    .set({
-      ...changeableColumns(next),
-      updated_at: now,
-    })
-    .where('tenant_id', '=', prev.tenantId)
-    .where('entitlement_id', '=', prev.entitlementId)
-    .where('version', '=', BigInt(prev.version))
-    .where('paid_remaining', '>=', prev.paidRemaining - next.paidRemaining)
-    .where('bonus_remaining', '>=', prev.bonusRemaining - next.bonusRemaining)
-    .executeTakeFirst();
-  if (result.numUpdatedRows !== 1n) {
-    throw new Error(`entitlement ${prev.entitlementId} changed under its lock (expected version ${prev.version})`);
-  }
+  return (q) =>
+    q
+      .updateTable('entitlements')
+      .set({
+        ...changeableColumns(next),
+        updated_at: now,
+      })
+      .where('tenant_id', '=', prev.tenantId)
+      .where('entitlement_id', '=', prev.entitlementId)
+      .where('version', '=', BigInt(prev.version))
+      .where('paid_remaining', '>=', prev.paidRemaining - next.paidRemaining)
+      .where('bonus_remaining', '>=', prev.bonusRemaining - next.bonusRemaining);
 }
 
 /** An entry as the `entries` table stores it. */

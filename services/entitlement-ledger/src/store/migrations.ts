@@ -137,7 +137,8 @@ export const migrations: Migrations = {
         for each statement execute function entries_append_only()`.execute(db);
 
       // Every entry must agree with the entitlement it is written with: same version, same balance.
-      // The entitlement row is updated first in the same transaction, so this reads the new state.
+      // The entitlement row is updated first in the same transaction, so this reads the new state
+      // (since 0007 the check runs after the entry's statement, which may make that update).
       await sql`
         create function entries_match_entitlement() returns trigger language plpgsql as $$
         declare
@@ -265,6 +266,16 @@ export const migrations: Migrations = {
       // One open refund per entitlement, whatever races.
       await sql`create unique index refunds_one_open on refunds (tenant_id, entitlement_id) where state in ('REQUESTED', 'APPROVED')`.execute(db);
       await sql`create index refunds_entitlement on refunds (tenant_id, entitlement_id, seq)`.execute(db);
+    },
+  },
+  '0007_entry_check_after_statement': {
+    async up(db) {
+      // The entry is checked once its statement is done, so the entitlement update and the entry can
+      // be one statement (one round trip per movement). The check still runs for every entry.
+      await sql`drop trigger entries_match_entitlement on entries`.execute(db);
+      await sql`
+        create trigger entries_match_entitlement after insert on entries
+        for each row execute function entries_match_entitlement()`.execute(db);
     },
   },
 };
