@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type Generated, type Kysely } from 'kysely';
+import { sql, type Generated, type Kysely, type QueryCreator, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { Migration } from './migrate.js';
 
 /** Add to a service's migrations (e.g. as `'0000_idempotency_keys'`) so its schema gets the table. */
@@ -73,6 +73,32 @@ export function requestHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** A claim being applied, by transaction, and the answer already written with the effect if any. */
+const openClaims = new WeakMap<object, { where: { tenant_id: string; method: string; key: string }; stored?: Uint8Array }>();
+
+/** A write that stores a request's answer (see {@link answerWrite}). */
+export type AnswerWrite = (q: QueryCreator<any>) => UpdateQueryBuilder<any, 'idempotency_keys', 'idempotency_keys', UpdateResult>;
+
+/**
+ * Inside {@link withIdempotency}'s `run`: the write that stores `response` as the request's answer,
+ * for the statement that makes the effect (a bus `alongside`, say). When `run` then returns these same
+ * bytes, withIdempotency has nothing left to write: a statement less. Undefined outside a claim. Use
+ * it only in a statement that runs as soon as it is built: the answer counts as written once built.
+ */
+export function answerWrite(tx: Kysely<any>, response: Uint8Array): AnswerWrite | undefined {
+  const claim = openClaims.get(tx);
+  if (!claim) return undefined;
+  return (q) => {
+    claim.stored = response;
+    return (q as unknown as QueryCreator<IdempotencyTables>)
+      .updateTable('idempotency_keys')
+      .set({ response })
+      .where('tenant_id', '=', claim.where.tenant_id)
+      .where('method', '=', claim.where.method)
+      .where('key', '=', claim.where.key) as unknown as ReturnType<AnswerWrite>;
+  };
+}
+
 /**
  * Runs a mutating request at most once per (tenant, method, key), inside the caller's transaction.
  *
@@ -80,7 +106,8 @@ export function requestHash(bytes: Uint8Array): string {
  * on the primary key until this transaction ends: after a commit it replays the stored response; after
  * a rollback it runs itself. (Under repeatable read or serializable the waiter gets a serialization
  * failure instead, and `inTransaction` retries it into a replay.) When `run` throws nothing is stored,
- * so a retry with the same key runs again.
+ * so a retry with the same key runs again. The answer is stored after `run`, unless `run` wrote it
+ * with its effect ({@link answerWrite}).
  */
 export async function withIdempotency(
   tx: Kysely<any>,
@@ -116,6 +143,9 @@ export async function withIdempotency(
     .where('tenant_id', '=', where.tenant_id)
     .where('method', '=', where.method)
     .where('key', '=', where.key);
+  const claim: { where: typeof where; stored?: Uint8Array } = { where };
+  const outer = openClaims.get(tx);
+  openClaims.set(tx, claim);
   let response: Uint8Array;
   try {
     response = await run();
@@ -124,14 +154,19 @@ export async function withIdempotency(
     // transaction is aborted anyway and this delete fails harmlessly.
     await keyRow.execute().catch(() => undefined);
     throw err;
+  } finally {
+    if (outer) openClaims.set(tx, outer);
+    else openClaims.delete(tx);
   }
-  await db
-    .updateTable('idempotency_keys')
-    .set({ response })
-    .where('tenant_id', '=', where.tenant_id)
-    .where('method', '=', where.method)
-    .where('key', '=', where.key)
-    .execute();
+  if (claim.stored !== response) {
+    await db
+      .updateTable('idempotency_keys')
+      .set({ response })
+      .where('tenant_id', '=', where.tenant_id)
+      .where('method', '=', where.method)
+      .where('key', '=', where.key)
+      .execute();
+  }
   return { response, replayed: false };
 }
 

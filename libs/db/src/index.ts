@@ -5,6 +5,8 @@ export { migrateSchema, migrateToLatest, migrationProvider, MigrationFailed, typ
 export {
   idempotencyMigration,
   withIdempotency,
+  answerWrite,
+  type AnswerWrite,
   requestHash,
   pruneIdempotencyKeys,
   IdempotencyKeyError,

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  answerWrite,
   createDb,
   ensureSchema,
   IdempotencyKeyInvalid,
@@ -89,6 +90,51 @@ describe('withIdempotency', () => {
     expect(text(again.response)).toBe(text(first.response));
     expect(again.response).toBeInstanceOf(Uint8Array);
     expect(await effects('replay')).toBe(1);
+  });
+
+  it('stores an answer written with the effect without writing it again, and replays it', async () => {
+    let statements = 0;
+    const counted = handle.db.withPlugin({
+      transformQuery: (args) => {
+        statements += 1;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    const request = { tenantId: 'tenant-a', key: 'k-alongside', method: METHOD, requestHash: requestHash(bytes('alongside')) };
+    const run = (answer: (tx: Kysely<any>) => Uint8Array) =>
+      inTransaction(counted, (tx) =>
+        withIdempotency(tx, request, async () => {
+          const response = answer(tx);
+          const write = answerWrite(tx, response);
+          if (!write) throw new Error('no claim open');
+          await tx.with('answered', write).insertInto('effects').values({ tenant_id: 'tenant-a', note: 'alongside' }).execute();
+          return response;
+        }),
+      );
+    const first = await run(() => bytes('written with the effect'));
+    // The claim and the effect with its answer: no third statement to store the answer.
+    expect(statements).toBe(2);
+    statements = 0;
+    const again = await run(() => bytes('never run'));
+    expect(again).toMatchObject({ replayed: true });
+    expect(text(again.response)).toBe(text(first.response));
+    expect(statements).toBe(2);
+    expect(await effects('alongside')).toBe(1);
+    expect(answerWrite(handle.db, bytes('x'))).toBeUndefined();
+  });
+
+  it('stores what run returns when it is not the answer written with the effect', async () => {
+    const request = { tenantId: 'tenant-a', key: 'k-other-answer', method: METHOD, requestHash: requestHash(bytes('other')) };
+    const run = () =>
+      inTransaction(handle.db, (tx) =>
+        withIdempotency(tx, request, async () => {
+          await tx.with('answered', answerWrite(tx, bytes('an earlier answer'))!).insertInto('effects').values({ tenant_id: 'tenant-a', note: 'other' }).execute();
+          return bytes('the final answer');
+        }),
+      );
+    expect(text((await run()).response)).toBe('the final answer');
+    expect(text((await run()).response)).toBe('the final answer');
   });
 
   it('rejects the same key with a different request, naming idempotency_key', async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { inTransaction } from '@punchcard/db';
+import { inTransaction, withIdempotency } from '@punchcard/db';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
@@ -114,6 +114,23 @@ describe('a movement\'s writes', () => {
     expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 9n, n: 2n, remaining: 9, version: 2n });
     const { rows } = await sql<{ n: bigint }>`select count(*)::bigint as n from outbox where id = ${r.entry.entryId}`.execute(t.db);
     expect(rows[0]!.n).toBe(1n);
+
+    // As an RPC: the idempotency claim, then the answer (the event's bytes) is stored with the rest.
+    statements = 0;
+    const request = { tenantId, key: randomUUID(), method: 'Consume', requestHash: 'h' };
+    const rpc = () =>
+      inTransaction(counted, (tx) =>
+        withIdempotency(tx, request, async () => {
+          const done = await consumeSession(tx, ctx, staff, { entitlementId: entitlement.entitlementId, memberId: '', serviceCode: 'PHYSIO', branchId: 'b1', visitId: '', reason: '' }, request.key);
+          return done.encoded;
+        }),
+      );
+    const answered = await rpc();
+    expect(statements).toBe(3);
+    const replayed = await rpc();
+    expect(replayed.replayed).toBe(true);
+    expect(replayed.response).toEqual(answered.response);
+    expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 8n, n: 3n, remaining: 8, version: 3n });
   });
 
   it('writes nothing when the decision was made on a state the entitlement has left, or disagrees with it', async () => {

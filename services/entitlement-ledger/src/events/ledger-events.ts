@@ -1,6 +1,7 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { trace } from '@opentelemetry/api';
 import { enqueue, enqueueMany, type OwnWrite } from '@punchcard/bus';
+import { answerWrite } from '@punchcard/db';
 import {
   HouseholdChangedSchema,
   LedgerEntryRecordedSchema,
@@ -58,7 +59,8 @@ export const NON_ENTRY_EVENTS = {
  * wherever it is seen). The entitlement row must already be saved: the entries' trigger checks the
  * entry against it once the statement is done, so `saving`, the update that saves the entitlement
  * (entitlementUpdate), can be made in the same statement. Returns the event's payload, which is also
- * the answer of a movement RPC (see encodeMovement).
+ * the answer of a movement RPC (see encodeMovement); inside the RPC's idempotency claim it is stored
+ * as the answer in the same statement.
  */
 export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord, saving?: OwnWrite): Promise<Uint8Array> {
   // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
@@ -68,8 +70,12 @@ export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: Entitle
     'branch.id': entry.branchId || entitlement.purchaseBranchId,
   });
   const payload = encodeMovement({ entitlement, entry });
-  const insertEntry: OwnWrite = (q) => q.insertInto('entries').values(entryRow(entry));
-  await enqueue(tx, { ...entryEvent(entitlement, entry), payload }, { alongside: saving ? [saving, insertEntry] : insertEntry });
+  const writes: OwnWrite[] = [(q) => q.insertInto('entries').values(entryRow(entry))];
+  if (saving) writes.push(saving);
+  // The payload is the RPC's answer too: stored with the effect when it is the answer of the request.
+  const answer = answerWrite(tx, payload);
+  if (answer) writes.push(answer);
+  await enqueue(tx, { ...entryEvent(entitlement, entry), payload }, { alongside: writes });
   return payload;
 }
 
