@@ -1,6 +1,7 @@
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { inTransaction } from '@punchcard/db';
+import { countingStatements } from '@punchcard/testing';
 import { sql, type QueryCreator } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -288,17 +289,7 @@ describe('outbox relay', () => {
 
 describe('enqueue', () => {
   /** Counts the statements a query builder sends (plugins see every one, raw SQL included). */
-  function counting(): { db: typeof h.db; statements: () => number } {
-    let n = 0;
-    const db = h.db.withPlugin({
-      transformQuery: (args) => {
-        n += 1;
-        return args.node;
-      },
-      transformResult: async (args) => args.result,
-    });
-    return { db, statements: () => n };
-  }
+  const counting = () => countingStatements(h.db);
 
   it('writes one event, or many, the relay wake-up and a write of the producer\'s in one statement, notified at commit only', async () => {
     const listener = await h.pool.connect();

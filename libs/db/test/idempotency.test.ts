@@ -15,6 +15,7 @@ import {
   type Database,
   type TransactionOptions,
 } from '../src/index.js';
+import { countingStatements } from '@punchcard/testing';
 import { deferred, eventually, sandbox, type Sandbox } from './helpers.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -93,17 +94,10 @@ describe('withIdempotency', () => {
   });
 
   it('stores an answer written with the effect without writing it again, and replays it', async () => {
-    let statements = 0;
-    const counted = handle.db.withPlugin({
-      transformQuery: (args) => {
-        statements += 1;
-        return args.node;
-      },
-      transformResult: async (args) => args.result,
-    });
+    const counted = countingStatements(handle.db);
     const request = { tenantId: 'tenant-a', key: 'k-alongside', method: METHOD, requestHash: requestHash(bytes('alongside')) };
     const run = (answer: (tx: Kysely<any>) => Uint8Array) =>
-      inTransaction(counted, (tx) =>
+      inTransaction(counted.db, (tx) =>
         withIdempotency(tx, request, async () => {
           const response = answer(tx);
           const write = answerWrite(tx, response);
@@ -114,12 +108,12 @@ describe('withIdempotency', () => {
       );
     const first = await run(() => bytes('written with the effect'));
     // The claim and the effect with its answer: no third statement to store the answer.
-    expect(statements).toBe(2);
-    statements = 0;
+    expect(counted.statements()).toBe(2);
+    counted.reset();
     const again = await run(() => bytes('never run'));
     expect(again).toMatchObject({ replayed: true });
     expect(text(again.response)).toBe(text(first.response));
-    expect(statements).toBe(2);
+    expect(counted.statements()).toBe(2);
     expect(await effects('alongside')).toBe(1);
     expect(answerWrite(handle.db, bytes('x'))).toBeUndefined();
   });

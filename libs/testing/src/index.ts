@@ -2,3 +2,4 @@ export { testPostgres, createTestDatabase, type TestDatabase } from './postgres.
 export { testNats, testNamespace } from './nats.js';
 export { grpcJsClient, type GrpcJsClient } from './grpc.js';
 export { readStream } from './streams.js';
+export { countingStatements, type CountedDb } from './statements.js';

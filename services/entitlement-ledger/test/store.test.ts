@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { inTransaction, withIdempotency } from '@punchcard/db';
 import { sql } from 'kysely';
+import { countingStatements } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
 import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
@@ -99,34 +100,27 @@ describe('the consume lock', () => {
 describe('a movement\'s writes', () => {
   it('locks in one statement and saves the entitlement, its entry and its event in one more', async () => {
     const { entitlement } = await buy('one-statement');
-    let statements = 0;
-    const counted = t.db.withPlugin({
-      transformQuery: (args) => {
-        statements += 1;
-        return args.node;
-      },
-      transformResult: async (args) => args.result,
-    });
-    const r = await inTransaction(counted, (tx) =>
+    const counted = countingStatements(t.db);
+    const r = await inTransaction(counted.db, (tx) =>
       consumeSession(tx, ctx, staff, { entitlementId: entitlement.entitlementId, memberId: '', serviceCode: 'PHYSIO', branchId: 'b1', visitId: '', reason: '' }, randomUUID()),
     );
-    expect(statements).toBe(2);
+    expect(counted.statements()).toBe(2);
     expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 9n, n: 2n, remaining: 9, version: 2n });
     const { rows } = await sql<{ n: bigint }>`select count(*)::bigint as n from outbox where id = ${r.entry.entryId}`.execute(t.db);
     expect(rows[0]!.n).toBe(1n);
 
     // As an RPC: the idempotency claim, then the answer (the event's bytes) is stored with the rest.
-    statements = 0;
+    counted.reset();
     const request = { tenantId, key: randomUUID(), method: 'Consume', requestHash: 'h' };
     const rpc = () =>
-      inTransaction(counted, (tx) =>
+      inTransaction(counted.db, (tx) =>
         withIdempotency(tx, request, async () => {
           const done = await consumeSession(tx, ctx, staff, { entitlementId: entitlement.entitlementId, memberId: '', serviceCode: 'PHYSIO', branchId: 'b1', visitId: '', reason: '' }, request.key);
           return done.encoded;
         }),
       );
     const answered = await rpc();
-    expect(statements).toBe(3);
+    expect(counted.statements()).toBe(3);
     const replayed = await rpc();
     expect(replayed.replayed).toBe(true);
     expect(replayed.response).toEqual(answered.response);
