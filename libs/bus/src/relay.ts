@@ -99,8 +99,9 @@ const MARK_DELAY_MS = 20;
  * Publishes the outbox of the pool's schema in `seq` order with `Nats-Msg-Id` = event id, marking rows
  * published after JetStream acks them (with the next read, or alone after MARK_DELAY_MS). Any number
  * of relays may run against one schema: one holds a session advisory lock on its own connection and
- * publishes; the others stand by and take over when that connection ends. A crash between publish and mark republishes the rows; JetStream drops them as
- * duplicates inside the stream's duplicate window and consumers' inboxes drop them after it.
+ * publishes; the others stand by and take over when that connection ends. A crash between publish
+ * and mark republishes the rows; JetStream drops them as duplicates inside the stream's duplicate
+ * window and consumers' inboxes drop them after it.
  */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const log = options.logger ?? pino({ level: 'silent' });

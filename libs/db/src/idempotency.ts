@@ -73,11 +73,26 @@ export function requestHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** A claim being applied, by transaction, and the answer already written with the effect if any. */
-const openClaims = new WeakMap<object, { where: { tenant_id: string; method: string; key: string }; stored?: Uint8Array }>();
+type KeyOf = Pick<IdempotencyKeysTable, 'tenant_id' | 'method' | 'key'>;
+
+/** A claim being applied: its key, and the answer already written with the effect if any. */
+interface OpenClaim {
+  key: KeyOf;
+  stored?: Uint8Array;
+}
+
+/** The open claim of each transaction inside withIdempotency's `run`. */
+const openClaims = new WeakMap<object, OpenClaim>();
+
+type StoreAnswer = UpdateQueryBuilder<IdempotencyTables, 'idempotency_keys', 'idempotency_keys', UpdateResult>;
 
 /** A write that stores a request's answer (see {@link answerWrite}). */
 export type AnswerWrite = (q: QueryCreator<any>) => UpdateQueryBuilder<any, 'idempotency_keys', 'idempotency_keys', UpdateResult>;
+
+/** The update that stores `response` as the answer of the claimed key. */
+function storeAnswer(q: QueryCreator<IdempotencyTables>, key: KeyOf, response: Uint8Array): StoreAnswer {
+  return q.updateTable('idempotency_keys').set({ response }).where('tenant_id', '=', key.tenant_id).where('method', '=', key.method).where('key', '=', key.key);
+}
 
 /**
  * Inside {@link withIdempotency}'s `run`: the write that stores `response` as the request's answer,
@@ -90,12 +105,7 @@ export function answerWrite(tx: Kysely<any>, response: Uint8Array): AnswerWrite 
   if (!claim) return undefined;
   return (q) => {
     claim.stored = response;
-    return (q as unknown as QueryCreator<IdempotencyTables>)
-      .updateTable('idempotency_keys')
-      .set({ response })
-      .where('tenant_id', '=', claim.where.tenant_id)
-      .where('method', '=', claim.where.method)
-      .where('key', '=', claim.where.key) as unknown as ReturnType<AnswerWrite>;
+    return storeAnswer(q as QueryCreator<IdempotencyTables>, claim.key, response) as unknown as ReturnType<AnswerWrite>;
   };
 }
 
@@ -143,7 +153,7 @@ export async function withIdempotency(
     .where('tenant_id', '=', where.tenant_id)
     .where('method', '=', where.method)
     .where('key', '=', where.key);
-  const claim: { where: typeof where; stored?: Uint8Array } = { where };
+  const claim: OpenClaim = { key: where };
   const outer = openClaims.get(tx);
   openClaims.set(tx, claim);
   let response: Uint8Array;
@@ -158,15 +168,7 @@ export async function withIdempotency(
     if (outer) openClaims.set(tx, outer);
     else openClaims.delete(tx);
   }
-  if (claim.stored !== response) {
-    await db
-      .updateTable('idempotency_keys')
-      .set({ response })
-      .where('tenant_id', '=', where.tenant_id)
-      .where('method', '=', where.method)
-      .where('key', '=', where.key)
-      .execute();
-  }
+  if (claim.stored !== response) await storeAnswer(db, where, response).execute();
   return { response, replayed: false };
 }
 

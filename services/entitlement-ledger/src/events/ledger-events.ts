@@ -56,9 +56,9 @@ export const NON_ENTRY_EVENTS = {
  * Writes one entry and its event to the outbox in the caller's transaction, in one statement: the
  * event is published if and only if the entry commits, with the entitlement version for
  * per-entitlement ordering and the entry id as the event id (so the event of an entry is recognisable
- * wherever it is seen). The entitlement row must already be saved: the entries' trigger checks the
- * entry against it once the statement is done, so `saving`, the update that saves the entitlement
- * (entitlementUpdate), can be made in the same statement. Returns the event's payload, which is also
+ * wherever it is seen). The entries' trigger checks the entry against the saved entitlement once the
+ * statement is done, so the row is saved before it or by `saving` (entitlementUpdate), in the same
+ * statement. Returns the event's payload, which is also
  * the answer of a movement RPC (see encodeMovement); inside the RPC's idempotency claim it is stored
  * as the answer in the same statement.
  */
