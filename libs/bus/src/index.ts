@@ -40,6 +40,7 @@ export {
   type EnqueuedEvent,
   type EnqueueOptions,
   type OwnWrite,
+  sqlWrite,
   type OutboxTable,
   type OutboxTables,
 } from './outbox.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import type { Migration } from '@punchcard/db';
-import { sql, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
+import { sql, type RawBuilder, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
 import { eventSubject, eventType } from './names.js';
 import { traceHeaders } from './trace.js';
 
@@ -92,6 +92,16 @@ export interface EnqueuedEvent {
 
 /** A write of the producer's own: an insert, update or delete query built on the given creator. */
 export type OwnWrite = Parameters<QueryCreator<any>['with']>[1];
+
+/**
+ * An {@link OwnWrite} in SQL (a data-modifying statement kysely's builders do not express, such as an
+ * update from `jsonb_to_recordset`): kysely compiles a common table expression from any operation
+ * node, though its types admit only its builders. `build` runs when the statement is built.
+ */
+export function sqlWrite(build: () => RawBuilder<unknown>): OwnWrite {
+  // Parenthesised as kysely does its own builders' statements there.
+  return (() => sql`(${build()})`) as unknown as OwnWrite;
+}
 
 export interface EnqueueOptions {
   /**

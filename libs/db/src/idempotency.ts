@@ -125,7 +125,7 @@ export async function withIdempotency(
   run: () => Promise<Uint8Array>,
 ): Promise<IdempotentResult> {
   if (!tx.isTransaction) throw new Error('withIdempotency must run inside the transaction that applies the effect');
-  validateKey(request.key);
+  checkIdempotencyKey(request.key);
   const db = tx as unknown as Kysely<IdempotencyTables>;
   const where = { tenant_id: request.tenantId, method: request.method, key: request.key };
   const claimed = await db
@@ -172,7 +172,8 @@ export async function withIdempotency(
   return { response, replayed: false };
 }
 
-function validateKey(key: string): void {
+/** Throws IdempotencyKeyInvalid unless `key` is a usable idempotency key (present, not too long). */
+export function checkIdempotencyKey(key: string): void {
   if (key.length === 0) throw new IdempotencyKeyInvalid('idempotency_key is required');
   if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
     throw new IdempotencyKeyInvalid(`idempotency_key must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);

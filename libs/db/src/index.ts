@@ -5,6 +5,7 @@ export { migrateSchema, migrateToLatest, migrationProvider, MigrationFailed, typ
 export {
   idempotencyMigration,
   withIdempotency,
+  checkIdempotencyKey,
   answerWrite,
   type AnswerWrite,
   requestHash,

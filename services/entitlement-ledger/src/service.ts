@@ -1,9 +1,24 @@
 import type { ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { z } from 'zod';
 import { callerOf, connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { ledgerHandlers } from './api/handlers.js';
+import { consumeGroupMetrics } from './metrics.js';
 import { startLedgerEvents, type LedgerEvents } from './events/wiring.js';
 import { migrations, type LedgerDb } from './store/index.js';
+
+/** The ledger's own environment variables. */
+export const ledgerEnv = z.object({
+  /**
+   * Transactions of grouped Consume RPCs (named entitlement, no visit) running at once; consumes that
+   * arrive meanwhile wait and share the next. 0 = every consume in a transaction of its own.
+   */
+  LEDGER_CONSUME_GROUPS: z.coerce.number().int().min(0).max(64).default(2),
+  /** Consumes per grouped transaction at most. */
+  LEDGER_CONSUME_GROUP_MAX: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export type LedgerEnv = z.infer<typeof ledgerEnv>;
 
 export interface LedgerState extends Stores<LedgerDb> {
   clock: () => Date;
@@ -21,19 +36,30 @@ export interface LedgerServiceOptions {
 }
 
 /** The entitlement-ledger service: LedgerService API, outbox relay, catalogue and visits consumers. */
-export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefinition<LedgerState> {
+export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefinition<LedgerState, LedgerEnv> {
   const clock = options.clock ?? (() => new Date());
-  return defineService<LedgerState>({
+  return defineService<LedgerState, LedgerEnv>({
     name: 'entitlement-ledger',
     defaultPorts: { api: 7102, ops: 7202 },
     requires: ['database', 'nats'],
+    env: ledgerEnv,
 
     async setup(ctx) {
       return { ...(await connectStores<LedgerDb>(ctx)), clock };
     },
 
     register(router, ctx) {
-      router.service(LedgerService, ledgerHandlers({ db: ctx.state.database.db, clock: ctx.state.clock, callerOf }));
+      const { LEDGER_CONSUME_GROUPS: concurrency, LEDGER_CONSUME_GROUP_MAX: maxBatch } = ctx.config.env;
+      router.service(
+        LedgerService,
+        ledgerHandlers({
+          db: ctx.state.database.db,
+          clock: ctx.state.clock,
+          callerOf,
+          consumeBatching: concurrency > 0 ? { concurrency, maxBatch, observe: consumeGroupMetrics(ctx.metrics) } : undefined,
+          logger: ctx.logger.child({ component: 'consume-groups' }),
+        }),
+      );
     },
 
     readiness: (ctx) => storeReadiness(ctx.state),

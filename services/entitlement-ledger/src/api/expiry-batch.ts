@@ -1,6 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { ConnectError, type ServiceImpl } from '@connectrpc/connect';
-import { IdempotencyKeyReused, inTransaction, MAX_IDEMPOTENCY_KEY_LENGTH, requestHash } from '@punchcard/db';
+import { inTransaction, MAX_IDEMPOTENCY_KEY_LENGTH, requestHash } from '@punchcard/db';
 import {
   EnterGraceRequestSchema,
   ExpireBatchResultSchema,
@@ -14,7 +14,7 @@ import { applyExpiryCalls, type ExpiryCall } from '../operations/expiry-batch.js
 import { requireUuid } from '../operations/ledger.js';
 import { withEncodedField, withoutEntitlement } from '../proto/encoded.js';
 import { dateOf } from '../proto/mapping.js';
-import { claimKeys, keyRef, releaseKeys, storeResponses, type KeyClaim } from '../store/idempotency.js';
+import { onceEach, type KeyClaim } from '../store/idempotency.js';
 import { toConnectError } from './errors.js';
 import { authorise, SCHEDULER, type LedgerApiDeps } from './handlers.js';
 
@@ -94,45 +94,20 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
       const caller = authorise(deps.callerOf(ctx), SCHEDULER, 'ExpireBatch');
       const items = itemsOf(req);
       const results = await inTransaction(deps.db, async (tx) => {
-        const { claimed, stored } = await claimKeys(
+        const outcomes = await onceEach(
           tx,
           caller.tenantId,
           items.map((i) => i.claim),
+          (fresh, answersWrite) =>
+            applyExpiryCalls(
+              tx,
+              deps,
+              caller,
+              fresh.map((n) => items[n]!.call),
+              answersWrite,
+            ),
         );
-        const out = new Array<ExpireBatchResult>(items.length);
-        const fresh: number[] = [];
-        for (const [n, { claim }] of items.entries()) {
-          const ref = keyRef(claim.method, claim.key);
-          if (claimed.has(ref)) {
-            fresh.push(n);
-            continue;
-          }
-          const prior = stored.get(ref);
-          if (!prior || prior.response === null) throw new Error(`idempotency key ${claim.key} is neither claimed nor stored`);
-          out[n] = prior.requestHash === claim.requestHash ? answer(items[n]!.call, prior.response, req.omitEntitlements) : refusal(new IdempotencyKeyReused(claim.key, claim.method));
-        }
-        const outcomes = await applyExpiryCalls(
-          tx,
-          deps,
-          caller,
-          fresh.map((n) => items[n]!.call),
-        );
-        const responses: { method: string; key: string; response: Uint8Array }[] = [];
-        const released: KeyClaim[] = [];
-        for (const [k, outcome] of outcomes.entries()) {
-          const n = fresh[k]!;
-          const { call, claim } = items[n]!;
-          if ('refused' in outcome) {
-            out[n] = refusal(outcome.refused);
-            released.push(claim);
-          } else {
-            responses.push({ ...claim, response: outcome.encoded });
-            out[n] = answer(call, outcome.encoded, req.omitEntitlements);
-          }
-        }
-        await storeResponses(tx, caller.tenantId, responses);
-        await releaseKeys(tx, caller.tenantId, released);
-        return out;
+        return outcomes.map((o, n) => ('refused' in o ? refusal(o.refused) : answer(items[n]!.call, o.encoded, req.omitEntitlements)));
       });
       return { results };
     },

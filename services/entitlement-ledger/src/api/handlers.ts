@@ -1,9 +1,11 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
-import { inTransaction, requestHash, withIdempotency } from '@punchcard/db';
+import { checkIdempotencyKey, inTransaction, requestHash, withIdempotency } from '@punchcard/db';
 import {
   ConsumeResponseSchema,
   EnterGraceResponseSchema,
+  type ConsumeRequest as ConsumeRequestMessage,
+  type ConsumeResponse,
   ExpireResponseSchema,
   ExtendResponseSchema,
   FreezeResponseSchema,
@@ -13,6 +15,7 @@ import {
   UnfreezeResponseSchema,
 } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { invalid, notFound, RuleViolation } from '../domain/errors.js';
 import type { Status } from '../domain/types.js';
 import {
@@ -27,13 +30,16 @@ import {
   reverseConsume,
   unfreezeEntitlement,
   type Caller,
+  type ConsumeRequest,
   type OperationContext,
 } from '../operations/ledger.js';
 import { encodedMessage } from '../proto/encoded.js';
 import { dateOf, entitlementToProto, entryToProto, movementToProto, statusFromProto, visitStateFromProto, visitToProto } from '../proto/mapping.js';
 import { getEntitlement, listEntitlements, listEntries } from '../store/entitlements.js';
+import type { KeyClaim } from '../store/idempotency.js';
 import type { LedgerDb } from '../store/schema.js';
 import { getVisit, listVisits } from '../store/visits.js';
+import { consumeGroupCommit, type ConsumeBatching } from './consume-batch.js';
 import { toConnectError } from './errors.js';
 import { expiryBatchHandlers } from './expiry-batch.js';
 import { packageHandlers } from './packages.js';
@@ -51,6 +57,9 @@ export interface AuthenticatedCaller {
 export interface LedgerApiDeps extends OperationContext {
   db: Kysely<LedgerDb>;
   callerOf: (ctx: HandlerContext) => AuthenticatedCaller;
+  /** Group concurrent Consume RPCs of named entitlements into shared transactions (see consumeGroupCommit); off when unset. */
+  consumeBatching?: ConsumeBatching | undefined;
+  logger?: Logger | undefined;
 }
 
 export const ANY_ROLE = ['staff', 'manager', 'admin', 'system'] as const;
@@ -71,6 +80,25 @@ export function atBranch(caller: AuthenticatedCaller, branchId: string, field: s
 }
 
 const METHOD_PREFIX = `${LedgerService.typeName}/`;
+
+/** A mutating request's idempotency claim: its key under the RPC's full name, and the digest of the request without the key. */
+export function idempotencyClaim<I extends DescMessage>(method: string, input: I, request: MessageShape<I> & { idempotencyKey: string }): KeyClaim {
+  checkIdempotencyKey(request.idempotencyKey);
+  return { method: METHOD_PREFIX + method, key: request.idempotencyKey, requestHash: requestHash(toBinary(input, { ...request, idempotencyKey: '' })) };
+}
+
+/** A Consume RPC's fields as the consume operations take them. */
+export function consumeFields(req: ConsumeRequestMessage): ConsumeRequest {
+  return {
+    entitlementId: req.entitlementId,
+    memberId: req.memberId,
+    serviceCode: req.serviceCode,
+    branchId: req.branchId,
+    visitId: req.visitId,
+    reason: req.reason,
+    ...(req.occurredTime ? { occurredTime: dateOf(req.occurredTime)! } : {}),
+  };
+}
 
 /**
  * Runs a mutating request exactly once per idempotency key: the effect, its entries, its events
@@ -97,10 +125,10 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
     caller: Caller,
     run: (tx: Kysely<LedgerDb>, requestId: string) => Promise<MessageInitShape<O> | Uint8Array>,
   ): Promise<MessageShape<O>> {
-    const hash = requestHash(toBinary(input, { ...request, idempotencyKey: '' }));
+    const claim = idempotencyClaim(method, input, request);
     let answer: MessageShape<O> | undefined;
     const { response, replayed } = await inTransaction(db, (tx) =>
-      withIdempotency(tx, { tenantId: caller.tenantId, key: request.idempotencyKey, method: METHOD_PREFIX + method, requestHash: hash }, async () => {
+      withIdempotency(tx, { tenantId: caller.tenantId, ...claim }, async () => {
         const result = await run(tx, request.idempotencyKey);
         // Encoded already (a movement, whose bytes are its event's too): stored and sent as they are.
         if (result instanceof Uint8Array) {
@@ -114,6 +142,14 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
     // A first answer is returned as built; only a replay is decoded from what was stored.
     return !replayed && answer ? answer : fromBinary(output, response);
   }
+
+  function consumeAlone(caller: Caller, req: ConsumeRequestMessage): Promise<ConsumeResponse> {
+    return once('Consume', LedgerService.method.consume.input, req, ConsumeResponseSchema, caller, async (tx, key) => {
+      const r = await consumeSession(tx, deps, caller, consumeFields(req), key);
+      return r.encoded;
+    });
+  }
+  const grouped = deps.consumeBatching ? consumeGroupCommit(deps, deps.consumeBatching, consumeAlone) : undefined;
 
   const handlers: ServiceImpl<typeof LedgerService> = {
     ...packageHandlers(deps, once),
@@ -146,24 +182,7 @@ export function ledgerHandlers(deps: LedgerApiDeps): ServiceImpl<typeof LedgerSe
       const auth = deps.callerOf(ctx);
       const caller = authorise(auth, ANY_ROLE, 'Consume');
       atBranch(auth, req.branchId, 'branch_id');
-      return once('Consume', LedgerService.method.consume.input, req, ConsumeResponseSchema, caller, async (tx, key) => {
-        const r = await consumeSession(
-          tx,
-          deps,
-          caller,
-          {
-            entitlementId: req.entitlementId,
-            memberId: req.memberId,
-            serviceCode: req.serviceCode,
-            branchId: req.branchId,
-            visitId: req.visitId,
-            reason: req.reason,
-            ...(req.occurredTime ? { occurredTime: dateOf(req.occurredTime)! } : {}),
-          },
-          key,
-        );
-        return r.encoded;
-      });
+      return grouped?.takes(req) ? grouped.consume(caller, req) : consumeAlone(caller, req);
     },
 
     async reverse(req, ctx) {

@@ -1,6 +1,6 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { trace } from '@opentelemetry/api';
-import { enqueue, enqueueMany, type OwnWrite } from '@punchcard/bus';
+import { context, ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
+import { enqueue, enqueueMany, traceHeaders, type OwnWrite } from '@punchcard/bus';
 import { answerWrite } from '@punchcard/db';
 import {
   HouseholdChangedSchema,
@@ -63,12 +63,7 @@ export const NON_ENTRY_EVENTS = {
  * as the answer in the same statement.
  */
 export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: EntitlementRecord, entry: EntryRecord, saving?: OwnWrite): Promise<Uint8Array> {
-  // Tags the span of the RPC or visit event that made the movement, so a trace is found by any of them.
-  trace.getActiveSpan()?.setAttributes({
-    'tenant.id': entitlement.tenantId,
-    'entitlement.id': entitlement.entitlementId,
-    'branch.id': entry.branchId || entitlement.purchaseBranchId,
-  });
+  trace.getActiveSpan()?.setAttributes(movementAttributes(entitlement, entry));
   const payload = encodeMovement({ entitlement, entry });
   const writes: OwnWrite[] = [(q) => q.insertInto('entries').values(entryRow(entry))];
   if (saving) writes.push(saving);
@@ -81,18 +76,34 @@ export async function insertEntryWithEvent(tx: Kysely<any>, entitlement: Entitle
 
 /**
  * {@link insertEntryWithEvent}'s events for the entries of one batch operation of a tenant: the same events, in
- * one insert, each with its payload already encoded (see encodeMovement).
+ * one insert, each with its payload already encoded (see encodeMovement). An entry made for a request
+ * of its own (a consume of a group commit) names that request's trace; the others carry the active one.
+ * `alongside`: writes of the same statement (see enqueueMany).
  */
 export async function enqueueEntryEvents(
   tx: Kysely<any>,
-  recorded: readonly { entitlement: EntitlementRecord; entry: EntryRecord; payload: Uint8Array }[],
+  recorded: readonly { entitlement: EntitlementRecord; entry: EntryRecord; payload: Uint8Array; trace?: Context | undefined }[],
+  alongside: readonly OwnWrite[] = [],
 ): Promise<void> {
   if (recorded.length === 0) return;
   trace.getActiveSpan()?.setAttributes({ 'tenant.id': recorded[0]!.entitlement.tenantId, 'entitlement.count': recorded.length });
-  await enqueueMany(
-    tx,
-    recorded.map(({ entitlement, entry, payload }) => ({ ...entryEvent(entitlement, entry), payload })),
-  );
+  const own = recorded.some((r) => r.trace !== undefined);
+  const inputs = recorded.map(({ entitlement, entry, payload, trace: cause }) => {
+    if (cause) trace.getSpan(cause)?.setAttributes(movementAttributes(entitlement, entry));
+    return { ...entryEvent(entitlement, entry), payload, ...(cause ? { headers: traceHeaders(cause) } : {}) };
+  });
+  // enqueueMany puts the active trace over the given headers: with traces of their own there must be none.
+  const write = () => enqueueMany(tx, inputs, { alongside });
+  await (own ? context.with(ROOT_CONTEXT, write) : write());
+}
+
+/** What tags the span of the RPC or visit event that made a movement, so a trace is found by any of them. */
+function movementAttributes(entitlement: EntitlementRecord, entry: EntryRecord) {
+  return {
+    'tenant.id': entitlement.tenantId,
+    'entitlement.id': entitlement.entitlementId,
+    'branch.id': entry.branchId || entitlement.purchaseBranchId,
+  };
 }
 
 /** An entry's event, all but its payload. */

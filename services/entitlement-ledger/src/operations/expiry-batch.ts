@@ -1,11 +1,12 @@
 import type { Kysely } from 'kysely';
 import { notFound, RuleViolation } from '../domain/errors.js';
 import { enterGrace, expire, type MaybeTransition } from '../domain/lifecycle.js';
-import { enqueueEntryEvents } from '../events/ledger-events.js';
 import { encodeMovement } from '../proto/encoded.js';
-import { insertEntries, lockEntitlements, saveEntitlements } from '../store/bulk.js';
+import { lockEntitlements } from '../store/bulk.js';
 import type { EntitlementRecord } from '../store/entitlements.js';
 import type { LedgerDb } from '../store/schema.js';
+import type { AnswersWrite } from '../store/idempotency.js';
+import { saveMovements, type BatchMovement } from './movements.js';
 import { entryRecord, type Caller, type MaybeRecorded, type OperationContext, type Recorded } from './ledger.js';
 
 /** One scheduler call of a batch, validated: what `Expire` or `EnterGrace` would be asked. */
@@ -26,14 +27,21 @@ export type ExpiryOutcome = { ok: MaybeRecorded; encoded: Uint8Array } | { refus
  * outbox insert. A refusal (not found, HARD expiry has no grace, not passed yet ...) is that call's
  * outcome and leaves the others alone. The entitlements must differ (one call per row).
  */
-export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationContext, caller: Caller, calls: readonly ExpiryCall[]): Promise<ExpiryOutcome[]> {
+export async function applyExpiryCalls(
+  tx: Kysely<LedgerDb>,
+  ctx: OperationContext,
+  caller: Caller,
+  calls: readonly ExpiryCall[],
+  /** Stores the answers with the movements (see onceEach). */
+  answersWrite?: AnswersWrite,
+): Promise<ExpiryOutcome[]> {
   const now = ctx.clock();
-  const rows = await lockEntitlements(
+  const { rows } = await lockEntitlements(
     tx,
     caller.tenantId,
     calls.map((c) => c.entitlementId),
   );
-  const changed: { prev: EntitlementRecord; recorded: Recorded }[] = [];
+  const changed: BatchMovement[] = [];
   const outcomes = calls.map((call): ExpiryOutcome => {
     const e = rows.get(call.entitlementId);
     if (!e) return { refused: notFound('entitlement', call.entitlementId) };
@@ -51,20 +59,11 @@ export async function applyExpiryCalls(tx: Kysely<LedgerDb>, ctx: OperationConte
     changed.push({ prev: e, recorded });
     return { ok: recorded, encoded: recorded.encoded };
   });
-  if (changed.length > 0) {
-    await saveEntitlements(
-      tx,
-      changed.map((c) => ({ prev: c.prev, next: c.recorded.entitlement })),
-      now,
-    );
-    await insertEntries(
-      tx,
-      changed.map((c) => c.recorded.entry),
-    );
-    await enqueueEntryEvents(
-      tx,
-      changed.map((c) => ({ ...c.recorded, payload: c.recorded.encoded })),
-    );
-  }
+  await saveMovements(
+    tx,
+    changed,
+    now,
+    answersWrite?.(outcomes.map((o) => ('encoded' in o ? o.encoded : undefined))),
+  );
   return outcomes;
 }

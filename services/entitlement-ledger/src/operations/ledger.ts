@@ -90,7 +90,7 @@ export async function tenantFacts(tx: Tx, tenantId: string): Promise<TenantFacts
   return t && factsOf(tenantId, t.features);
 }
 
-function factsOf(tenantId: string, features: readonly number[]): TenantFacts {
+export function factsOf(tenantId: string, features: readonly number[]): TenantFacts {
   return { tenantId, features: featureNames(features) };
 }
 
@@ -249,6 +249,17 @@ export interface ConsumeRequest {
   visitClaimed?: boolean;
 }
 
+/** A consume request's fields checked before anything is locked; throws naming the field. */
+export function checkConsume(req: ConsumeRequest, now: Date): { branchId: string; occurredTime: Date } {
+  const branchId = requireText('branch_id', req.branchId);
+  if (req.entitlementId === '') {
+    requireText('member_id', req.memberId);
+    requireText('service_code', req.serviceCode);
+  }
+  if (req.reason.length > 500) throw invalid('reason', 'must be at most 500 characters');
+  return { branchId, occurredTime: notInFuture('occurred_time', req.occurredTime, now) };
+}
+
 /**
  * Consumes one session under row locks: the named entitlement's, or all the member's open ones in
  * id order when the ledger picks (so concurrent consumes cannot overdraw or deadlock). A visit id
@@ -256,13 +267,7 @@ export interface ConsumeRequest {
  */
 export async function consumeSession(tx: Tx, ctx: OperationContext, caller: Caller, req: ConsumeRequest, requestId: string): Promise<Recorded> {
   const now = ctx.clock();
-  const branchId = requireText('branch_id', req.branchId);
-  if (req.entitlementId === '') {
-    requireText('member_id', req.memberId);
-    requireText('service_code', req.serviceCode);
-  }
-  if (req.reason.length > 500) throw invalid('reason', 'must be at most 500 characters');
-  const occurredTime = notInFuture('occurred_time', req.occurredTime, now);
+  const { branchId, occurredTime } = checkConsume(req, now);
 
   if (req.visitId !== '' && !req.visitClaimed) {
     requireText('visit_id', req.visitId);
@@ -379,7 +384,7 @@ export function policiesOf(e: EntitlementRecord): Policies {
   return policiesFromDefinition(fromBinary(DefinitionTermsSchema, e.termsBytes), e.priceCurrency);
 }
 
-function consumeInput(req: ConsumeRequest, memberId: string, branchId: string, occurredTime: Date): ConsumeInput {
+export function consumeInput(req: ConsumeRequest, memberId: string, branchId: string, occurredTime: Date): ConsumeInput {
   return {
     memberId,
     branchId,

@@ -1,3 +1,4 @@
+import { sqlWrite, type OwnWrite } from '@punchcard/bus';
 import { sql, type Kysely } from 'kysely';
 import type { Entitlement } from '../domain/types.js';
 import { changeableColumns, entryRow, toRecord, type EntitlementRecord, type EntryRecord } from './entitlements.js';
@@ -22,30 +23,40 @@ export function hex(bytes: Uint8Array): string {
 /**
  * Reads and row-locks the tenant's entitlements with these ids until the transaction ends, in
  * entitlement id order like every multi-row lock here, so it queues behind (and never deadlocks
- * with) a consume's pick. Ids that are not the tenant's are simply absent from the map.
+ * with) a consume's pick. Ids that are not the tenant's are simply absent from the map. With them,
+ * the tenant's features as the ledger knows them (undefined when it does not know the tenant, or no
+ * row was found).
  */
-export async function lockEntitlements(tx: Db, tenantId: string, ids: readonly string[]): Promise<Map<string, EntitlementRecord>> {
-  if (ids.length === 0) return new Map();
-  const rows = await tx
+export async function lockEntitlements(
+  tx: Db,
+  tenantId: string,
+  ids: readonly string[],
+): Promise<{ rows: Map<string, EntitlementRecord>; tenantFeatures: number[] | undefined }> {
+  if (ids.length === 0) return { rows: new Map(), tenantFeatures: undefined };
+  const found = await tx
     .selectFrom('entitlements')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where(sql<boolean>`entitlement_id = any(${[...ids]}::uuid[])`)
-    .orderBy('entitlement_id')
-    .forUpdate()
+    .leftJoin('tenants', 'tenants.tenant_id', 'entitlements.tenant_id')
+    .selectAll('entitlements')
+    .select('tenants.features as tenant_features')
+    .where('entitlements.tenant_id', '=', tenantId)
+    .where(sql<boolean>`entitlements.entitlement_id = any(${[...ids]}::uuid[])`)
+    .orderBy('entitlements.entitlement_id')
+    .forUpdate('entitlements')
     .execute();
-  return new Map(rows.map((row) => [row.entitlement_id, toRecord(row)]));
+  const rows = new Map(found.map(({ tenant_features: _, ...row }) => [row.entitlement_id, toRecord(row)]));
+  return { rows, tenantFeatures: found[0]?.tenant_features ?? undefined };
 }
 
 /**
- * `entitlementUpdate` for many rows of one tenant in one statement, under the same conditions per row:
- * the version read under the lock, and balances that stay non-negative. Every row must match, or it throws.
+ * `entitlementUpdate` for many rows of one tenant, as a write for the statement that inserts their
+ * entries (see saveMovements), under the same conditions per row: the version read under the lock,
+ * and balances that stay non-negative. A row that does not match keeps its version, so its entry's
+ * check against the saved row (entries_match_entitlement, after the statement) fails the statement.
  */
-export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitlement; next: Entitlement }[], now: Date): Promise<void> {
-  if (changes.length === 0) return;
+export function entitlementsUpdate(changes: readonly { prev: Entitlement; next: Entitlement }[], now: Date): OwnWrite {
   const tenantId = changes[0]!.prev.tenantId;
   const rows = changes.map(({ prev, next }) => {
-    if (prev.tenantId !== tenantId) throw new Error('saveEntitlements takes one tenant at a time');
+    if (prev.tenantId !== tenantId) throw new Error('entitlementsUpdate takes one tenant at a time');
     if (next.version !== prev.version + 1) throw new Error(`entitlement ${prev.entitlementId}: version must advance by one`);
     return {
       entitlement_id: prev.entitlementId,
@@ -55,7 +66,8 @@ export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitle
       ...changeableColumns(next),
     };
   });
-  const result = await sql`
+  return sqlWrite(
+    () => sql`
     update entitlements e set
       status = v.status, paid_sessions = v.paid_sessions, bonus_sessions = v.bonus_sessions,
       household_id = v.household_id, pending_refund_id = v.pending_refund_id,
@@ -71,21 +83,20 @@ export async function saveEntitlements(tx: Db, changes: readonly { prev: Entitle
       grace_end_time timestamptz, frozen_at timestamptz, frozen_until_time timestamptz,
       freeze_planned_days int, frozen_days int, last_use_time timestamptz, version bigint)
     where e.tenant_id = ${tenantId} and e.entitlement_id = v.entitlement_id and e.version = v.prev_version
-      and e.paid_remaining >= v.paid_drop and e.bonus_remaining >= v.bonus_drop`.execute(tx);
-  if (result.numAffectedRows !== BigInt(rows.length)) {
-    throw new Error(`${rows.length - Number(result.numAffectedRows ?? 0n)} of ${rows.length} entitlements changed under their locks`);
-  }
+      and e.paid_remaining >= v.paid_drop and e.bonus_remaining >= v.bonus_drop`,
+  );
 }
 
-/** Many entries (`entryRow` each) in one statement (each still checked by the entries' triggers). */
-export async function insertEntries(tx: Db, entries: readonly EntryRecord[]): Promise<void> {
-  if (entries.length === 0) return;
+/** Many entries (`entryRow` each) as one write (each still checked by the entries' triggers). */
+export function entriesInsert(entries: readonly EntryRecord[]): OwnWrite {
   const rows = entries.map((e) => {
     const row = entryRow(e);
     return { ...row, amount_minor: row.amount_minor?.toString() ?? null, detail: row.detail ? hex(row.detail) : null };
   });
   const columns = sql.join(Object.keys(rows[0]!).map((c) => sql.ref(c)));
-  await sql`
+  return sqlWrite(
+    () => sql`
     insert into entries (${columns})
-    select ${columns} from jsonb_populate_recordset(null::entries, ${jsonRows(rows)}::jsonb)`.execute(tx);
+    select ${columns} from jsonb_populate_recordset(null::entries, ${jsonRows(rows)}::jsonb)`,
+  );
 }

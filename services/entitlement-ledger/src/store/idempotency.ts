@@ -1,4 +1,6 @@
 import { sql, type Kysely } from 'kysely';
+import { sqlWrite, type OwnWrite } from '@punchcard/bus';
+import { IdempotencyKeyReused } from '@punchcard/db';
 import { hex, jsonRows } from './bulk.js';
 import type { LedgerDb } from './schema.js';
 
@@ -64,13 +66,14 @@ export function keyRef(method: string, key: string): string {
   return ref(method, key);
 }
 
+type Response = { method: string; key: string; response: Uint8Array };
+
 /** Stores the responses of claimed keys (a replay returns these bytes). */
-export async function storeResponses(tx: Db, tenantId: string, responses: readonly { method: string; key: string; response: Uint8Array }[]): Promise<void> {
-  if (responses.length === 0) return;
-  await sql`
+function responsesUpdate(tenantId: string, responses: readonly Response[]) {
+  return sql`
     update idempotency_keys k set response = v.response
     from jsonb_to_recordset(${jsonRows(responses.map((r) => ({ method: r.method, key: r.key, response: hex(r.response) })))}::jsonb) as v (method text, key text, response bytea)
-    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`.execute(tx);
+    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`;
 }
 
 /** Releases claims whose request was refused: nothing is stored, so the same key may run again. */
@@ -80,4 +83,64 @@ export async function releaseKeys(tx: Db, tenantId: string, keys: readonly { met
     delete from idempotency_keys k
     using jsonb_to_recordset(${jsonRows(keys.map((k) => ({ method: k.method, key: k.key })))}::jsonb) as v (method text, key text)
     where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`.execute(tx);
+}
+
+/** An item's outcome under its key: its answer (applied now, or stored by an earlier run), or a refusal. */
+export type KeyedOutcome<R> = { encoded: Uint8Array } | { refused: R };
+
+/**
+ * The write that stores the answers of `apply`'s requests (by position; none for a refused one), for
+ * the statement that makes their effect: one statement less.
+ */
+export type AnswersWrite = (answers: readonly (Uint8Array | undefined)[]) => OwnWrite | undefined;
+
+/**
+ * Many requests of one tenant, each exactly once per idempotency key, in the caller's transaction:
+ * the keys are claimed together (see claimKeys), a key answered before replays its stored answer, a
+ * key used before for another request is refused, and `apply` gets the positions of the claimed
+ * ones. Their answers are stored, with apply's own writes if it uses `answersWrite`, else after it;
+ * the claims of refused ones are released (nothing is stored, so the same key may run again, as
+ * after a failed single call).
+ */
+export async function onceEach<R>(
+  tx: Db,
+  tenantId: string,
+  claims: readonly KeyClaim[],
+  apply: (fresh: readonly number[], answersWrite: AnswersWrite) => Promise<readonly KeyedOutcome<R>[]>,
+): Promise<KeyedOutcome<R | IdempotencyKeyReused>[]> {
+  const { claimed, stored } = await claimKeys(tx, tenantId, claims);
+  const out = new Array<KeyedOutcome<R | IdempotencyKeyReused>>(claims.length);
+  const fresh: number[] = [];
+  for (const [n, claim] of claims.entries()) {
+    const ref = keyRef(claim.method, claim.key);
+    if (claimed.has(ref)) {
+      fresh.push(n);
+      continue;
+    }
+    const prior = stored.get(ref);
+    if (!prior || prior.response === null) throw new Error(`idempotency key ${claim.key} is neither claimed nor stored`);
+    out[n] = prior.requestHash === claim.requestHash ? { encoded: prior.response } : { refused: new IdempotencyKeyReused(claim.key, claim.method) };
+  }
+  let written: readonly (Uint8Array | undefined)[] = [];
+  const outcomes = await apply(fresh, (answers) => {
+    const responses = answers.flatMap((response, k) => (response ? [{ ...claims[fresh[k]!]!, response }] : []));
+    if (responses.length === 0) return undefined;
+    // Counted as written once the statement is built: it runs as soon as it is (see answerWrite).
+    return sqlWrite(() => {
+      written = answers;
+      return responsesUpdate(tenantId, responses);
+    });
+  });
+  if (outcomes.length !== fresh.length) throw new Error(`${fresh.length} claimed requests answered ${outcomes.length} outcomes`);
+  const responses: Response[] = [];
+  const released: KeyClaim[] = [];
+  for (const [k, outcome] of outcomes.entries()) {
+    const n = fresh[k]!;
+    out[n] = outcome;
+    if ('refused' in outcome) released.push(claims[n]!);
+    else if (written[k] !== outcome.encoded) responses.push({ ...claims[n]!, response: outcome.encoded });
+  }
+  if (responses.length > 0) await responsesUpdate(tenantId, responses).execute(tx);
+  await releaseKeys(tx, tenantId, released);
+  return out;
 }

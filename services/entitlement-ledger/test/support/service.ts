@@ -5,7 +5,7 @@ import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_p
 import { migrateSchema } from '@punchcard/db';
 import { mintToken, startService, type RunningService, type ServiceConfig } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient } from '@punchcard/testing';
-import { ledgerService, type LedgerState } from '../../src/service.js';
+import { ledgerEnv, ledgerService, type LedgerState } from '../../src/service.js';
 import { migrations, SCHEMA } from '../../src/store/index.js';
 import { CatalogueFeed, waitFor } from './bus.js';
 
@@ -36,7 +36,12 @@ export interface LedgerHarness {
 }
 
 /** The real service, started in-process on free ports against real Postgres and NATS. */
-export async function startLedger(prefix: string, start = new Date('2025-03-01T02:00:00Z')): Promise<LedgerHarness> {
+export async function startLedger(
+  prefix: string,
+  start = new Date('2025-03-01T02:00:00Z'),
+  /** The ledger's own variables (ledgerEnv), as in the environment; the defaults otherwise. */
+  env: Record<string, string> = {},
+): Promise<LedgerHarness> {
   const database = await createTestDatabase(prefix);
   await migrateSchema(database.url, SCHEMA, migrations);
   const natsUrl = await testNats();
@@ -56,7 +61,7 @@ export async function startLedger(prefix: string, start = new Date('2025-03-01T0
     auth: { mode: 'secret', secret: SECRET },
     logLevel: 'silent',
     shutdownGraceMs: 2000,
-    env: {},
+    env: ledgerEnv.parse(env),
   };
   const running = await startService(ledgerService({ clock: () => clock.now, relayPollMs: 100, onOutcome: (o) => outcomes.push(o) }), config);
   const bus = await connectBus({ url: natsUrl, name: `${prefix}-test` });
