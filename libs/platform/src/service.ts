@@ -12,6 +12,7 @@ import { authInterceptor, createTokenVerifier } from './auth.js';
 import { ConfigError, loadConfig, type Requirement, type ServiceConfig } from './config.js';
 import { healthService } from './health.js';
 import { createLogger } from './logger.js';
+import { jsonAnswersInterceptor } from './json-answers.js';
 import { createMetrics } from './metrics.js';
 import { observabilityInterceptor } from './observability.js';
 import { listenOps, type OpsServer } from './ops.js';
@@ -162,6 +163,7 @@ export async function startService<S, Env>(
       interceptors: [
         observabilityInterceptor({ tracer: tracing.tracer, metrics, logger, untracedServices: new Set([Health.typeName]) }),
         authInterceptor(createTokenVerifier(config.auth), OPEN_SERVICES),
+        jsonAnswersInterceptor(),
       ],
       shutdownSignal: cancelRpcs.signal,
     });

@@ -52,6 +52,42 @@ async function connectError(p: Promise<unknown>): Promise<ConnectError> {
   throw new Error('expected the call to fail');
 }
 
+describe('clients speaking JSON', () => {
+  it('get whole answers (first and replayed) from Purchase, Consume alone and grouped, Reverse and ExpireBatch, over Connect and gRPC-Web', async () => {
+    const binary = await h.client(staffA);
+    const started = h.clock.now;
+    try {
+      for (const protocol of ['connect', 'grpc-web'] as const) {
+        const json = await h.client(staffA, protocol);
+        const purchase = { idempotencyKey: randomUUID(), memberId: `json-${protocol}`, definitionId: 'short', branchId: 'b1', paymentReference: 'json' };
+        const bought = await json.purchase(purchase);
+        const id = bought.entitlement!.entitlementId;
+        expect(bought.entitlement).toEqual((await binary.getEntitlement({ entitlementId: id })).entitlement);
+        expect(bought.entry).toMatchObject({ kind: EntryKind.PURCHASE, entitlementId: id });
+        expect(await json.purchase(purchase)).toEqual(bought);
+
+        const consume = { idempotencyKey: randomUUID(), entitlementId: id, branchId: 'b1' };
+        const consumed = await json.consume(consume);
+        expect(consumed).toMatchObject({ entitlement: { remaining: 4, version: 2n }, entry: { kind: EntryKind.CONSUME, sessionsDelta: -1 } });
+        expect(await json.consume(consume)).toEqual(consumed);
+        const visit = await json.consume({ idempotencyKey: randomUUID(), entitlementId: id, branchId: 'b1', visitId: `visit-${randomUUID()}` });
+        expect(visit).toMatchObject({ entitlement: { remaining: 3 }, entry: { kind: EntryKind.CONSUME } });
+        const reversed = await json.reverse({ idempotencyKey: randomUUID(), entryId: consumed.entry!.entryId, reason: 'booked by mistake' });
+        expect(reversed).toMatchObject({ entitlement: { remaining: 4 }, entry: { kind: EntryKind.REVERSAL } });
+
+        h.clock.now = new Date(started.getTime() + 11 * DAY);
+        const scheduler = await h.client(schedulerA, protocol);
+        const item = { call: { case: 'expire' as const, value: { idempotencyKey: randomUUID(), entitlementId: id, dueTime: bought.entitlement!.expiryTime, reason: 'time up' } } };
+        const batch = await scheduler.expireBatch({ items: [item] });
+        expect(batch.results[0]!.result).toMatchObject({ case: 'expire', value: { entitlement: { status: EntitlementStatus.EXPIRED }, entry: { kind: EntryKind.EXPIRE, sessionsDelta: -4 } } });
+        h.clock.now = started;
+      }
+    } finally {
+      h.clock.now = started;
+    }
+  });
+});
+
 describe('no overdraft', () => {
   it('200 concurrent consumes (stock gRPC clients) on a 10-session entitlement: exactly 10 succeed, the rest ResourceExhausted', async () => {
     const e = await buy(a, 'race');

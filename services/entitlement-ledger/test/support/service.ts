@@ -1,5 +1,5 @@
-import { ConnectError, createClient, type Client } from '@connectrpc/connect';
-import { createConnectTransport } from '@connectrpc/connect-node';
+import { ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import { connectBus, deleteStreams, type Bus, type ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { migrateSchema } from '@punchcard/db';
@@ -26,8 +26,8 @@ export interface LedgerHarness {
   /** The service's clock: tests move it; nothing sleeps. */
   clock: { now: Date };
   outcomes: ConsumeOutcome[];
-  /** A Connect client acting as `who`. */
-  client(who: Who): Promise<Client<typeof LedgerService>>;
+  /** A Connect client acting as `who` (binary; `json`: Connect or gRPC-Web with JSON, as a browser might). */
+  client(who: Who, json?: 'connect' | 'grpc-web'): Promise<Client<typeof LedgerService>>;
   /** A stock gRPC (grpc-js) client and the token to call it with. */
   grpc(who: Who): Promise<{ client: GrpcJsClient<typeof LedgerService>; token: string }>;
   /** Waits until the service's consumers applied (or skipped as duplicate) these event ids. */
@@ -76,19 +76,14 @@ export async function startLedger(
     feed: new CatalogueFeed(bus, namespace),
     clock,
     outcomes,
-    async client(who) {
+    async client(who, json) {
       const t = await token(who);
-      return createClient(
-        LedgerService,
-        createConnectTransport({
-          baseUrl: running.apiUrl,
-          httpVersion: '2',
-          interceptors: [(next) => (req) => {
-            req.header.set('authorization', `Bearer ${t}`);
-            return next(req);
-          }],
-        }),
-      );
+      const bearer: Interceptor = (next) => (req) => {
+        req.header.set('authorization', `Bearer ${t}`);
+        return next(req);
+      };
+      const options = { baseUrl: running.apiUrl, httpVersion: '2' as const, useBinaryFormat: json === undefined, interceptors: [bearer] };
+      return createClient(LedgerService, json === 'grpc-web' ? createGrpcWebTransport(options) : createConnectTransport(options));
     },
     async grpc(who) {
       const client = grpcJsClient(LedgerService, running.apiUrl);
