@@ -65,6 +65,27 @@ describe('journal tables', () => {
     expect(await findJournalEntry(database.db, 't1', 'test', 'bad-1')).toBeUndefined();
   });
 
+  it('refuse at commit a line that repeats another tenant, date, package or currency than its entry', async () => {
+    const strays = { tenant_id: sql`'t2'`, accounting_date: sql`'2025-03-02'::date`, definition_id: sql`'d2'`, currency: sql`'USD'` };
+    for (const [column, stray] of Object.entries(strays)) {
+      const copied = (strayed: boolean) => sql.join(Object.keys(strays).map((c) => (strayed && c === column ? stray : sql.ref(c))));
+      // Two more lines that balance each other; the second repeats a column its entry does not have.
+      const line = (id: string, no: number, debitMinor: number, creditMinor: number, strayed: boolean) => sql`
+        insert into journal_line (journal_entry_id, line_no, tenant_id, accounting_date, definition_id, currency, entitlement_id, account,
+          branch_id, counterparty_branch_id, debit_minor, credit_minor, sessions, delivery_cost_minor)
+        select journal_entry_id, ${no}, ${copied(strayed)}, entitlement_id, 'CASH', 'A', '', ${debitMinor}, ${creditMinor}, 0, 0
+        from journal_entry where journal_entry_id = ${id}`;
+      const post = (strayed: boolean) =>
+        inTransaction(database.db, async (tx) => {
+          const posted = await insertJournalEntry(tx, draft(`stray-${column}-${strayed}`, [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n)]), new Date());
+          await line(posted.journalEntryId, 3, 1, 0, false).execute(tx);
+          await line(posted.journalEntryId, 4, 0, 1, strayed).execute(tx);
+        });
+      await expect(post(true)).rejects.toThrow(/has 1 line\(s\) of another tenant, accounting date, package or currency/);
+      await expect(post(false)).resolves.toBeUndefined();
+    }
+  });
+
   it('refuse two-sided lines and deferred lines without a roll-forward movement', async () => {
     const twoSided = { ...debit('CASH', 'A', 5n), credit: 5n };
     await expect(inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-4', [twoSided, twoSided]), new Date()))).rejects.toThrow(/journal_line_one_sided/);
