@@ -1,7 +1,6 @@
 import { context, ROOT_CONTEXT, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
 import { inTransaction } from '@punchcard/db';
 import { ConsumeResponseSchema, LedgerService, type ConsumeRequest, type ConsumeResponse } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
-import type { Logger } from 'pino';
 import { ALONE, applyNamedConsumes, type NamedConsume } from '../operations/consume-batch.js';
 import { checkConsume, requireUuid, type Caller } from '../operations/ledger.js';
 import { encodedMessage } from '../proto/encoded.js';
@@ -39,7 +38,7 @@ const tracer = () => trace.getTracer('@punchcard/entitlement-ledger');
  * method and request digest, same refusal); a consume by a member other than the holder, and every
  * consume of a transaction that fails, runs alone instead.
  */
-export function consumeGroupCommit(deps: LedgerApiDeps & { logger?: Logger | undefined }, batching: ConsumeBatching, alone: ConsumeAlone) {
+export function consumeGroupCommit(deps: LedgerApiDeps, batching: ConsumeBatching, alone: ConsumeAlone) {
   const group = new GroupCommit<Job, ConsumeResponse>({
     concurrency: batching.concurrency,
     maxBatch: batching.maxBatch,

@@ -59,6 +59,7 @@ export interface LedgerApiDeps extends OperationContext {
   callerOf: (ctx: HandlerContext) => AuthenticatedCaller;
   /** Group concurrent Consume RPCs of named entitlements into shared transactions (see consumeGroupCommit); off when unset. */
   consumeBatching?: ConsumeBatching | undefined;
+  /** Where a grouped consume transaction that failed is reported. */
   logger?: Logger | undefined;
 }
 
