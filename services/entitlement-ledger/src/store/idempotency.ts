@@ -13,7 +13,7 @@ export interface KeyClaim {
   requestHash: string;
 }
 
-export interface StoredKey {
+interface StoredKey {
   requestHash: string;
   /** Null only while the transaction that claimed it runs. */
   response: Uint8Array | null;
@@ -28,7 +28,7 @@ const ref = (method: string, key: string) => `${method}\u0000${key}`;
  * so two batches sharing keys queue instead of deadlocking. Returns the claimed keys and, for the
  * others, what is stored.
  */
-export async function claimKeys(
+async function claimKeys(
   tx: Db,
   tenantId: string,
   claims: readonly KeyClaim[],
@@ -62,10 +62,6 @@ export async function claimKeys(
   return { claimed, stored };
 }
 
-export function keyRef(method: string, key: string): string {
-  return ref(method, key);
-}
-
 type Response = { method: string; key: string; response: Uint8Array };
 
 /** Stores the responses of claimed keys (a replay returns these bytes). */
@@ -77,7 +73,7 @@ function responsesUpdate(tenantId: string, responses: readonly Response[]) {
 }
 
 /** Releases claims whose request was refused: nothing is stored, so the same key may run again. */
-export async function releaseKeys(tx: Db, tenantId: string, keys: readonly { method: string; key: string }[]): Promise<void> {
+async function releaseKeys(tx: Db, tenantId: string, keys: readonly { method: string; key: string }[]): Promise<void> {
   if (keys.length === 0) return;
   await sql`
     delete from idempotency_keys k
@@ -112,12 +108,12 @@ export async function onceEach<R>(
   const out = new Array<KeyedOutcome<R | IdempotencyKeyReused>>(claims.length);
   const fresh: number[] = [];
   for (const [n, claim] of claims.entries()) {
-    const ref = keyRef(claim.method, claim.key);
-    if (claimed.has(ref)) {
+    const at = ref(claim.method, claim.key);
+    if (claimed.has(at)) {
       fresh.push(n);
       continue;
     }
-    const prior = stored.get(ref);
+    const prior = stored.get(at);
     if (!prior || prior.response === null) throw new Error(`idempotency key ${claim.key} is neither claimed nor stored`);
     out[n] = prior.requestHash === claim.requestHash ? { encoded: prior.response } : { refused: new IdempotencyKeyReused(claim.key, claim.method) };
   }
