@@ -7,6 +7,7 @@ import { RuleViolation } from '../src/domain/errors.js';
 import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
 import { insertEntryWithEvent } from '../src/events/ledger-events.js';
 import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entitlements.js';
+import { onceEach } from '../src/store/idempotency.js';
 import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { definitionTerms, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
@@ -182,5 +183,36 @@ describe('no overdraft under concurrency', () => {
     expect(results.filter((r) => r === 'ok')).toHaveLength(1);
     expect(results.filter((r) => r === 'failed_precondition')).toHaveLength(9);
     expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 10n, n: 3n, remaining: 10, version: 3n });
+  });
+});
+
+describe('a batch\'s idempotency keys', () => {
+  /** Rows of idempotency_keys this transaction has read so far, by any scan. */
+  async function keyRowsRead(tx: LedgerTestDb['db']): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      select coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::int as n from pg_stat_xact_user_tables
+      where schemaname = current_schema() and relname = 'idempotency_keys'`.execute(tx);
+    return rows[0]!.n;
+  }
+
+  it('are found by their own index entries however many keys the tenant has, even planned without statistics', async () => {
+    const tenant = randomUUID();
+    const method = 'punchcard.ledger.v1.LedgerService/Expire';
+    // Keys of earlier batches, as a sweep leaves them; the table has no statistics (never analyzed).
+    await sql`
+      insert into idempotency_keys (tenant_id, key, method, request_hash, response)
+      select ${tenant}, 'earlier-' || g, ${method}, 'h', '\\x00'::bytea from generate_series(1, 20000) g`.execute(t.db);
+    const claims = ['earlier-7', 'new-1', 'new-2'].map((key) => ({ method, key, requestHash: 'h' }));
+    const { outcomes, read } = await inTransaction(t.db, async (tx) => {
+      const before = await keyRowsRead(tx);
+      // The first new key is answered (its answer stored after apply), the second refused (its claim released).
+      const outcomes = await onceEach(tx, tenant, claims, async (fresh) => fresh.map((n, k) => (k === 0 ? { encoded: new Uint8Array([n]) } : { refused: 'no' })));
+      return { outcomes, read: (await keyRowsRead(tx)) - before };
+    });
+    expect(outcomes).toEqual([{ encoded: new Uint8Array([0]) }, { encoded: new Uint8Array([1]) }, { refused: 'no' }]);
+    const { rows } = await sql<{ key: string; response: Uint8Array | null }>`
+      select key, response from idempotency_keys where tenant_id = ${tenant} and key like 'new-%'`.execute(t.db);
+    expect(rows).toEqual([{ key: 'new-1', response: Buffer.from([1]) }]);
+    expect(read).toBeLessThan(20);
   });
 });

@@ -22,6 +22,15 @@ interface StoredKey {
 const ref = (method: string, key: string) => `${method}\u0000${key}`;
 
 /**
+ * The keys as bounds on every column of the primary key, beside the join with the rows that name
+ * them: planned without statistics (a new table, or autovacuum off), a join on the tenant alone
+ * looked cheapest to the planner, and it read all the tenant's keys for each batch.
+ */
+function keyBounds(keys: readonly { method: string; key: string }[]) {
+  return sql`k.method = any(${[...new Set(keys.map((k) => k.method))]}::text[]) and k.key = any(${keys.map((k) => k.key)}::text[])`;
+}
+
+/**
  * `withIdempotency`'s claim for many keys in one statement, in the same table and with the same rows,
  * so a key answers alike whether it came alone or in a batch. A key claimed by a concurrent
  * transaction blocks here until that one ends (then it is taken, or not). Claims go in key order,
@@ -51,7 +60,7 @@ async function claimKeys(
       from idempotency_keys k
       join jsonb_to_recordset(${jsonRows(taken.map((c) => ({ method: c.method, key: c.key })))}::jsonb) as v (method text, key text)
         on k.method = v.method and k.key = v.key
-      where k.tenant_id = ${tenantId}`.execute(tx);
+      where k.tenant_id = ${tenantId} and ${keyBounds(taken)}`.execute(tx);
     for (const r of existing.rows) {
       stored.set(ref(r.method, r.key), {
         requestHash: r.request_hash,
@@ -69,7 +78,7 @@ function responsesUpdate(tenantId: string, responses: readonly Response[]) {
   return sql`
     update idempotency_keys k set response = v.response
     from jsonb_to_recordset(${jsonRows(responses.map((r) => ({ method: r.method, key: r.key, response: hex(r.response) })))}::jsonb) as v (method text, key text, response bytea)
-    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`;
+    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key and ${keyBounds(responses)}`;
 }
 
 /** Releases claims whose request was refused: nothing is stored, so the same key may run again. */
@@ -78,7 +87,7 @@ async function releaseKeys(tx: Db, tenantId: string, keys: readonly { method: st
   await sql`
     delete from idempotency_keys k
     using jsonb_to_recordset(${jsonRows(keys.map((k) => ({ method: k.method, key: k.key })))}::jsonb) as v (method text, key text)
-    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key`.execute(tx);
+    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key and ${keyBounds(keys)}`.execute(tx);
 }
 
 /** An item's outcome under its key: its answer (applied now, or stored by an earlier run), or a refusal. */
