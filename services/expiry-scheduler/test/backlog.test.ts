@@ -256,12 +256,14 @@ describe('batches', () => {
     await seedBacklog(env, { tenantId, count: 90, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
     env.clock.set('2025-03-01T00:00:00Z');
     const replica = await env.startReplica({ batchSize: 10, concurrency: 3 });
-    let held = 0;
-    // The first three requests are answered only once all three have arrived: one batch at a time would never get there.
+    let arrived = 0;
+    // The first three requests are answered only once all three have arrived, so three were in flight
+    // at once: one batch at a time would never get there. (Counted on arrival: polling the number in
+    // flight could miss the moment, as the third is answered at once.)
     env.ledger.onRequest = async () => {
-      if (held >= 3) return;
-      held += 1;
-      await env.until(() => env.ledger.inFlight >= 3 || held > 3, 'three batches in flight');
+      if (arrived >= 3) return;
+      arrived += 1;
+      await env.until(() => arrived >= 3, 'three batches in flight');
     };
     const result = await replica.runtime.sweeper.runNow({ tenantId });
     env.ledger.onRequest = undefined;

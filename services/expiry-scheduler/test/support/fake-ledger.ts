@@ -93,8 +93,6 @@ export class FakeLedger {
   private requestFailures: { code: Code; count: number } | undefined;
   /** Each ExpireBatch request: whose, how many items, whether it asked for entries only. */
   readonly requests: { tenantId: string; items: number; omitEntitlements: boolean }[] = [];
-  /** ExpireBatch requests being answered right now. */
-  inFlight = 0;
   /** Runs when an ExpireBatch request arrives, before anything is answered (tests hold requests open with it). */
   onRequest: (() => Promise<void> | void) | undefined;
   private readonly frozenAt = new Map<string, Date>();
@@ -287,29 +285,24 @@ export class FakeLedger {
       expireBatch: async (req, ctx) => {
         const claims = claimsOf(ctx.requestHeader.get('authorization'));
         this.requests.push({ tenantId: claims.tenant_id ?? '', items: req.items.length, omitEntitlements: req.omitEntitlements });
-        this.inFlight += 1;
-        try {
-          await this.onRequest?.();
-          if (this.requestFailures && this.requestFailures.count > 0) {
-            this.requestFailures.count -= 1;
-            throw new ConnectError('the ledger is down', this.requestFailures.code);
-          }
-          const results: MessageInitShape<typeof ExpireBatchResultSchema>[] = [];
-          // One at a time, in order, each exactly as its single call: the ledger answers per item.
-          for (const item of req.items) {
-            try {
-              if (item.call.case === 'expire') results.push({ result: { case: 'expire', value: await this.expire(ctx, item.call.value) } });
-              else if (item.call.case === 'enterGrace') results.push({ result: { case: 'enterGrace', value: await this.enterGrace(ctx, item.call.value) } });
-              else throw new ConnectError('items: neither expire nor enter_grace', Code.InvalidArgument);
-            } catch (err) {
-              const e = ConnectError.from(err);
-              results.push({ result: { case: 'error', value: { code: e.code, message: e.rawMessage } } });
-            }
-          }
-          return { results };
-        } finally {
-          this.inFlight -= 1;
+        await this.onRequest?.();
+        if (this.requestFailures && this.requestFailures.count > 0) {
+          this.requestFailures.count -= 1;
+          throw new ConnectError('the ledger is down', this.requestFailures.code);
         }
+        const results: MessageInitShape<typeof ExpireBatchResultSchema>[] = [];
+        // One at a time, in order, each exactly as its single call: the ledger answers per item.
+        for (const item of req.items) {
+          try {
+            if (item.call.case === 'expire') results.push({ result: { case: 'expire', value: await this.expire(ctx, item.call.value) } });
+            else if (item.call.case === 'enterGrace') results.push({ result: { case: 'enterGrace', value: await this.enterGrace(ctx, item.call.value) } });
+            else throw new ConnectError('items: neither expire nor enter_grace', Code.InvalidArgument);
+          } catch (err) {
+            const e = ConnectError.from(err);
+            results.push({ result: { case: 'error', value: { code: e.code, message: e.rawMessage } } });
+          }
+        }
+        return { results };
       },
       unfreeze: async (req, ctx) =>
         this.idempotent(ctx, 'Unfreeze', req.idempotencyKey, req.entitlementId, {}, async (e) => {
