@@ -1,5 +1,6 @@
 import { connectBus, deleteStreams, type Bus } from '@punchcard/bus';
 import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
+import { keepStatistics } from './statistics.js';
 
 /** One benchmark's own database and bus namespace, removed afterwards (also on Ctrl-C). */
 export interface BenchEnv {
@@ -15,8 +16,13 @@ export interface BenchEnv {
 
 const open = new Set<BenchEnv>();
 
-export async function createEnv(label: string): Promise<BenchEnv> {
+/**
+ * `analyzeEveryMs`: when the server runs without autovacuum, how often the bench analyzes the tables
+ * that changed enough in its place (see keepStatistics); 0 never.
+ */
+export async function createEnv(label: string, analyzeEveryMs: number): Promise<BenchEnv> {
   const database = await createTestDatabase(`bench_${label.replace(/-/g, '_')}`);
+  const stopStatistics = await keepStatistics(database.url, analyzeEveryMs);
   const natsUrl = await testNats();
   const namespace = testNamespace('bench');
   const bus = await connectBus({ url: natsUrl, name: `bench-${label}` });
@@ -39,6 +45,7 @@ export async function createEnv(label: string): Promise<BenchEnv> {
         }
         await deleteStreams(bus.jsm, namespace).catch(() => undefined);
         await bus.close();
+        await stopStatistics();
         await database.drop();
         open.delete(env);
       })()),

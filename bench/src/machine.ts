@@ -27,7 +27,7 @@ export async function machineInfo(adminUrl: string, bus: Bus): Promise<MachineIn
     postgres = (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '';
     const { rows } = await client.query<{ name: string; setting: string; unit: string | null }>(
       `select name, setting, unit from pg_settings
-        where name in ('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections', 'wal_level', 'work_mem')`,
+        where name in ('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections', 'wal_level', 'work_mem', 'autovacuum')`,
     );
     for (const r of rows) postgresSettings[r.name] = r.unit ? `${r.setting} ${r.unit}` : r.setting;
   } finally {

@@ -1,0 +1,3 @@
+import { punchcardProject } from '../vitest.shared.js';
+
+export default punchcardProject('bench');
