@@ -49,6 +49,12 @@ export async function migrateToLatest(db: Kysely<any>, schema: string, migration
 export interface MigrateSchemaOptions {
   /** Shown in pg_stat_activity while migrating, e.g. `catalogue-migrate`; default the schema name. */
   applicationName?: string;
+  /**
+   * Called when the server runs with autovacuum off. Without its analyze, tables never get
+   * statistics, and the plans the services' prepared statements cache while a table is small stay
+   * in use as it grows: batch statements then read a tenant's every row to find a few.
+   */
+  onAutovacuumOff?: () => void;
 }
 
 /**
@@ -61,7 +67,12 @@ export async function migrateSchema(url: string, schema: string, migrations: Mig
   try {
     const { rowCount } = await database.pool.query('select 1 from pg_namespace where nspname = $1', [schema]);
     if (rowCount === 0) await ensureSchema(url, schema);
-    return await migrateToLatest(database.db, schema, migrations);
+    const applied = await migrateToLatest(database.db, schema, migrations);
+    if (options.onAutovacuumOff) {
+      const { rows } = await database.pool.query<{ setting: string }>("select current_setting('autovacuum') as setting");
+      if (rows[0]?.setting === 'off') options.onAutovacuumOff();
+    }
+    return applied;
   } finally {
     await database.close();
   }

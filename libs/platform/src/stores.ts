@@ -49,7 +49,14 @@ export function storeReadiness(state: { database: Pick<Database<unknown>, 'pool'
 /** For `migrate`: creates the service's schema when missing, applies `migrations` and logs what ran. */
 export async function migrateDatabase(ctx: MigrateContext<unknown>, migrations: Migrations): Promise<void> {
   const { databaseUrl, databaseSchema: schema, serviceName } = ctx.config;
-  const applied = await migrateSchema(required(databaseUrl, 'DATABASE_URL'), schema, migrations, { applicationName: `${serviceName}-migrate` });
+  const applied = await migrateSchema(required(databaseUrl, 'DATABASE_URL'), schema, migrations, {
+    applicationName: `${serviceName}-migrate`,
+    onAutovacuumOff: () =>
+      ctx.logger.warn(
+        { schema },
+        'Postgres runs with autovacuum off: tables get no statistics, and statements slow down as they grow (turn it on; see deploy/README)',
+      ),
+  });
   ctx.logger.info({ applied, schema }, 'migrations applied');
 }
 

@@ -1,5 +1,5 @@
 import { connectBus, deleteStreams, streamName } from '@punchcard/bus';
-import type { Migrations } from '@punchcard/db';
+import { createDb, type Migrations } from '@punchcard/db';
 import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -75,6 +75,18 @@ describe('stores of a service: Postgres and NATS', () => {
       [['0001_visit'], 'stores_sample'],
       [[], 'stores_sample'],
     ]);
+  });
+
+  it('migrate warns when the server runs with autovacuum off, and only then', async () => {
+    const logs = captureLogs();
+    const logger = createLogger({ serviceName: config.serviceName, level: 'info', destination: logs.destination });
+    await definition.migrate!({ config, logger });
+    const server = createDb({ url: database.url, schema: 'public', poolMax: 1 });
+    const autovacuum = (await server.pool.query<{ setting: string }>("select current_setting('autovacuum') as setting")).rows[0]!.setting;
+    await server.close();
+    expect(['on', 'off']).toContain(autovacuum);
+    const warnings = logs.lines.filter((l) => l.level === 'warn' && String(l.msg).includes('autovacuum off'));
+    expect(warnings.map((w) => w.schema)).toEqual(autovacuum === 'off' ? ['stores_sample'] : []);
   });
 
   it('setup connects both, the service is ready while they answer, and stop closes them', async () => {
