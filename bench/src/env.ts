@@ -1,6 +1,6 @@
 import { connectBus, deleteStreams, type Bus } from '@punchcard/bus';
 import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
-import { keepStatistics } from './statistics.js';
+import { standInForAutovacuum } from './autovacuum.js';
 
 /** One benchmark's own database and bus namespace, removed afterwards (also on Ctrl-C). */
 export interface BenchEnv {
@@ -17,12 +17,12 @@ export interface BenchEnv {
 const open = new Set<BenchEnv>();
 
 /**
- * `analyzeEveryMs`: when the server runs without autovacuum, how often the bench analyzes the tables
- * that changed enough in its place (see keepStatistics); 0 never.
+ * `autovacuumEveryMs`: when the server runs without autovacuum, how often the bench does its work on
+ * the benchmark's database in its place (see standInForAutovacuum); 0 never.
  */
-export async function createEnv(label: string, analyzeEveryMs: number): Promise<BenchEnv> {
+export async function createEnv(label: string, autovacuumEveryMs: number): Promise<BenchEnv> {
   const database = await createTestDatabase(`bench_${label.replace(/-/g, '_')}`);
-  const stopStatistics = await keepStatistics(database.url, analyzeEveryMs);
+  const stopAutovacuum = await standInForAutovacuum(database.url, autovacuumEveryMs);
   const natsUrl = await testNats();
   const namespace = testNamespace('bench');
   const bus = await connectBus({ url: natsUrl, name: `bench-${label}` });
@@ -45,7 +45,7 @@ export async function createEnv(label: string, analyzeEveryMs: number): Promise<
         }
         await deleteStreams(bus.jsm, namespace).catch(() => undefined);
         await bus.close();
-        await stopStatistics();
+        await stopAutovacuum();
         await database.drop();
         open.delete(env);
       })()),

@@ -20,8 +20,8 @@ export interface Flags {
   /** Write V8 CPU profiles of the service processes to bench/profiles/. */
   cpuProf: boolean;
   logLevel: string;
-  /** With the server's autovacuum off: how often the bench analyzes changed tables in its place; 0 never. */
-  analyzeEveryMs: number;
+  /** With the server's autovacuum off: how often the bench vacuums and analyzes in its place; 0 never. */
+  autovacuumEveryMs: number;
 }
 
 export const USAGE = `pnpm bench [benchmark …] [flags]
@@ -43,7 +43,7 @@ flags:
   --report-entries N    report: journal entries to roll forward (default 1000000); --report-10m = 10000000
   --cpu-prof            write V8 CPU profiles of the services to bench/profiles/
   --log-level L         services' LOG_LEVEL (default info, as in production)
-  --analyze-every S     with the server's autovacuum off, analyze changed tables in its place every S s (default 10; 0 never)
+  --autovacuum-every S  with the server's autovacuum off, vacuum and analyze in its place every S s (default 10; 0 never)
   --help`;
 
 export const ALL_BENCHMARKS = ['consume-throughput', 'hot-row', 'event-lag', 'expiry-sweep', 'report'];
@@ -69,7 +69,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
       'report-10m': { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
       'log-level': { type: 'string' },
-      'analyze-every': { type: 'string' },
+      'autovacuum-every': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -101,6 +101,6 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     reportEntries: values['report-10m'] ? 10_000_000 : num('report-entries', values['report-entries'], 1_000_000, 1),
     cpuProf: values['cpu-prof'] === true,
     logLevel: values['log-level'] ?? 'info',
-    analyzeEveryMs: num('analyze-every', values['analyze-every'], 10) * 1000,
+    autovacuumEveryMs: num('autovacuum-every', values['autovacuum-every'], 10) * 1000,
   };
 }

@@ -7,7 +7,7 @@ import { cleanUpOnSignal } from './env.js';
 import { parseFlags, USAGE } from './flags.js';
 import { machineInfo } from './machine.js';
 import { formatTable, formatTargets, writeResult } from './results.js';
-import { lastStatistics } from './statistics.js';
+import { lastAutovacuum } from './autovacuum.js';
 import { round } from './stats.js';
 
 /** `pnpm bench`: runs the chosen benchmarks one after another, each in its own database and namespace. */
@@ -49,12 +49,12 @@ export async function main(argv: string[]): Promise<number> {
       const outcome = await benchmark.run(flags);
       const seconds = Math.round((performance.now() - t0) / 100) / 10;
       const loadAverage = { before: round(loadBefore), after: round(os.loadavg()[0]!) };
-      const file = writeResult({ benchmark: name, startedAt: startedAt.toISOString(), seconds, machine, loadAverage, statistics: { ...lastStatistics }, ...outcome });
+      const file = writeResult({ benchmark: name, startedAt: startedAt.toISOString(), seconds, machine, loadAverage, autovacuum: { ...lastAutovacuum }, ...outcome });
       const rss = Object.entries(outcome.peakRssMb).map(([svc, mb]) => `${svc} ${mb} MiB`).join(', ');
       for (const table of outcome.tables) process.stdout.write(`\n${formatTable(table)}\n`);
       if (outcome.targets.length > 0) process.stdout.write(`targets:\n${formatTargets(outcome.targets)}\n`);
       process.stdout.write(`peak RSS: ${rss || '-'}   (${seconds} s, load average ${loadAverage.before} → ${loadAverage.after}, ${file.slice(file.indexOf('bench/'))})\n`);
-      process.stdout.write(`${describeStatistics()}\n`);
+      process.stdout.write(`${describeAutovacuum()}\n`);
     } catch (err) {
       failed++;
       process.stderr.write(`\n[${name}] failed: ${(err as Error).stack ?? String(err)}\n`);
@@ -64,8 +64,8 @@ export async function main(argv: string[]): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-function describeStatistics(): string {
-  const { autovacuum, standInEverySeconds, analyzes } = lastStatistics;
-  if (standInEverySeconds === 0) return `table statistics: autovacuum ${autovacuum}${autovacuum === 'on' ? '' : ', nothing analyzed (--analyze-every 0)'}`;
-  return `table statistics: autovacuum ${autovacuum}; the bench analyzed changed tables in its place every ${standInEverySeconds} s (${analyzes} analyzed)`;
+function describeAutovacuum(): string {
+  const { autovacuum, standInEverySeconds, vacuums, analyzes } = lastAutovacuum;
+  if (standInEverySeconds === 0) return `autovacuum ${autovacuum}${autovacuum === 'on' ? '' : '; nothing vacuumed or analyzed (--autovacuum-every 0)'}`;
+  return `autovacuum ${autovacuum}; the bench stood in for it every ${standInEverySeconds} s (${vacuums} vacuums, ${analyzes} analyzes)`;
 }

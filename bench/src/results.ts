@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MachineInfo } from './machine.js';
-import type { StatisticsReport } from './statistics.js';
+import type { AutovacuumReport } from './autovacuum.js';
 import { REPO_ROOT } from './service-process.js';
 
 export interface Target {
@@ -19,8 +19,8 @@ export interface BenchmarkResult {
   /** 1-minute load average before and after: other work on the machine skews the figures. */
   loadAverage: { before: number; after: number };
   params: Record<string, unknown>;
-  /** Table statistics: whether the server's autovacuum kept them, or the bench in its place. */
-  statistics: StatisticsReport;
+  /** Whether the server's autovacuum vacuumed and analyzed the tables, or the bench in its place. */
+  autovacuum: AutovacuumReport;
   figures: Record<string, unknown>;
   /** Peak resident set size of each service process during the benchmark, MiB. */
   peakRssMb: Record<string, number>;

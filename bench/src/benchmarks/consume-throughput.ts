@@ -36,7 +36,7 @@ export const consumeThroughput: Benchmark = {
   name: 'consume-throughput',
   async run(flags: Flags): Promise<Outcome> {
     const progress = new Progress('consume-throughput');
-    const env = await createEnv('consume', flags.analyzeEveryMs);
+    const env = await createEnv('consume', flags.autovacuumEveryMs);
     try {
       progress.note('starting entitlement-ledger (own database and bus namespace)');
       const ledger = await startServiceProcess({ service: 'entitlement-ledger', env, logLevel: flags.logLevel, ...profileDir(flags) });

@@ -38,7 +38,7 @@ export const eventLag: Benchmark = {
     existsSync(path.join(REPO_ROOT, 'services/revenue-recognition/src/service.ts')) ? undefined : 'needs services/revenue-recognition (not landed yet)',
   async run(flags: Flags): Promise<Outcome> {
     const progress = new Progress('event-lag');
-    const env = await createEnv('event_lag', flags.analyzeEveryMs);
+    const env = await createEnv('event_lag', flags.autovacuumEveryMs);
     try {
       progress.note('starting entitlement-ledger and revenue-recognition (own database and bus namespace)');
       const ledger = await startServiceProcess({ service: 'entitlement-ledger', env, logLevel: flags.logLevel, ...profileDir(flags) });

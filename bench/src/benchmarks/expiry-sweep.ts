@@ -53,7 +53,7 @@ export const expirySweep: Benchmark = {
       : undefined,
   async run(flags: Flags): Promise<Outcome> {
     const progress = new Progress('expiry-sweep');
-    const env = await createEnv('expiry_sweep', flags.analyzeEveryMs);
+    const env = await createEnv('expiry_sweep', flags.autovacuumEveryMs);
     const n = flags.expiryCount;
     const templates = Math.min(n, TEMPLATE_PACKAGES);
     try {

@@ -78,7 +78,7 @@ export const hotRow: Benchmark = {
   name: 'hot-row',
   async run(flags: Flags): Promise<Outcome> {
     const progress = new Progress('hot-row');
-    const env = await createEnv('hot_row', flags.analyzeEveryMs);
+    const env = await createEnv('hot_row', flags.autovacuumEveryMs);
     try {
       progress.note('starting entitlement-ledger (own database and bus namespace)');
       const ledger = await startServiceProcess({ service: 'entitlement-ledger', env, logLevel: flags.logLevel, ...profileDir(flags) });

@@ -62,7 +62,7 @@ export const report: Benchmark = {
     existsSync(path.join(REPO_ROOT, 'services/revenue-recognition/src/service.ts')) ? undefined : 'needs services/revenue-recognition (not landed yet)',
   async run(flags: Flags): Promise<Outcome> {
     const progress = new Progress('report');
-    const env = await createEnv('report', flags.analyzeEveryMs);
+    const env = await createEnv('report', flags.autovacuumEveryMs);
     const target = flags.reportEntries;
     try {
       progress.note('starting entitlement-ledger and revenue-recognition (own database and bus namespace)');

@@ -1,7 +1,7 @@
 import type { Flags } from '../flags.js';
 import type { BenchmarkResult } from '../results.js';
 
-export type Outcome = Omit<BenchmarkResult, 'benchmark' | 'startedAt' | 'seconds' | 'machine' | 'loadAverage' | 'statistics'>;
+export type Outcome = Omit<BenchmarkResult, 'benchmark' | 'startedAt' | 'seconds' | 'machine' | 'loadAverage' | 'autovacuum'>;
 
 export interface Benchmark {
   name: string;

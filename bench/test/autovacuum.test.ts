@@ -1,0 +1,73 @@
+import { createTestDatabase, type TestDatabase } from '@punchcard/testing';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastAutovacuum, standInForAutovacuum } from '../src/autovacuum.js';
+
+let database: TestDatabase;
+
+async function sql<R extends pg.QueryResultRow>(text: string): Promise<R[]> {
+  // A client of its own per call: a backend reports its table counters when it exits, at the latest.
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    return (await client.query<R>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** How often each table was vacuumed and analyzed (by hand: autovacuum is off, or the test returns early). */
+async function counts(): Promise<Record<string, string>> {
+  const rows = await sql<{ relname: string; v: string; a: string }>(
+    'select relname, vacuum_count as v, analyze_count as a from pg_stat_user_tables order by relname',
+  );
+  return Object.fromEntries(rows.map((r) => [r.relname, `vacuum ${r.v}, analyze ${r.a}`]));
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase('bench_autovacuum');
+  for (const table of ['grown', 'churned', 'barely']) await sql(`create table ${table} (n int)`);
+  // Changed past the analyze threshold (50 rows + 10 %), not past the insert one (1,000 + 20 %).
+  await sql('insert into grown select g from generate_series(1, 1000) g');
+  // 100 dead rows: past the vacuum threshold (50 + 20 %), and 200 changes past the analyze one.
+  await sql('insert into churned select g from generate_series(1, 100) g');
+  await sql('delete from churned');
+  // Below every threshold.
+  await sql('insert into barely select g from generate_series(1, 10) g');
+});
+
+afterAll(async () => {
+  await database?.drop();
+});
+
+describe('the bench standing in for autovacuum', () => {
+  it('vacuums and analyzes the tables past autovacuum\'s thresholds, when the server runs without autovacuum', async () => {
+    const stop = await standInForAutovacuum(database.url, 50);
+    try {
+      if (lastAutovacuum.autovacuum === 'on') {
+        expect(lastAutovacuum.standInEverySeconds).toBe(0);
+        return;
+      }
+      expect(lastAutovacuum.standInEverySeconds).toBe(0.05);
+      const deadline = Date.now() + 15_000;
+      while (lastAutovacuum.analyzes < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await stop();
+    }
+    expect(await counts()).toEqual({
+      barely: 'vacuum 0, analyze 0',
+      churned: 'vacuum 1, analyze 1',
+      grown: 'vacuum 0, analyze 1',
+    });
+    expect(lastAutovacuum).toMatchObject({ vacuums: 1, analyzes: 2 });
+  });
+
+  it('does nothing when told never to', async () => {
+    await sql('insert into barely select g from generate_series(1, 1000) g');
+    const stop = await standInForAutovacuum(database.url, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    await stop();
+    expect(lastAutovacuum.standInEverySeconds).toBe(0);
+    expect((await counts()).barely).toBe('vacuum 0, analyze 0');
+  });
+});
