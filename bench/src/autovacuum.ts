@@ -63,12 +63,25 @@ export async function standInForAutovacuum(url: string, everyMs: number): Promis
       if (analyze) lastAutovacuum.analyzes++;
     }
   };
+  const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+  let stopping = false;
   let running = Promise.resolve();
   const timer = setInterval(() => {
-    running = running.then(round).catch((err: Error) => void process.stderr.write(`autovacuum stand-in: ${err.message}\n`));
+    running = running.then(round).catch((err: Error) => {
+      if (!stopping) process.stderr.write(`autovacuum stand-in: ${err.message}\n`);
+    });
   }, everyMs);
   return async () => {
+    stopping = true;
     clearInterval(timer);
+    // A vacuum of a large table takes minutes at autovacuum's pace: the benchmark is over, so cancel it.
+    const canceller = new pg.Client({ connectionString: url, application_name: 'bench-autovacuum-stop' });
+    await canceller.connect();
+    try {
+      await canceller.query('select pg_cancel_backend($1)', [pid]);
+    } finally {
+      await canceller.end();
+    }
     await running;
     await client.end();
   };

@@ -62,6 +62,24 @@ describe('the bench standing in for autovacuum', () => {
     expect(lastAutovacuum).toMatchObject({ vacuums: 1, analyzes: 2 });
   });
 
+  it('cancels a vacuum still running when it is stopped', async () => {
+    // A million dead rows: autovacuum's pace (its cost delay) keeps the vacuum going for a while.
+    await sql('create table big (n int)');
+    await sql('insert into big select g from generate_series(1, 1000000) g');
+    await sql('delete from big');
+    const stop = await standInForAutovacuum(database.url, 50);
+    if (lastAutovacuum.autovacuum === 'on') return stop();
+    const deadline = Date.now() + 15_000;
+    let vacuuming = false;
+    while (!vacuuming && Date.now() < deadline) {
+      const rows = await sql<{ n: string }>("select count(*) as n from pg_stat_activity where application_name = 'bench-autovacuum' and query like 'vacuum%big' and state = 'active'");
+      vacuuming = rows[0]!.n === '1';
+    }
+    expect(vacuuming).toBe(true);
+    await stop();
+    expect((await counts()).big).toBe('vacuum 0, analyze 0');
+  });
+
   it('does nothing when told never to', async () => {
     await sql('insert into barely select g from generate_series(1, 1000) g');
     const stop = await standInForAutovacuum(database.url, 0);
