@@ -72,7 +72,10 @@ describe('the bench standing in for autovacuum', () => {
     const deadline = Date.now() + 15_000;
     let vacuuming = false;
     while (!vacuuming && Date.now() < deadline) {
-      const rows = await sql<{ n: string }>("select count(*) as n from pg_stat_activity where application_name = 'bench-autovacuum' and query like 'vacuum%big' and state = 'active'");
+      // Caught in its first half, so that it cannot end on its own before the stop cancels it.
+      const rows = await sql<{ n: string }>(`
+        select count(*) as n from pg_stat_progress_vacuum p join pg_stat_activity a using (pid)
+        where a.application_name = 'bench-autovacuum' and p.phase = 'scanning heap' and p.heap_blks_scanned * 2 < p.heap_blks_total`);
       vacuuming = rows[0]!.n === '1';
     }
     expect(vacuuming).toBe(true);
