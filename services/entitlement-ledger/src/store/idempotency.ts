@@ -71,14 +71,21 @@ async function claimKeys(
   return { claimed, stored };
 }
 
-type Response = { method: string; key: string; response: Uint8Array };
+type Response = KeyClaim & { response: Uint8Array };
 
-/** Stores the responses of claimed keys (a replay returns these bytes). */
+/**
+ * Stores the responses of claimed keys (a replay returns these bytes). Written as an upsert of the
+ * claimed rows so that Postgres finds each through the primary key itself, whatever the plan: an
+ * update joined with the batch was planned, and its plan cached, while the table was small, and
+ * kept reading all of the tenant's keys as they grew when nothing analyzed the table.
+ */
 function responsesUpdate(tenantId: string, responses: readonly Response[]) {
   return sql`
-    update idempotency_keys k set response = v.response
-    from jsonb_to_recordset(${jsonRows(responses.map((r) => ({ method: r.method, key: r.key, response: hex(r.response) })))}::jsonb) as v (method text, key text, response bytea)
-    where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key and ${keyBounds(responses)}`;
+    insert into idempotency_keys (tenant_id, key, method, request_hash, response)
+    select ${tenantId}, v.key, v.method, v.request_hash, v.response
+    from jsonb_to_recordset(${jsonRows(responses.map((r) => ({ method: r.method, key: r.key, request_hash: r.requestHash, response: hex(r.response) })))}::jsonb)
+      as v (method text, key text, request_hash text, response bytea)
+    on conflict (tenant_id, method, key) do update set response = excluded.response`;
 }
 
 /** Releases claims whose request was refused: nothing is stored, so the same key may run again. */
