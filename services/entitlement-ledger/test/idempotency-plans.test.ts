@@ -3,7 +3,7 @@ import { inTransaction } from '@punchcard/db';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onceEach } from '../src/store/idempotency.js';
-import { ledgerTestDb, type LedgerTestDb } from './support/ledger-db.js';
+import { keyRowsRead, ledgerTestDb, type LedgerTestDb } from './support/ledger-db.js';
 
 // A database of its own: the plans below must be made while idempotency_keys is empty.
 let t: LedgerTestDb;
@@ -13,14 +13,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => t?.drop());
-
-/** Rows of idempotency_keys this transaction has read so far, by any scan. */
-async function keyRowsRead(tx: LedgerTestDb['db']): Promise<number> {
-  const { rows } = await sql<{ n: number }>`
-    select coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::int as n from pg_stat_xact_user_tables
-    where schemaname = current_schema() and relname = 'idempotency_keys'`.execute(tx);
-  return rows[0]!.n;
-}
 
 describe('storing the answers of a batch of idempotency keys', () => {
   it('reads only their own rows with the plans cached while the table was empty, however many keys the tenant has since', async () => {

@@ -9,7 +9,7 @@ import { insertEntryWithEvent } from '../src/events/ledger-events.js';
 import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entitlements.js';
 import { onceEach } from '../src/store/idempotency.js';
 import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { definitionTerms, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
+import { definitionTerms, keyRowsRead, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
 const tenantId = randomUUID();
 const staff: Caller = { tenantId, subject: 'staff-1', roles: ['staff'] };
@@ -187,14 +187,6 @@ describe('no overdraft under concurrency', () => {
 });
 
 describe('a batch\'s idempotency keys', () => {
-  /** Rows of idempotency_keys this transaction has read so far, by any scan. */
-  async function keyRowsRead(tx: LedgerTestDb['db']): Promise<number> {
-    const { rows } = await sql<{ n: number }>`
-      select coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::int as n from pg_stat_xact_user_tables
-      where schemaname = current_schema() and relname = 'idempotency_keys'`.execute(tx);
-    return rows[0]!.n;
-  }
-
   it('are found by their own index entries however many keys the tenant has, even planned without statistics', async () => {
     const tenant = randomUUID();
     const method = 'punchcard.ledger.v1.LedgerService/Expire';

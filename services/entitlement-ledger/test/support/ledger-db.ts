@@ -9,6 +9,7 @@ import {
   type DefinitionTerms,
 } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { createTestDatabase } from '@punchcard/testing';
+import { sql, type Kysely } from 'kysely';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { migrations, SCHEMA, type LedgerDb } from '../../src/store/index.js';
 import { insertDefinitionVersion, upsertBranch, upsertTenant } from '../../src/store/catalogue.js';
@@ -16,6 +17,14 @@ import { insertDefinitionVersion, upsertBranch, upsertTenant } from '../../src/s
 export interface LedgerTestDb extends Database<LedgerDb> {
   url: string;
   drop(): Promise<void>;
+}
+
+/** Rows of idempotency_keys this transaction has read so far, by any scan (how a plan's reach is seen). */
+export async function keyRowsRead(tx: Kysely<LedgerDb>): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    select coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::int as n from pg_stat_xact_user_tables
+    where schemaname = current_schema() and relname = 'idempotency_keys'`.execute(tx);
+  return rows[0]!.n;
 }
 
 /** A fresh database with the ledger's schema migrated, for one test file. */
