@@ -6,6 +6,7 @@ import { BENCHMARKS } from './benchmarks/index.js';
 import { cleanUpOnSignal } from './env.js';
 import { parseFlags, USAGE } from './flags.js';
 import { machineInfo } from './machine.js';
+import { surviveClosedOutput } from './output.js';
 import { formatTable, formatTargets, writeResult } from './results.js';
 import { lastAutovacuum } from './autovacuum.js';
 import { round } from './stats.js';
@@ -24,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   cleanUpOnSignal();
+  surviveClosedOutput(process.stdout);
+  surviveClosedOutput(process.stderr);
   const bus = await connectBus({ url: await testNats(), name: 'bench-machine-info' });
   const machine = await machineInfo(await testPostgres(), bus);
   await bus.close();
