@@ -454,8 +454,12 @@ describe('batch consumer', () => {
       },
       (all) => all.some((o) => o.outcome === 'deadlettered') && all.filter((o) => o.outcome === 'applied').length === 2,
     );
-    // The batch, then each event on its own.
-    expect(batches.slice(0, 4)).toEqual([[good1.id, bad.id, good2.id], [good1.id], [bad.id], [good2.id]]);
+    // The batch, then each of its events on its own. A batch takes what has arrived: the third event
+    // is usually in it, but may come after it (then it is applied later, in a batch of its own).
+    const [first, ...after] = batches;
+    expect(first!.slice(0, 2)).toEqual([good1.id, bad.id]);
+    expect(first!.slice(2)).toEqual(first!.length === 3 ? [good2.id] : []);
+    expect(after.slice(0, first!.length)).toEqual(first!.map((id) => [id]));
     expect(outcomes.all.filter((o) => o.eventId === bad.id).map((o) => o.outcome)).toEqual(['failed', 'deadlettered']);
     expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map([[good1.id, 1], [good2.id, 1]]));
     expect((await deadLetters(durable)).map((m) => m.headers?.get(CE.id))).toEqual([bad.id]);
