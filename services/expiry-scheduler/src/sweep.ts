@@ -7,9 +7,9 @@ import { afterFailure, firingFor, idempotencyKeyFor } from './domain/firing.js';
 import { progressMessage, rate } from './domain/progress.js';
 import { expiryFired, reminderDue } from './events/expiry-events.js';
 import { LedgerCallError, MAX_EXPIRY_BATCH, type ExpiryCall, type LedgerOutcome, type LedgerPort } from './ledger/port.js';
-import type { TimerKind } from './domain/schedule.js';
+import { laterDue, type DueCursor, type TimerKind } from './domain/schedule.js';
 import type { ExpiryDb } from './store/schema.js';
-import { claimDue, countDue, markFailed, markFired, markRetry, type ClaimedTimer, type DueCursor } from './store/store.js';
+import { claimDue, countDue, markFailed, markFired, markRetry, type ClaimedTimer } from './store/store.js';
 
 export interface SweepDeps {
   db: Kysely<ExpiryDb>;
@@ -77,25 +77,34 @@ export async function sweepDue(deps: SweepDeps, options: SweepOptions = {}): Pro
     const p = { done: total.fired, failed: total.failed, remaining: Math.max(0, counted.remaining - (taken - counted.taken)), elapsedMs: performance.now() - started };
     return { ...p, ratePerSecond: rate(p) };
   };
+  // The furthest any claim of this sweep reached. Each claim starts after it, not after its own
+  // worker's last: what lies before it is fired or held by batches in flight, which a claim would
+  // walk past and skip one by one (three batches' worth per claim with four in flight).
+  let frontier: DueCursor | undefined;
+  const reached = (last: DueCursor) => {
+    frontier = laterDue(frontier, last);
+  };
   const worker = async () => {
-    // Where this worker's last claim ended; the next starts after it. Rows it passed that were not
-    // claimable then (held by another batch, or a timer waiting for an earlier one of its
-    // entitlement) are found by a claim from the start, made before the worker stops.
-    let after: DueCursor | undefined;
+    // Rows a claim passed that were not claimable then (held by another replica, or a timer waiting
+    // for an earlier one of its entitlement) are found by a claim from the start, made before the
+    // worker stops.
+    let fromStart = false;
     while (!options.signal?.aborted && !failure) {
       const want = Math.min(batchSize, limit - reserved);
       if (want <= 0) break;
       reserved += want;
-      const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId, after)).finally(() => {
+      // Read when the claim is sent: other batches' claims may return while this one's BEGIN runs.
+      const startAfter = () => (fromStart ? undefined : frontier);
+      const batch = await inTransaction(deps.db, (tx) => fireBatch(deps, tx, want, options.tenantId, startAfter, reached)).finally(() => {
         reserved -= want;
       });
       if (batch.claimed === 0) {
         // Rows other batches hold are skipped, so an empty claim from the start means this worker's part is done.
-        if (after === undefined) break;
-        after = undefined;
+        if (batch.claimedFromStart) break;
+        fromStart = true;
         continue;
       }
-      after = batch.last;
+      fromStart = false;
       reserved += batch.fired + batch.failed;
       // Counted once committed: a batch that rolled back fires again.
       for (const [kind, outcome] of batch.observed) deps.observe?.(kind, outcome);
@@ -132,15 +141,19 @@ async function fireBatch(
   tx: Transaction<ExpiryDb>,
   limit: number,
   tenantId: string | undefined,
-  after: DueCursor | undefined,
-): Promise<SweepResult & { claimed: number; last?: DueCursor; observed: [TimerKind, TimerOutcome][] }> {
+  startAfter: () => DueCursor | undefined,
+  reached: (last: DueCursor) => void,
+): Promise<SweepResult & { claimed: number; claimedFromStart: boolean; observed: [TimerKind, TimerOutcome][] }> {
   const now = deps.clock();
+  const after = startAfter();
   const claimed = await claimDue(tx, { now, limit, ...(tenantId !== undefined ? { tenantId } : {}), ...(after ? { after } : {}) });
-  const outcomes = await fire(deps, claimed, now);
   const end = claimed.at(-1);
+  // Told before the ledger call, so the claims of other workers meanwhile start after this batch.
+  if (end) reached({ dueTime: end.due_time, rank: end.rank, timerId: end.timer_id });
+  const outcomes = await fire(deps, claimed, now);
   const result = {
     claimed: claimed.length,
-    ...(end ? { last: { dueTime: end.due_time, rank: end.rank, timerId: end.timer_id } } : {}),
+    claimedFromStart: after === undefined,
     fired: 0,
     failed: 0,
     retried: 0,

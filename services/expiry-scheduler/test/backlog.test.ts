@@ -1,8 +1,12 @@
 import { ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { Code } from '@connectrpc/connect';
-import { sql } from 'kysely';
+import fc from 'fast-check';
+import { sql, type KyselyPlugin, type OperationNode } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DAY, newTenantId, TestEnv } from './support/env.js';
+import { compareDue, type DueCursor } from '../src/domain/schedule.js';
+import { grpcLedger } from '../src/ledger/grpc-ledger.js';
+import { sweepDue } from '../src/sweep.js';
+import { DAY, newTenantId, testToken, TestEnv } from './support/env.js';
 import type { LedgerCall } from './support/fake-ledger.js';
 import { seedBacklog } from './support/seed.js';
 
@@ -274,5 +278,99 @@ describe('batches', () => {
     expect(await timerStates(tenantId)).toEqual({ FIRED: 90 });
     await env.settle();
     await replica.stop();
+  });
+});
+
+/** A claim of the sweep as sent to Postgres: where it started, where its rows ended, and when. */
+interface SentClaim {
+  after?: DueCursor;
+  end?: DueCursor;
+  sent: number;
+  returned?: number;
+}
+
+/** Values of a `sql` template in the order they are bound, nested fragments included. */
+function boundValues(node: OperationNode): unknown[] {
+  if (node.kind === 'ValueNode') return [(node as OperationNode & { value: unknown }).value];
+  if (node.kind === 'RawNode') return (node as OperationNode & { parameters: readonly OperationNode[] }).parameters.flatMap(boundValues);
+  return [];
+}
+
+/** Records the claims a sweep sends through a Kysely plugin, in the order they are sent and answered. */
+function claimRecorder(): { plugin: KyselyPlugin; claims: SentClaim[] } {
+  const claims: SentClaim[] = [];
+  const byQuery = new Map<string, SentClaim>();
+  let tick = 0;
+  const plugin: KyselyPlugin = {
+    transformQuery({ node, queryId }) {
+      const raw = node as OperationNode & { sqlFragments?: readonly string[] };
+      if (raw.kind === 'RawNode' && raw.sqlFragments?.join('').includes('skip locked')) {
+        // now, now, the tenant, [the cursor: due time, rank, timer id], the limit
+        const v = boundValues(node);
+        const claim: SentClaim = { sent: ++tick, ...(v.length === 7 ? { after: { dueTime: v[3] as Date, rank: v[4] as number, timerId: v[5] as string } } : {}) };
+        claims.push(claim);
+        byQuery.set(queryId.queryId, claim);
+      }
+      return node;
+    },
+    async transformResult({ result, queryId }) {
+      const claim = byQuery.get(queryId.queryId);
+      if (claim) {
+        claim.returned = ++tick;
+        const last = result.rows.at(-1) as { due_time: Date; rank: number; timer_id: string } | undefined;
+        if (last) claim.end = { dueTime: last.due_time, rank: last.rank, timerId: last.timer_id };
+      }
+      return result;
+    },
+  };
+  return { plugin, claims };
+}
+
+describe('claims of concurrent batches', () => {
+  it('each claim starts after the furthest claim answered before it, not walking rows that batches in flight hold', async () => {
+    const tenantId = newTenantId();
+    env.clock.set('2025-01-01T00:00:00Z');
+    await seedBacklog(env, { tenantId, count: 90, firstExpiry: new Date('2025-01-02T00:00:00Z'), stepMs: 60_000, policy: hard });
+    env.clock.set('2025-03-01T00:00:00Z');
+    // The first request waits for the third: the second and third batches' claims are answered
+    // before the first batch's worker claims again.
+    let arrived = 0;
+    env.ledger.onRequest = async () => {
+      arrived += 1;
+      if (arrived === 1) await env.until(() => arrived >= 3, 'three batches in flight');
+    };
+    const { plugin, claims } = claimRecorder();
+    const ledger = grpcLedger({ baseUrl: env.ledger.url, tokenFor: (t) => testToken({ tenant_id: t, roles: ['system'], sub: 'expiry-scheduler' }) });
+    const result = await sweepDue({ db: env.db.db.withPlugin(plugin), ledger, clock: env.clock.now, batchSize: 10, concurrency: 3 }, { tenantId }).finally(() => {
+      env.ledger.onRequest = undefined;
+      ledger.close();
+    });
+    expect(result).toEqual({ fired: 90, failed: 0, retried: 0 });
+    expect(await timerStates(tenantId)).toEqual({ FIRED: 90 });
+    expect(claims.filter((c) => c.end)).toHaveLength(9);
+    expect(claims.filter((c) => c.after).length).toBeGreaterThanOrEqual(6);
+    for (const c of claims) {
+      if (!c.after) continue;
+      for (const d of claims) if (d.end && d.returned! < c.sent) expect(compareDue(c.after, d.end)).toBeGreaterThanOrEqual(0);
+    }
+    // A replica applies the ledger's events of the expiries, as the other tests leave it.
+    const replica = await env.startReplica();
+    await env.settle();
+    await replica.stop();
+  });
+
+  it('due order in the sweep agrees with the order of the due index in Postgres', async () => {
+    const cursors = fc.sample(
+      fc.record({
+        dueTime: fc.integer({ min: 0, max: 3 }).map((h) => new Date(Date.UTC(2025, 0, 1, h))),
+        rank: fc.integer({ min: 0, max: 3 }),
+        timerId: fc.uuid(),
+      }),
+      200,
+    );
+    const { rows } = await sql<{ timer_id: string }>`
+      select v."timerId"::text as timer_id from jsonb_to_recordset(${JSON.stringify(cursors)}::jsonb) as v ("dueTime" timestamptz, rank smallint, "timerId" uuid)
+      order by v."dueTime", v.rank, v."timerId"`.execute(env.db.db);
+    expect([...cursors].sort(compareDue).map((c) => c.timerId)).toEqual(rows.map((r) => r.timer_id));
   });
 });

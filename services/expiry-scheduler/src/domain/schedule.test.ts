@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { policy, state } from '../../test/support/domain.js';
-import { planSchedule, reconcile, type ExistingTimer, type PlannedTimer, type TimerState } from './schedule.js';
+import { compareDue, laterDue, planSchedule, reconcile, type DueCursor, type ExistingTimer, type PlannedTimer, type TimerState } from './schedule.js';
 
 const at = (s: string) => new Date(s);
 const summary = (timers: readonly PlannedTimer[]) => timers.map((t) => `${t.kind}${t.offsetDays ? `-${t.offsetDays}` : ''} ${t.dueTime.toISOString()}`);
@@ -137,6 +137,43 @@ describe('reconcile', () => {
         // Never a pending timer outside the plan.
         const plannedKeys = new Set(planned.map((t) => `${t.kind}|${t.dueTime.getTime()}|${t.offsetDays}`));
         for (const t of after) if (t.state === 'PENDING') expect(plannedKeys.has(`${t.kind}|${t.dueTime.getTime()}|${t.offsetDays}`)).toBe(true);
+      }),
+    );
+  });
+});
+
+describe('due order', () => {
+  const cursor = (dueTime: string, rank: number, timerId: string): DueCursor => ({ dueTime: new Date(dueTime), rank, timerId });
+  const arbCursor = fc.record({
+    dueTime: fc.integer({ min: 0, max: 5 }).map((h) => new Date(Date.UTC(2025, 0, 1, h))),
+    rank: fc.integer({ min: 0, max: 3 }),
+    timerId: fc.uuid(),
+  });
+
+  it('orders by due time, then rank, then timer id', () => {
+    const id1 = '00000000-0000-4000-8000-000000000001';
+    const id2 = '00000000-0000-4000-8000-00000000000a';
+    expect(compareDue(cursor('2025-01-01T00:00:00Z', 3, id2), cursor('2025-01-01T00:00:01Z', 0, id1))).toBeLessThan(0);
+    expect(compareDue(cursor('2025-01-01T00:00:00Z', 2, id2), cursor('2025-01-01T00:00:00Z', 3, id1))).toBeLessThan(0);
+    expect(compareDue(cursor('2025-01-01T00:00:00Z', 3, id1), cursor('2025-01-01T00:00:00Z', 3, id2))).toBeLessThan(0);
+    expect(compareDue(cursor('2025-01-01T00:00:00Z', 3, id1), cursor('2025-01-01T00:00:00Z', 3, id1))).toBe(0);
+  });
+
+  it('is antisymmetric and transitive', () => {
+    fc.assert(
+      fc.property(arbCursor, arbCursor, arbCursor, (a, b, c) => {
+        expect(Math.sign(compareDue(a, b))).toBe(-Math.sign(compareDue(b, a)) || 0);
+        if (compareDue(a, b) <= 0 && compareDue(b, c) <= 0) expect(compareDue(a, c)).toBeLessThanOrEqual(0);
+      }),
+    );
+  });
+
+  it('laterDue folded over claims ends at the furthest of them, whatever order they are told in', () => {
+    fc.assert(
+      fc.property(fc.array(arbCursor, { minLength: 1, maxLength: 20 }), (told) => {
+        const furthest = told.reduce<DueCursor | undefined>((f, c) => laterDue(f, c), undefined)!;
+        expect(told).toContain(furthest);
+        for (const c of told) expect(compareDue(furthest, c)).toBeGreaterThanOrEqual(0);
       }),
     );
   });

@@ -61,6 +61,23 @@ export function planSchedule(s: EntitlementState): Schedule {
   return { expiryTime, graceEndTime, timers: timers.sort(firingOrder) };
 }
 
+/** A timer's place in due order: the key of the due index (due time, the kind's rank, timer id). */
+export interface DueCursor {
+  dueTime: Date;
+  rank: number;
+  timerId: string;
+}
+
+/** Orders as Postgres orders the due index (a uuid compares as its lowercase hex). */
+export function compareDue(a: DueCursor, b: DueCursor): number {
+  return a.dueTime.getTime() - b.dueTime.getTime() || a.rank - b.rank || (a.timerId < b.timerId ? -1 : a.timerId > b.timerId ? 1 : 0);
+}
+
+/** The later of two places in due order; `undefined` is before every place. */
+export function laterDue(a: DueCursor | undefined, b: DueCursor): DueCursor {
+  return a !== undefined && compareDue(a, b) >= 0 ? a : b;
+}
+
 export function firingOrder(a: Pick<PlannedTimer, 'kind' | 'dueTime'>, b: Pick<PlannedTimer, 'kind' | 'dueTime'>): number {
   return a.dueTime.getTime() - b.dueTime.getTime() || KIND_RANK[a.kind] - KIND_RANK[b.kind];
 }

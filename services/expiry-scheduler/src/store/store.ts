@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntitlementState } from '../domain/entitlement.js';
-import { KIND_RANK, type ExistingTimer, type PlannedTimer, type Schedule, type TimerState } from '../domain/schedule.js';
+import { KIND_RANK, type DueCursor, type ExistingTimer, type PlannedTimer, type Schedule, type TimerState } from '../domain/schedule.js';
 import type { EntitlementsTable, ExpiryDb, TimersTable } from './schema.js';
 
 type Db = Kysely<ExpiryDb>;
@@ -277,13 +277,8 @@ export async function countDue(db: Db, now: Date, tenantId?: string): Promise<nu
   return Number(row.n);
 }
 
-/** Where a ListDue page ends: the last timer's sort key. */
-export interface DueCursor {
-  dueTime: Date;
-  rank: number;
-  timerId: string;
-}
 
+/** Where a ListDue page ends: the last timer's place in due order. */
 export async function listDue(db: Db, options: { tenantId: string; before: Date; limit: number; after?: DueCursor }): Promise<TimerRow[]> {
   let q = db
     .selectFrom('timers')
