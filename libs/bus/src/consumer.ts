@@ -119,8 +119,13 @@ export interface ConsumerOptions<S extends DescMessage, DB> {
    * (a batch of one each), so a failing event is retried and dead-lettered on its own.
    */
   batchHandler?: (tx: Transaction<DB>, events: ConsumedEvent<MessageShape<S>>[]) => Promise<readonly Deferral[] | void>;
-  /** Most events in one `batchHandler` transaction; default 250. Whatever has arrived is taken, without waiting for more. */
+  /** Most events in one `batchHandler` transaction; default 250. */
   maxBatch?: number;
+  /**
+   * How long a batch may wait for more events, up to `maxBatch`, after its first has arrived; default
+   * 0: whatever has arrived is taken. Fewer, larger transactions for a latency of at most this.
+   */
+  batchWaitMs?: number;
   /** Deliveries after which a failing event is dead-lettered; default 5. */
   maxDeliver?: number;
   /** Deliveries after which an event still answered with `RetryLater` is dead-lettered; default 100. */
@@ -202,6 +207,7 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
   const retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const maxBatch = batchHandler ? Math.max(1, options.maxBatch ?? 250) : 1;
+  const batchWaitMs = batchHandler ? Math.max(0, options.batchWaitMs ?? 0) : 0;
   const schemas: readonly S[] = Array.isArray(options.schema) ? options.schema : [options.schema as S];
   const filters = (options.filterSubjects ?? []).filter((f) => f !== STREAMS[options.stream]);
 
@@ -441,6 +447,8 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
   // ahead than that); the worker takes all that are waiting as one batch and settles them.
   let stopping = false;
   const waiting: JsMsg[] = [];
+  // When the first of the messages waiting arrived: a batch waits for more until batchWaitMs after it.
+  let firstWaitingAt = 0;
   let inHand: JsMsg[] = [];
   let wakeWorker: (() => void) | undefined;
   let wakePump: (() => void) | undefined;
@@ -458,6 +466,7 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
         settle(m, (x) => x.nak());
         continue;
       }
+      if (waiting.length === 0) firstWaitingAt = performance.now();
       waiting.push(m);
       wakeWorker?.();
       while (waiting.length >= maxBatch && !stopping) await new Promise<void>((resolve) => (wakePump = resolve));
@@ -476,6 +485,18 @@ export async function startConsumer<S extends DescMessage, DB>(options: Consumer
         wakeWorker = undefined;
         // The messages of one read from the socket reach `waiting` in microtasks: let them all arrive.
         await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      const waitMore = firstWaitingAt + batchWaitMs - performance.now();
+      if (waiting.length < maxBatch && waitMore > 0 && !pumpDone) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => wakeWorker?.(), waitMore);
+          wakeWorker = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeWorker = undefined;
         continue;
       }
       inHand = waiting.splice(0, maxBatch);

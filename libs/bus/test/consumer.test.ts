@@ -328,6 +328,12 @@ async function inboxIds(consumer: string): Promise<string[]> {
   return (rows as { event_id: string }[]).map((r) => r.event_id).sort();
 }
 
+/**
+ * Long enough for events already in the stream to reach a consumer that waits for a full batch; the
+ * wait ends as soon as the batch is full, so tests do not take this long.
+ */
+const GATHER_MS = 3_000;
+
 describe('batch consumer', () => {
   it('applies what has arrived in one transaction, each event once, also when a replay delivers it all again', async () => {
     const durable = 'batch_once';
@@ -358,7 +364,8 @@ describe('batch consumer', () => {
     const b = await visit('member-d2', 'b', { event: 'visit_batch_dup' });
     const batches: string[][] = [];
     const outcomes = await consumeVisits(
-      { durable, filterSubjects: ['punchcard.visits.visit_batch_dup.*'], batchHandler: recordBatches(durable, batches) },
+      // All three in one batch: it waits for them.
+      { durable, filterSubjects: ['punchcard.visits.visit_batch_dup.*'], batchHandler: recordBatches(durable, batches), maxBatch: 3, batchWaitMs: GATHER_MS },
       (all) => all.length === 3,
     );
     expect(batches).toEqual([[a.id, b.id]]);
@@ -400,6 +407,9 @@ describe('batch consumer', () => {
       schema: StringValueSchema,
       durable,
       filterSubjects: ['punchcard.visits.visit_batch_defer.*'],
+      // The first three in one batch: it waits for them.
+      maxBatch: 3,
+      batchWaitMs: GATHER_MS,
       onOutcome: (o) => {
         outcomes.record(o);
         if (o.outcome === 'retry') sawDeferred = true;
@@ -483,6 +493,9 @@ describe('batch consumer', () => {
       durable,
       filterSubjects: ['punchcard.visits.visit_batch_crash.*'],
       ackWaitMs: 1000,
+      // All five in one batch: it waits for them.
+      maxBatch: 5,
+      batchWaitMs: GATHER_MS,
     };
     const first = await startConsumer({
       ...options,
@@ -509,5 +522,48 @@ describe('batch consumer', () => {
     expect(secondRun.all.every((o) => o.deliveryCount === 2)).toBe(true);
     expect(batches).toEqual([ids]);
     expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map(ids.map((id) => [id, 1])));
+  });
+  it('with batchWaitMs, a batch waits for more events up to maxBatch: events published apart are applied together', async () => {
+    const durable = 'batch_wait_full';
+    const batches: string[][] = [];
+    const outcomes = new Outcomes();
+    const consumer = await startConsumer({
+      db: h.db,
+      js: h.bus.js,
+      namespace: h.namespace,
+      stream: 'VISITS',
+      schema: StringValueSchema,
+      durable,
+      filterSubjects: ['punchcard.visits.visit_batch_wait_full.*'],
+      maxBatch: 3,
+      batchWaitMs: GATHER_MS,
+      batchHandler: recordBatches(durable, batches),
+      onOutcome: outcomes.record,
+    });
+    const ids: string[] = [];
+    try {
+      // Each published after the one before was delivered to the consumer: without the wait each is a batch of its own.
+      for (let i = 0; i < 3; i++) {
+        ids.push((await visit(`member-w-${i}`, `v${i}`, { event: 'visit_batch_wait_full' })).id);
+        const info = () => h.bus.jsm.consumers.info(streamName(h.namespace, 'VISITS'), durable);
+        while ((await info()).num_pending > 0) await new Promise((r) => setTimeout(r, 10));
+      }
+      await outcomes.until(appliedCount(3));
+    } finally {
+      await consumer.stop();
+    }
+    expect(batches).toEqual([ids]);
+  });
+
+  it('with batchWaitMs, a batch that does not fill is applied when the wait ends', async () => {
+    const durable = 'batch_wait_partial';
+    const batches: string[][] = [];
+    const only = await visit('member-w-only', 'v', { event: 'visit_batch_wait_partial' });
+    await consumeVisits(
+      { durable, filterSubjects: ['punchcard.visits.visit_batch_wait_partial.*'], maxBatch: 3, batchWaitMs: 200, batchHandler: recordBatches(durable, batches) },
+      appliedCount(1),
+    );
+    expect(batches).toEqual([[only.id]]);
+    expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map([[only.id, 1]]));
   });
 });
