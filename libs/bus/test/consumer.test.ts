@@ -59,12 +59,9 @@ function recordEffect(consumer: string) {
 type VisitConsumerOptions = ConsumerOptions<typeof StringValueSchema, TestDb>;
 
 /** Runs a VISITS consumer until its outcomes satisfy `done`, then stops it; returns the outcomes. */
-async function consumeVisits(
-  options: Pick<VisitConsumerOptions, 'durable' | 'handler'> & Partial<VisitConsumerOptions>,
-  done: (all: ConsumeOutcome[]) => boolean,
-): Promise<Outcomes> {
-  const outcomes = new Outcomes();
-  const consumer = await startConsumer({
+/** A consumer of the VISITS stream on the test bus and database, reporting to `outcomes`. */
+function startVisits(options: Pick<VisitConsumerOptions, 'durable'> & Partial<VisitConsumerOptions>, outcomes: Outcomes) {
+  return startConsumer({
     db: h.db,
     js: h.bus.js,
     namespace: h.namespace,
@@ -73,6 +70,14 @@ async function consumeVisits(
     onOutcome: outcomes.record,
     ...options,
   });
+}
+
+async function consumeVisits(
+  options: Pick<VisitConsumerOptions, 'durable' | 'handler'> & Partial<VisitConsumerOptions>,
+  done: (all: ConsumeOutcome[]) => boolean,
+): Promise<Outcomes> {
+  const outcomes = new Outcomes();
+  const consumer = await startVisits(options, outcomes);
   try {
     await outcomes.until(done);
   } finally {
@@ -399,23 +404,21 @@ describe('batch consumer', () => {
       return deferred;
     };
     const outcomes = new Outcomes();
-    const consumer = await startConsumer({
-      db: h.db,
-      js: h.bus.js,
-      namespace: h.namespace,
-      stream: 'VISITS',
-      schema: StringValueSchema,
-      durable,
-      filterSubjects: ['punchcard.visits.visit_batch_defer.*'],
-      // The first three in one batch: it waits for them.
-      maxBatch: 3,
-      batchWaitMs: GATHER_MS,
-      onOutcome: (o) => {
-        outcomes.record(o);
-        if (o.outcome === 'retry') sawDeferred = true;
+    const consumer = await startVisits(
+      {
+        durable,
+        filterSubjects: ['punchcard.visits.visit_batch_defer.*'],
+        // The first three in one batch: it waits for them.
+        maxBatch: 3,
+        batchWaitMs: GATHER_MS,
+        onOutcome: (o) => {
+          outcomes.record(o);
+          if (o.outcome === 'retry') sawDeferred = true;
+        },
+        batchHandler,
       },
-      batchHandler,
-    });
+      outcomes,
+    );
     let missing: { id: string } | undefined;
     try {
       await outcomes.until((all) => all.filter((o) => o.outcome === 'applied').length === 2 && sawDeferred);
@@ -523,23 +526,15 @@ describe('batch consumer', () => {
     expect(batches).toEqual([ids]);
     expect(await applicationsPerEvent(h.db, durable)).toEqual(new Map(ids.map((id) => [id, 1])));
   });
+
   it('with batchWaitMs, a batch waits for more events up to maxBatch: events published apart are applied together', async () => {
     const durable = 'batch_wait_full';
     const batches: string[][] = [];
     const outcomes = new Outcomes();
-    const consumer = await startConsumer({
-      db: h.db,
-      js: h.bus.js,
-      namespace: h.namespace,
-      stream: 'VISITS',
-      schema: StringValueSchema,
-      durable,
-      filterSubjects: ['punchcard.visits.visit_batch_wait_full.*'],
-      maxBatch: 3,
-      batchWaitMs: GATHER_MS,
-      batchHandler: recordBatches(durable, batches),
-      onOutcome: outcomes.record,
-    });
+    const consumer = await startVisits(
+      { durable, filterSubjects: ['punchcard.visits.visit_batch_wait_full.*'], maxBatch: 3, batchWaitMs: GATHER_MS, batchHandler: recordBatches(durable, batches) },
+      outcomes,
+    );
     const ids: string[] = [];
     try {
       // Each published after the one before was delivered to the consumer: without the wait each is a batch of its own.
