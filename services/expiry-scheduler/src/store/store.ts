@@ -277,7 +277,6 @@ export async function countDue(db: Db, now: Date, tenantId?: string): Promise<nu
   return Number(row.n);
 }
 
-
 /** Where a ListDue page ends: the last timer's place in due order. */
 export async function listDue(db: Db, options: { tenantId: string; before: Date; limit: number; after?: DueCursor }): Promise<TimerRow[]> {
   let q = db
