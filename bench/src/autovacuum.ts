@@ -57,6 +57,7 @@ export async function standInForAutovacuum(url: string, everyMs: number): Promis
       join pg_class c on c.oid = s.relid
       cross join lateral (select greatest(c.reltuples, 0) as rows) t`);
     for (const { name, vacuum, analyze } of rows) {
+      if (stopping) return;
       if (vacuum) await client.query(`vacuum ${analyze ? '(analyze) ' : ''}${name}`);
       else if (analyze) await client.query(`analyze ${name}`);
       if (vacuum) lastAutovacuum.vacuums++;
@@ -65,24 +66,35 @@ export async function standInForAutovacuum(url: string, everyMs: number): Promis
   };
   const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
   let stopping = false;
-  let running = Promise.resolve();
+  // The round in hand, if any: a tick while one runs (a long vacuum) is skipped, not queued behind it.
+  let running: Promise<void> | undefined;
   const timer = setInterval(() => {
-    running = running.then(round).catch((err: Error) => {
-      if (!stopping) process.stderr.write(`autovacuum stand-in: ${err.message}\n`);
-    });
+    if (running) return;
+    running = round()
+      .catch((err: Error) => {
+        if (!stopping) process.stderr.write(`autovacuum stand-in: ${err.message}\n`);
+      })
+      .finally(() => {
+        running = undefined;
+      });
   }, everyMs);
   return async () => {
     stopping = true;
     clearInterval(timer);
-    // A vacuum of a large table takes minutes at autovacuum's pace: the benchmark is over, so cancel it.
-    const canceller = new pg.Client({ connectionString: url, application_name: 'bench-autovacuum-stop' });
-    await canceller.connect();
-    try {
-      await canceller.query('select pg_cancel_backend($1)', [pid]);
-    } finally {
-      await canceller.end();
+    const inHand = running;
+    if (inHand) {
+      // A vacuum of a large table takes minutes at autovacuum's pace: the benchmark is over, so cancel
+      // it. Again until the round ends: a cancel that reaches the backend before its statement does is lost.
+      const canceller = new pg.Client({ connectionString: url, application_name: 'bench-autovacuum-stop' });
+      await canceller.connect();
+      try {
+        const ended = inHand.then(() => true);
+        do await canceller.query('select pg_cancel_backend($1)', [pid]);
+        while (!(await Promise.race([ended, new Promise<boolean>((r) => setTimeout(() => r(false), 100))])));
+      } finally {
+        await canceller.end();
+      }
     }
-    await running;
     await client.end();
   };
 }
