@@ -4,9 +4,8 @@ import fc from 'fast-check';
 import { sql, type KyselyPlugin, type OperationNode } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compareDue, type DueCursor } from '../src/domain/schedule.js';
-import { grpcLedger } from '../src/ledger/grpc-ledger.js';
 import { sweepDue } from '../src/sweep.js';
-import { DAY, newTenantId, testToken, TestEnv } from './support/env.js';
+import { DAY, newTenantId, TestEnv } from './support/env.js';
 import type { LedgerCall } from './support/fake-ledger.js';
 import { seedBacklog } from './support/seed.js';
 
@@ -340,7 +339,7 @@ describe('claims of concurrent batches', () => {
       if (arrived === 1) await env.until(() => arrived >= 3, 'three batches in flight');
     };
     const { plugin, claims } = claimRecorder();
-    const ledger = grpcLedger({ baseUrl: env.ledger.url, tokenFor: (t) => testToken({ tenant_id: t, roles: ['system'], sub: 'expiry-scheduler' }) });
+    const ledger = env.ledgerClient();
     const result = await sweepDue({ db: env.db.db.withPlugin(plugin), ledger, clock: env.clock.now, batchSize: 10, concurrency: 3 }, { tenantId }).finally(() => {
       env.ledger.onRequest = undefined;
       ledger.close();

@@ -95,6 +95,11 @@ export class TestEnv {
     return new TestEnv(database, natsUrl, namespace, clock, bus, ledger, db);
   }
 
+  /** A gRPC client of the fake ledger with the scheduler's system token, as a scheduler process has. */
+  ledgerClient(): ReturnType<typeof grpcLedger> {
+    return grpcLedger({ baseUrl: this.ledger.url, tokenFor: (tenantId) => testToken({ tenant_id: tenantId, roles: ['system'], sub: 'expiry-scheduler' }) });
+  }
+
   /** Starts one scheduler process (own pool, bus connection and ledger client) on the shared database. */
   async startReplica(options: EnvOptions = {}): Promise<Replica> {
     const db = createDb<ExpiryDb>({
@@ -106,7 +111,7 @@ export class TestEnv {
       onError: () => undefined,
     });
     const bus = await connectBus({ url: this.natsUrl, name: `expiry-replica-${this.replicas.length}` });
-    const ledger = grpcLedger({ baseUrl: this.ledger.url, tokenFor: (tenantId) => testToken({ tenant_id: tenantId, roles: ['system'], sub: 'expiry-scheduler' }) });
+    const ledger = this.ledgerClient();
     const logLines: string[] = [];
     const logger: Logger = pino(
       { level: 'info' },
