@@ -6,6 +6,7 @@ import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contrac
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { testPostgres } from '@punchcard/testing';
 import { CpuMeter, postgresPids } from '../cpu.js';
+import { COUNTERS_SETTLE_MS, rowsWrittenBySchema, startWriteMeter, type Writes } from '../writes.js';
 import { createEnv } from '../env.js';
 import { EventCounter } from '../events.js';
 import type { Flags } from '../flags.js';
@@ -127,6 +128,7 @@ export const expirySweep: Benchmark = {
         postgres: postgresPids(await testPostgres(), env.database.name),
         'bench client': () => [process.pid],
       });
+      const writeMeter = await startWriteMeter(env.database.url);
       await cpu.start();
       progress.track(() => `fired ${expired.count}/${n}, ledger expired ${ledgerExpired.count}, breakage posted ${breakage.count}`);
       const allFired = await expired.waitForCount(n, IDLE_MS);
@@ -134,6 +136,10 @@ export const expirySweep: Benchmark = {
       const allBooked = await breakage.waitForCount(n, IDLE_MS);
       const cpuSeconds = await cpu.stop();
       progress.stop();
+      progress.note(`waiting ${COUNTERS_SETTLE_MS / 1000} s for Postgres's table counters`);
+      await new Promise((r) => setTimeout(r, COUNTERS_SETTLE_MS));
+      const writes = await writeMeter.stop();
+      const writesPerExpiry = perExpiryWrites(writes, n);
       const t0 = Math.min(ready, expired.first ?? ready, ledgerExpired.first ?? ready);
       const secondsTo = (c: EventCounter) => round(((c.last ?? t0) - t0) / 1000);
       const sweep = { fired: secondsTo(expired), expired: secondsTo(ledgerExpired), breakagePosted: secondsTo(breakage) };
@@ -203,6 +209,8 @@ export const expirySweep: Benchmark = {
           counts: { fired: expired.count, ledgerExpired: ledgerExpired.count, breakageEntries: breakage.count, breakageMinor: breakage.total },
           cpuSeconds,
           cpuMsPerExpiry,
+          writes,
+          writesPerExpiry,
           check,
         },
         peakRssMb: peakRss,
@@ -211,6 +219,7 @@ export const expirySweep: Benchmark = {
           `Load: ${templates} packages bought three days ago, valid one day, through the ledger; the scheduler plans their expiry from the ledger events with its sweep off, revenue books the sales; then those packages are copied in SQL with new ids (ledger entitlements and entries, scheduler entitlements and timers, revenue progress, contracts and sale journal) up to ${n}.`,
           'Sweep: the scheduler restarts with its background sweep on and fires the backlog (ExpireBatch requests to the ledger over gRPC); the ledger publishes entitlement_expired; revenue posts breakage for the full price.',
           'Times run from the restarted scheduler being ready (or its first event, if earlier) to the last event of each kind. CPU is summed over the same span, per process group.',
+          "Writes: rows inserted, updated (of which HOT: no index entry written) and deleted in each service's schema from the same start until the counters settled after the last event (pg_stat_user_tables); WAL is the whole server's over that span.",
         ],
         tables: [
           {
@@ -229,6 +238,19 @@ export const expirySweep: Benchmark = {
             columns: ['process', 'CPU seconds', 'ms per expiry'],
             rows: Object.entries(cpuSeconds).map(([k, sec]) => [k, sec, cpuMsPerExpiry[k] ?? '-']),
           },
+          {
+            title: 'Postgres writes during the sweep (per expiry)',
+            columns: ['schema', 'inserted', 'updated', 'of which HOT', 'deleted', 'rows written'],
+            rows: [
+              ...Object.entries(writesPerExpiry.bySchema).map(([schema, w]) => [schema, w.inserted, w.updated, w.hotUpdated, w.deleted, w.written]),
+              ['all', '', '', '', '', writesPerExpiry.rowsWritten],
+            ],
+          },
+          {
+            title: "WAL during the sweep (the whole server's, per expiry)",
+            columns: ['bytes', 'records', 'full-page images'],
+            rows: [[writesPerExpiry.walBytes, writesPerExpiry.walRecords, writesPerExpiry.fullPageImages]],
+          },
         ],
       };
     } finally {
@@ -237,3 +259,16 @@ export const expirySweep: Benchmark = {
     }
   },
 };
+
+/** The sweep's writes divided by its expiries (two decimals): rows per schema and WAL. */
+function perExpiryWrites(writes: Writes, n: number) {
+  const per = (x: number) => (n > 0 ? round(x / n) : 0);
+  const bySchema = Object.fromEntries(
+    Object.entries(rowsWrittenBySchema(writes)).map(([schema, w]) => [
+      schema,
+      { inserted: per(w.inserted), updated: per(w.updated), hotUpdated: per(w.hotUpdated), deleted: per(w.deleted), written: per(w.inserted + w.updated + w.deleted) },
+    ]),
+  );
+  const all = Object.values(writes.tables).reduce((sum, w) => sum + w.inserted + w.updated + w.deleted, 0);
+  return { bySchema, rowsWritten: per(all), walBytes: per(writes.wal.bytes), walRecords: per(writes.wal.records), fullPageImages: per(writes.wal.fullPageImages) };
+}
