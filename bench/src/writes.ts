@@ -19,8 +19,11 @@ export interface TableWrites {
 export interface Writes {
   /** `schema.table` → writes; only tables that were written. */
   tables: Record<string, TableWrites>;
-  /** The whole server's WAL (other databases' work too, if any ran). */
-  wal: { bytes: number; records: number; fullPageImages: number };
+  /**
+   * The whole server's WAL (other databases' work too, if any ran), and its checkpoints: the first
+   * change to a page after each one logs the whole page (a full-page image).
+   */
+  wal: { bytes: number; records: number; fullPageImages: number; checkpoints: number };
 }
 
 interface Snapshot {
@@ -28,6 +31,7 @@ interface Snapshot {
   lsn: string;
   records: number;
   fullPageImages: number;
+  checkpoints: number;
 }
 
 async function snapshot(url: string): Promise<Snapshot> {
@@ -38,8 +42,9 @@ async function snapshot(url: string): Promise<Snapshot> {
       `select schemaname || '.' || relname as name, n_tup_ins as ins, n_tup_upd as upd, n_tup_hot_upd as hot, n_tup_del as del
        from pg_stat_user_tables`,
     );
-    const wal = await client.query<{ lsn: string; records: string; fpi: string }>(
-      'select pg_current_wal_lsn()::text as lsn, wal_records as records, wal_fpi as fpi from pg_stat_wal',
+    const wal = await client.query<{ lsn: string; records: string; fpi: string; checkpoints: string }>(
+      `select pg_current_wal_lsn()::text as lsn, w.wal_records as records, w.wal_fpi as fpi, b.checkpoints_timed + b.checkpoints_req as checkpoints
+       from pg_stat_wal w, pg_stat_bgwriter b`,
     );
     return {
       tables: new Map(
@@ -48,6 +53,7 @@ async function snapshot(url: string): Promise<Snapshot> {
       lsn: wal.rows[0]!.lsn,
       records: Number(wal.rows[0]!.records),
       fullPageImages: Number(wal.rows[0]!.fpi),
+      checkpoints: Number(wal.rows[0]!.checkpoints),
     };
   } finally {
     await client.end();
@@ -83,6 +89,7 @@ export async function startWriteMeter(url: string): Promise<{ stop(): Promise<Wr
           bytes: Number(lsnBytes(after.lsn) - lsnBytes(before.lsn)),
           records: after.records - before.records,
           fullPageImages: after.fullPageImages - before.fullPageImages,
+          checkpoints: after.checkpoints - before.checkpoints,
         },
       };
     },

@@ -44,6 +44,15 @@ describe('the write meter', () => {
     expect(wal.records).toBeGreaterThan(0);
   });
 
+  it('counts the checkpoints in between, and the full-page images the first change after one logs', async () => {
+    const meter = await startWriteMeter(database.url);
+    await sql('checkpoint');
+    await sql(`update counted set plain = 'z' where id = 1`);
+    await expect.poll(async () => (await meter.stop()).wal.fullPageImages, { timeout: 15_000, interval: 250 }).toBeGreaterThan(0);
+    // At least: the server may also have made a timed one meanwhile.
+    expect((await meter.stop()).wal.checkpoints).toBeGreaterThanOrEqual(1);
+  });
+
   it('sums the tables of each schema', () => {
     expect(
       rowsWrittenBySchema({
@@ -52,7 +61,7 @@ describe('the write meter', () => {
           'ledger.outbox': { inserted: 2, updated: 2, hotUpdated: 1, deleted: 1 },
           'revenue.inbox': { inserted: 1, updated: 0, hotUpdated: 0, deleted: 0 },
         },
-        wal: { bytes: 0, records: 0, fullPageImages: 0 },
+        wal: { bytes: 0, records: 0, fullPageImages: 0, checkpoints: 0 },
       }),
     ).toEqual({
       ledger: { inserted: 5, updated: 2, hotUpdated: 1, deleted: 1 },
