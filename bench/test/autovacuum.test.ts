@@ -2,19 +2,11 @@ import { createTestDatabase, type TestDatabase } from '@punchcard/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastAutovacuum, standInForAutovacuum } from '../src/autovacuum.js';
+import { sqlOnOwnConnection } from './support/sql.js';
 
 let database: TestDatabase;
 
-async function sql<R extends pg.QueryResultRow>(text: string): Promise<R[]> {
-  // A client of its own per call: a backend reports its table counters when it exits, at the latest.
-  const client = new pg.Client({ connectionString: database.url });
-  await client.connect();
-  try {
-    return (await client.query<R>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = <R extends pg.QueryResultRow>(text: string) => sqlOnOwnConnection<R>(database.url, text);
 
 /** How often each table was vacuumed and analyzed (by hand: autovacuum is off, or the test returns early). */
 async function counts(): Promise<Record<string, string>> {

@@ -1,20 +1,11 @@
 import { createTestDatabase, type TestDatabase } from '@punchcard/testing';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lsnBytes, rowsWrittenBySchema, startWriteMeter } from '../src/writes.js';
+import { sqlOnOwnConnection } from './support/sql.js';
 
 let database: TestDatabase;
 
-/** A client of its own per statement: its backend reports the table counters when it exits. */
-async function sql(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: database.url });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
+const sql = (text: string) => sqlOnOwnConnection(database.url, text);
 
 beforeAll(async () => {
   database = await createTestDatabase('bench_writes');
