@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { testPostgres } from '@punchcard/testing';
 import pg from 'pg';
+import type { BenchEnv } from './env.js';
 
 const TICKS_PER_SECOND = 100;
 
@@ -69,19 +71,36 @@ export class CpuMeter {
   }
 }
 
-/** Backends connected to `database`, plus the WAL writer every commit waits on. */
-export function postgresPids(adminUrl: string, database: string): () => Promise<number[]> {
-  return async () => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ pid: number }>(
-        `select pid from pg_stat_activity where (datname = $1 or backend_type = 'walwriter') and pid <> pg_backend_pid()`,
-        [database],
-      );
+export interface PostgresBackends {
+  /** Backends connected to the database, plus the WAL writer every commit waits on. */
+  pids(): Promise<number[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Lists a database's Postgres backends over one connection kept open until `close()`. A connection
+ * per listing would start a backend twice a second while the meter samples (about 14 ms of CPU
+ * each on a 2-vCPU VM), on the cores the benchmark measures.
+ */
+export async function postgresBackends(adminUrl: string, database: string): Promise<PostgresBackends> {
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'bench-cpu-meter' });
+  await client.connect();
+  return {
+    async pids() {
+      const { rows } = await client.query<{ pid: number }>({
+        name: 'bench-cpu-meter-pids',
+        text: `select pid from pg_stat_activity where (datname = $1 or backend_type = 'walwriter') and pid <> pg_backend_pid()`,
+        values: [database],
+      });
       return rows.map((r) => r.pid);
-    } finally {
-      await client.end();
-    }
+    },
+    close: () => client.end(),
   };
+}
+
+/** The benchmark database's backends, listed over one connection until the benchmark's environment closes. */
+export async function benchBackends(env: BenchEnv): Promise<() => Promise<number[]>> {
+  const backends = await postgresBackends(await testPostgres(), env.database.name);
+  env.defer(() => backends.close());
+  return () => backends.pids();
 }

@@ -1,7 +1,6 @@
 import { toBinary } from '@bufbuild/protobuf';
 import { ConsumeResponseSchema } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
-import { testPostgres } from '@punchcard/testing';
-import { CpuMeter, postgresPids } from '../cpu.js';
+import { benchBackends, CpuMeter } from '../cpu.js';
 import { createEnv } from '../env.js';
 import type { Flags } from '../flags.js';
 import { seedTenant, terms } from '../ledger.js';
@@ -57,7 +56,7 @@ export const consumeThroughput: Benchmark = {
 
       const cpu = new CpuMeter({
         service: () => [ledger.pid],
-        postgres: postgresPids(await testPostgres(), env.database.name),
+        postgres: await benchBackends(env),
         client: () => [process.pid],
       });
       const metered = async (run: (onMeasureStart: () => void) => Promise<LoadResult>) => {

@@ -4,8 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { fromBinary } from '@bufbuild/protobuf';
 import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { testPostgres } from '@punchcard/testing';
-import { CpuMeter, postgresPids } from '../cpu.js';
+import { benchBackends, CpuMeter } from '../cpu.js';
 import { COUNTERS_SETTLE_MS, rowsWrittenBySchema, startWriteMeter, type Writes } from '../writes.js';
 import { createEnv } from '../env.js';
 import { EventCounter } from '../events.js';
@@ -125,7 +124,7 @@ export const expirySweep: Benchmark = {
         'entitlement-ledger': () => [ledger.pid],
         'expiry-scheduler': () => [scheduler.pid],
         'revenue-recognition': () => [revenue.pid],
-        postgres: postgresPids(await testPostgres(), env.database.name),
+        postgres: await benchBackends(env),
         'bench client': () => [process.pid],
       });
       const writeMeter = await startWriteMeter(env.database.url);
