@@ -75,6 +75,8 @@ export interface OpenLoopOptions {
   maxInFlight?: number;
   progress?: Progress;
   label?: string;
+  /** Called when the warm-up ends and measuring starts (e.g. to start a CPU meter). */
+  onMeasureStart?: () => void;
   /** Operation `seq`; `measured` is false during the warm-up. */
   op(seq: number, measured: boolean): Promise<Outcome>;
 }
@@ -106,6 +108,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     const phase = now < measureFrom ? 'warm-up' : `${((now - measureFrom) / 1000).toFixed(0)}/${(o.durationMs / 1000).toFixed(0)} s`;
     return `${o.label ?? ''} ${phase}, target ${o.rate}/s, in flight ${pending.size}`;
   });
+  const warm = o.onMeasureStart ? setTimeout(o.onMeasureStart, o.warmupMs) : undefined;
   for (;;) {
     const scheduled = start + seq * interval;
     if (scheduled >= end) break;
@@ -130,6 +133,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     void p.finally(() => pending.delete(p));
   }
   await Promise.all(pending);
+  clearTimeout(warm);
   o.progress?.stop();
   const seconds = o.durationMs / 1000;
   return { throughput: round(ok / seconds, 1), ok, failures, seconds, latency: summarise(latencies), skipped };

@@ -59,7 +59,7 @@ export const consumeThroughput: Benchmark = {
         postgres: await benchBackends(env),
         client: () => [process.pid],
       });
-      const metered = async (run: (onMeasureStart: () => void) => Promise<LoadResult>) => {
+      const metered = async <R extends LoadResult>(run: (onMeasureStart: () => void) => Promise<R>) => {
         let started: Promise<void> = Promise.resolve();
         const result = await run(() => (started = cpu.start()));
         await started;
@@ -109,13 +109,17 @@ export const consumeThroughput: Benchmark = {
       const halfRate = Math.max(1, Math.floor(peak.service.throughput / 2));
       let n = 0;
       await settled('the service at half of peak');
-      const half = await openLoop({
-        ...step,
-        rate: halfRate,
-        label: `service at half of peak (${halfRate}/s)`,
-        op: () => client.consumeOutcome(forService[n++ % forService.length]!),
-      });
-      progress.note(`service at ${halfRate}/s (half of peak): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms`);
+      const half = await metered((onMeasureStart) =>
+        openLoop({
+          ...step,
+          rate: halfRate,
+          label: `service at half of peak (${halfRate}/s)`,
+          onMeasureStart,
+          op: () => client.consumeOutcome(forService[n++ % forService.length]!),
+        }),
+      );
+      const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
+      progress.note(`service at ${halfRate}/s (half of peak): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres and the client kept ${coresBusy} cores busy`);
       const peakRss = ledger.peakRssMb();
 
       const ratio = rawPeak ? round(peak.service.throughput / rawPeak, 2) : undefined;
@@ -141,7 +145,7 @@ export const consumeThroughput: Benchmark = {
           peak: { concurrency: peak.concurrency, service: peak.service.throughput, raw: rawPeak, pgbench: pgbenchPeak },
           serviceToRaw: ratio,
           ...(pgbenchPeak ? { serviceToPgbench: round(peak.service.throughput / pgbenchPeak, 2) } : {}),
-          halfPeak: { rate: halfRate, ...half },
+          halfPeak: { rate: halfRate, ...half, coresBusy },
         },
         peakRssMb: { 'entitlement-ledger': peakRss },
         targets,
@@ -176,15 +180,18 @@ export const consumeThroughput: Benchmark = {
           {
             title: 'CPU per consume (ms): where it goes on the shared cores',
             columns: ['c', 'svc: service', 'postgres', 'client', 'raw: postgres', 'client', 'pgbench: postgres'],
-            rows: levels.map((l) => [
-              l.concurrency,
-              l.service.cpuMsPerConsume.service ?? '-',
-              l.service.cpuMsPerConsume.postgres ?? '-',
-              l.service.cpuMsPerConsume.client ?? '-',
-              l.raw?.cpuMsPerConsume.postgres ?? '-',
-              l.raw?.cpuMsPerConsume.client ?? '-',
-              l.pgbench?.cpuMsPerConsume.postgres ?? '-',
-            ]),
+            rows: [
+              ...levels.map((l) => [
+                l.concurrency,
+                l.service.cpuMsPerConsume.service ?? '-',
+                l.service.cpuMsPerConsume.postgres ?? '-',
+                l.service.cpuMsPerConsume.client ?? '-',
+                l.raw?.cpuMsPerConsume.postgres ?? '-',
+                l.raw?.cpuMsPerConsume.client ?? '-',
+                l.pgbench?.cpuMsPerConsume.postgres ?? '-',
+              ]),
+              [`${halfRate}/s open`, half.cpuMsPerConsume.service ?? '-', half.cpuMsPerConsume.postgres ?? '-', half.cpuMsPerConsume.client ?? '-', '', '', ''],
+            ],
           },
         ],
       };
