@@ -11,6 +11,8 @@ export interface Flags {
   pgbench: boolean;
   /** consume-throughput without the raw-SQL and pgbench columns (for profiling the service alone). */
   serviceOnly: boolean;
+  /** consume-throughput's open-loop rate instead of half of the peak (to compare configurations at one rate). */
+  openRate?: number;
   /** Consumes per second for event-lag, one step each; the targets apply to the highest. */
   rates: number[];
   hotSessions: number;
@@ -36,6 +38,8 @@ flags:
   --raw-pool N          pool size of the raw-SQL driver (default 10, the ledger's)
   --no-pgbench          skip the pgbench column
   --service-only        consume-throughput without the raw-SQL and pgbench runs (profiling)
+  --open-rate N         consume-throughput's open-loop run at N/s instead of half of the peak
+                        (configurations compared at one rate; the p99 target is then not judged)
   --rate LIST           event-lag consumes per second, one step each (default 100,500)
   --hot-sessions N      hot-row: sessions in the shared entitlement (default 1000)
   --hot-workers N       hot-row: concurrent consumers (default 64)
@@ -60,6 +64,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
       'raw-pool': { type: 'string' },
       'no-pgbench': { type: 'boolean' },
       'service-only': { type: 'boolean' },
+      'open-rate': { type: 'string' },
       rate: { type: 'string' },
       'hot-sessions': { type: 'string' },
       'hot-workers': { type: 'string' },
@@ -94,6 +99,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     rawPool: num('raw-pool', values['raw-pool'], 10, 1),
     pgbench: values['no-pgbench'] !== true && values['service-only'] !== true,
     serviceOnly: values['service-only'] === true,
+    ...(values['open-rate'] !== undefined ? { openRate: num('open-rate', values['open-rate'], 0, 1) } : {}),
     rates: values.rate ? values.rate.split(',').map((r) => num('rate', r.trim(), 1, 1)) : [100, 500],
     hotSessions: num('hot-sessions', values['hot-sessions'], 1000, 1),
     hotWorkers: num('hot-workers', values['hot-workers'], 64, 1),
