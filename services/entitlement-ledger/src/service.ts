@@ -16,6 +16,12 @@ export const ledgerEnv = z.object({
   LEDGER_CONSUME_GROUPS: z.coerce.number().int().min(0).max(64).default(2),
   /** Consumes per grouped transaction at most. */
   LEDGER_CONSUME_GROUP_MAX: z.coerce.number().int().min(1).max(1000).default(100),
+  /**
+   * Milliseconds a grouped transaction runs before another may start beside it: until then
+   * consumes wait for the next one (larger groups, less CPU each); after it, one held up by a row
+   * lock does not hold back the rest. 0 = start beside it at once.
+   */
+  LEDGER_CONSUME_GROUP_STALL_MS: z.coerce.number().int().min(0).max(10_000).default(20),
 });
 
 export type LedgerEnv = z.infer<typeof ledgerEnv>;
@@ -49,14 +55,14 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
     },
 
     register(router, ctx) {
-      const { LEDGER_CONSUME_GROUPS: concurrency, LEDGER_CONSUME_GROUP_MAX: maxBatch } = ctx.config.env;
+      const { LEDGER_CONSUME_GROUPS: concurrency, LEDGER_CONSUME_GROUP_MAX: maxBatch, LEDGER_CONSUME_GROUP_STALL_MS: stalledAfterMs } = ctx.config.env;
       router.service(
         LedgerService,
         ledgerHandlers({
           db: ctx.state.database.db,
           clock: ctx.state.clock,
           callerOf,
-          consumeBatching: concurrency > 0 ? { concurrency, maxBatch, observe: consumeGroupMetrics(ctx.metrics) } : undefined,
+          consumeBatching: concurrency > 0 ? { concurrency, maxBatch, stalledAfterMs, observe: consumeGroupMetrics(ctx.metrics) } : undefined,
           logger: ctx.logger.child({ component: 'consume-groups' }),
         }),
       );

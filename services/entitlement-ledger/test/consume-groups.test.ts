@@ -241,6 +241,35 @@ describe('grouped consumes', () => {
     }
   });
 
+  it('a grouped transaction held up by a row lock holds the other consumes back only until it counts as stalled', async () => {
+    const h = await startLedger('ledgerstall', START, { LEDGER_CONSUME_GROUPS: '2', LEDGER_CONSUME_GROUP_STALL_MS: '20' });
+    try {
+      await feed(h);
+      const desk = await h.client(staff);
+      const [held, ...free] = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => (await desk.purchase({ idempotencyKey: randomUUID(), memberId: `m${i}`, definitionId: 'ten', branchId: 'b1', paymentReference: 'p' })).entitlement!.entitlementId),
+      );
+      const db = h.running.state.database.db;
+      let blocked: Promise<{ entitlement?: { remaining: number } }> | undefined;
+      // Another transaction holds the first package's row (as a transfer or a refund would) while consumes arrive.
+      await db.transaction().execute(async (tx) => {
+        await sql`select 1 from entitlements where entitlement_id = ${held} for update`.execute(tx);
+        blocked = desk.consume({ idempotencyKey: randomUUID(), entitlementId: held!, branchId: 'b1' });
+        await waitFor('the consume of the held package to wait for its row', async () => {
+          const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(tx);
+          return rows[0]!.n > 0;
+        });
+        const others = Promise.all(free.map((entitlementId) => desk.consume({ idempotencyKey: randomUUID(), entitlementId, branchId: 'b1' })));
+        const outcome = await Promise.race([others.then((r) => r.map((x) => x.entitlement!.remaining)), new Promise((r) => setTimeout(() => r('still waiting'), 10_000))]);
+        expect(outcome).toEqual([9, 9, 9]);
+        expect(await Promise.race([blocked.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waiting'), 50))])).toBe('waiting');
+      });
+      expect((await blocked!).entitlement!.remaining).toBe(9);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('a grouped transaction that fails is applied one consume at a time: every consume lands once', async () => {
     const db = grouped.running.state.database.db;
     const desk = await grouped.client(staff);

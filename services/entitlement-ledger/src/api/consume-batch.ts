@@ -11,8 +11,10 @@ import { consumeFields, idempotencyClaim, type LedgerApiDeps } from './handlers.
 
 /** How Consume RPCs of named entitlements are grouped into transactions. */
 export interface ConsumeBatching {
-  /** Transactions of grouped consumes running at once. */
+  /** Transactions of grouped consumes running at once, the later ones beside stalled ones only. */
   concurrency: number;
+  /** How long a grouped transaction runs before the next may start beside it. */
+  stalledAfterMs?: number;
   /** Consumes per transaction at most. */
   maxBatch: number;
   /** Called as each grouped transaction ends, with its size. */
@@ -42,6 +44,7 @@ export function consumeGroupCommit(deps: LedgerApiDeps, batching: ConsumeBatchin
   const group = new GroupCommit<Job, ConsumeResponse>({
     concurrency: batching.concurrency,
     maxBatch: batching.maxBatch,
+    stalledAfterMs: batching.stalledAfterMs ?? 0,
     groupOf: (job) => job.caller.tenantId,
     conflictsOf: (job) => [`entitlement ${job.call.entitlementId}`, `key ${job.claim.key}`],
     run: (jobs) => runBatch(jobs),

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GroupCommit } from './group-commit.js';
 
 interface Item {
@@ -9,7 +9,7 @@ interface Item {
 }
 
 /** A GroupCommit whose batches finish when the test says so; it records every batch it ran. */
-function harness(concurrency: number, maxBatch: number) {
+function harness(concurrency: number, maxBatch: number, stalledAfterMs = 0) {
   const batches: Item[][] = [];
   const finish: (() => void)[] = [];
   let running = 0;
@@ -17,6 +17,8 @@ function harness(concurrency: number, maxBatch: number) {
   const group = new GroupCommit<Item, string>({
     concurrency,
     maxBatch,
+    stalledAfterMs,
+    now: () => Date.now(),
     groupOf: (i) => i.group,
     conflictsOf: (i) => i.keys,
     run: async (batch) => {
@@ -35,6 +37,11 @@ function harness(concurrency: number, maxBatch: number) {
     async finishOne() {
       finish.shift()?.();
       await new Promise((resolve) => setImmediate(resolve));
+    },
+    /** The same under fake timers: lets the promise callbacks run, not the timers. */
+    async finishOneNow() {
+      finish.shift()?.();
+      for (let tick = 0; tick < 20; tick++) await Promise.resolve();
     },
     get running() {
       return finish.length;
@@ -78,6 +85,61 @@ describe('GroupCommit', () => {
     expect(await Promise.all(later)).toEqual(['done 1', 'done 2', 'done 4', 'done 5', 'done 6', 'done 8', 'done 9']);
   });
 
+  describe('beside a running batch', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('starts another only once the running ones have stalled, so what arrives before gathers into one', async () => {
+      vi.useFakeTimers();
+      const h = harness(2, 10, 20);
+      const first = h.group.submit(item(1));
+      const gathered = [2, 4, 5].map((id) => h.group.submit(item(id)));
+      expect(h.batches.map((b) => b.map((i) => i.id))).toEqual([[1]]);
+
+      vi.advanceTimersByTime(19);
+      expect(h.running).toBe(1);
+      vi.advanceTimersByTime(1);
+      // Batch 1 has run 20 ms: stalled, so the second starts beside it with all that waited.
+      expect(h.batches.map((b) => b.map((i) => i.id))).toEqual([[1], [2, 4, 5]]);
+
+      // Both run; a third may not start, whatever the wait: two is the limit.
+      const third = h.group.submit(item(6));
+      vi.advanceTimersByTime(100);
+      expect(h.running).toBe(2);
+      await h.finishOneNow();
+      expect(await first).toBe('done 1');
+      // A batch ended: the next starts at once, since the one still running has stalled.
+      expect(h.batches.map((b) => b.map((i) => i.id))).toEqual([[1], [2, 4, 5], [6]]);
+      await h.finishOneNow();
+      await h.finishOneNow();
+      expect(await Promise.all([...gathered, third])).toEqual(['done 2', 'done 4', 'done 5', 'done 6']);
+    });
+
+    it('waits for the youngest running batch to stall before opening one more', async () => {
+      vi.useFakeTimers();
+      const h = harness(3, 10, 20);
+      void h.group.submit(item(1));
+      vi.advanceTimersByTime(25);
+      void h.group.submit(item(2));
+      // Batch 1 has stalled: batch 2 starts at once.
+      expect(h.running).toBe(2);
+      void h.group.submit(item(4));
+      vi.advanceTimersByTime(19);
+      // Batch 2 has run 19 ms only.
+      expect(h.running).toBe(2);
+      vi.advanceTimersByTime(1);
+      expect(h.batches.map((b) => b.map((i) => i.id))).toEqual([[1], [2], [4]]);
+    });
+
+    it('with no stall time, starts beside running ones at once', () => {
+      const h = harness(2, 10, 0);
+      void h.group.submit(item(1));
+      void h.group.submit(item(2));
+      expect(h.running).toBe(2);
+    });
+  });
+
   it('settles each item as its batch says; a batch that throws fails each of its items', async () => {
     const group = new GroupCommit<Item, string>({
       concurrency: 1,
@@ -101,9 +163,10 @@ describe('GroupCommit', () => {
       fc.asyncProperty(
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 1, max: 5 }),
+        fc.constantFrom(0, 2),
         fc.array(fc.oneof(arrival, fc.constant('finish' as const)), { maxLength: 60 }),
-        async (concurrency, maxBatch, steps) => {
-          const h = harness(concurrency, maxBatch);
+        async (concurrency, maxBatch, stalledAfterMs, steps) => {
+          const h = harness(concurrency, maxBatch, stalledAfterMs);
           const outcomes = new Map<number, string>();
           const settled: Promise<unknown>[] = [];
           let id = 0;
