@@ -106,27 +106,27 @@ export const consumeThroughput: Benchmark = {
       const peak = levels.reduce((best, l) => (l.service.throughput > best.service.throughput ? l : best));
       const rawPeak = flags.serviceOnly ? undefined : Math.max(...levels.map((l) => l.raw?.throughput ?? 0));
       const pgbenchPeak = pgbench ? Math.max(...levels.map((l) => l.pgbench?.throughput ?? 0)) : undefined;
-      const halfRate = flags.openRate ?? Math.max(1, Math.floor(peak.service.throughput / 2));
+      const openRate = flags.openRate ?? Math.max(1, Math.floor(peak.service.throughput / 2));
       const openLabel = flags.openRate ? 'set by --open-rate' : 'half of peak';
       let n = 0;
       await settled(`the service at ${openLabel}`);
       const half = await metered((onMeasureStart) =>
         openLoop({
           ...step,
-          rate: halfRate,
-          label: `service at ${openLabel} (${halfRate}/s)`,
+          rate: openRate,
+          label: `service at ${openLabel} (${openRate}/s)`,
           onMeasureStart,
           op: () => client.consumeOutcome(forService[n++ % forService.length]!),
         }),
       );
       const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
-      progress.note(`service at ${halfRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres and the client kept ${coresBusy} cores busy`);
+      progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres and the client kept ${coresBusy} cores busy`);
       const peakRss = ledger.peakRssMb();
 
       const ratio = rawPeak ? round(peak.service.throughput / rawPeak, 2) : undefined;
       const targets: Target[] = [
         ...(ratio !== undefined ? [{ what: 'service peak / raw-SQL peak', target: '≥ 0.50', actual: ratio.toFixed(2), met: ratio >= 0.5 }] : []),
-        ...(flags.openRate ? [] : [{ what: `p99 at half of peak (${halfRate}/s)`, target: '≤ 20 ms', actual: `${half.latency.p99} ms`, met: half.latency.p99 <= 20 }]),
+        ...(flags.openRate ? [] : [{ what: `p99 at half of peak (${openRate}/s)`, target: '≤ 20 ms', actual: `${half.latency.p99} ms`, met: half.latency.p99 <= 20 }]),
       ];
       const ms = (l: LoadResult | undefined, k: 'p50' | 'p99') => (l ? l.latency[k] : '-');
       return {
@@ -147,7 +147,7 @@ export const consumeThroughput: Benchmark = {
           peak: { concurrency: peak.concurrency, service: peak.service.throughput, raw: rawPeak, pgbench: pgbenchPeak },
           serviceToRaw: ratio,
           ...(pgbenchPeak ? { serviceToPgbench: round(peak.service.throughput / pgbenchPeak, 2) } : {}),
-          halfPeak: { rate: halfRate, ...half, coresBusy },
+          halfPeak: { rate: openRate, ...half, coresBusy },
         },
         peakRssMb: { 'entitlement-ledger': peakRss },
         targets,
@@ -176,7 +176,7 @@ export const consumeThroughput: Benchmark = {
                 l.raw ? round(l.service.throughput / l.raw.throughput, 2) : '-',
                 l.pgbench ? round(l.service.throughput / l.pgbench.throughput, 2) : '-',
               ]),
-              [`${halfRate}/s open`, half.throughput, half.latency.p50, half.latency.p95, half.latency.p99, '', '', '', '', '', '', ''],
+              [`${openRate}/s open`, half.throughput, half.latency.p50, half.latency.p95, half.latency.p99, '', '', '', '', '', '', ''],
             ],
           },
           {
@@ -192,7 +192,7 @@ export const consumeThroughput: Benchmark = {
                 l.raw?.cpuMsPerConsume.client ?? '-',
                 l.pgbench?.cpuMsPerConsume.postgres ?? '-',
               ]),
-              [`${halfRate}/s open`, half.cpuMsPerConsume.service ?? '-', half.cpuMsPerConsume.postgres ?? '-', half.cpuMsPerConsume.client ?? '-', '', '', ''],
+              [`${openRate}/s open`, half.cpuMsPerConsume.service ?? '-', half.cpuMsPerConsume.postgres ?? '-', half.cpuMsPerConsume.client ?? '-', '', '', ''],
             ],
           },
         ],
