@@ -1,7 +1,7 @@
-import { RequestError, TimeoutError } from '@nats-io/nats-core';
+import { Match, MsgHdrsImpl, RequestError, TimeoutError } from '@nats-io/nats-core';
 import { testNats, testNamespace } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, type Bus } from '../src/index.js';
+import { connectBus, eventHeaders, headerRecord, type Bus } from '../src/index.js';
 
 /**
  * The patched request path of @nats-io/nats-core (patches/): a successful request, as every JetStream
@@ -52,5 +52,56 @@ describe('NATS requests (patched nats-core)', () => {
     await expect(bus.nc.request(`${subject}.nobody`, 'x', { timeout: 2000 })).rejects.toSatisfy((err: unknown) => err instanceof RequestError && err.isNoResponders());
     // The connection still answers afterwards: the failed requests left nothing behind in its muxer.
     expect((await bus.nc.request(subject, 'after', { timeout: 2000 })).string()).toBe('after');
+  });
+});
+
+/** The patched header lookup (patches/): exact keys are found without listing every key. */
+describe('NATS headers (patched nats-core)', () => {
+  const envelope = {
+    id: 'e1',
+    source: '/punchcard/test',
+    type: 'punchcard.test.happened',
+    time: new Date('2026-12-06T05:00:00Z'),
+    aggregateId: 'a1',
+    aggregateVersion: 7,
+    dataType: 'punchcard.test.v1.Happened',
+    tenantId: 't1',
+  };
+
+  it('builds and reads the headers of an event without listing the keys once per header', () => {
+    const keys = MsgHdrsImpl.prototype.keys;
+    let listed = 0;
+    MsgHdrsImpl.prototype.keys = function (this: MsgHdrsImpl) {
+      listed++;
+      return keys.call(this);
+    };
+    try {
+      const built = eventHeaders(envelope, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+      expect(built).toBeInstanceOf(MsgHdrsImpl);
+      const read = MsgHdrsImpl.decode((built as MsgHdrsImpl).encode());
+      expect(headerRecord(read)).toMatchObject({ 'ce-id': 'e1', 'ce-entityversion': '7', 'ce-tenantid': 't1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    } finally {
+      MsgHdrsImpl.prototype.keys = keys;
+    }
+    expect(listed).toBe(0);
+  });
+
+  it('keeps what set, append, get, values, has and delete mean, for every kind of match', () => {
+    const h = new MsgHdrsImpl();
+    h.append('ce-id', 'a');
+    h.append('ce-id', 'b');
+    expect(h.values('ce-id')).toEqual(['a', 'b']);
+    expect(h.get('ce-id')).toBe('a');
+    expect(h.last('ce-id')).toBe('b');
+    h.set('ce-id', 'c');
+    expect(h.values('ce-id')).toEqual(['c']);
+    expect(h.has('CE-ID')).toBe(false);
+    expect(h.has('CE-ID', Match.IgnoreCase)).toBe(true);
+    h.append('Content-Type', 'application/protobuf');
+    expect(h.values('content-type', Match.CanonicalMIME)).toEqual(['application/protobuf']);
+    expect(h.get('content-type')).toBe('');
+    h.delete('ce-id');
+    expect(h.has('ce-id')).toBe(false);
+    expect(h.keys()).toEqual(['Content-Type']);
   });
 });
