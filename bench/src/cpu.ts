@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { testPostgres } from '@punchcard/testing';
 import pg from 'pg';
 import type { BenchEnv } from './env.js';
@@ -71,11 +71,26 @@ export class CpuMeter {
   }
 }
 
+/** Which of a database's backends: all, the services' own, or the bench's stand-in for autovacuum. */
+export type BackendKind = 'all' | 'services' | 'vacuum';
+
 export interface PostgresBackends {
-  /** Backends connected to the database, plus the WAL writer every commit waits on. */
-  pids(): Promise<number[]>;
+  /**
+   * Backends connected to the database, plus the WAL writer every commit waits on (`all`, the
+   * default); without the autovacuum stand-in's connections (`services`); only those (`vacuum`).
+   */
+  pids(kind?: BackendKind): Promise<number[]>;
   close(): Promise<void>;
 }
+
+/** The application names of the autovacuum stand-in's connections (see standInForAutovacuum). */
+const VACUUM_APPLICATIONS = 'bench-autovacuum%';
+
+const BACKENDS_OF: Record<BackendKind, string> = {
+  all: `(datname = $1 or backend_type = 'walwriter')`,
+  services: `(datname = $1 or backend_type = 'walwriter') and application_name not like $2`,
+  vacuum: `datname = $1 and application_name like $2`,
+};
 
 /**
  * Lists a database's Postgres backends over one connection kept open until `close()`. A connection
@@ -86,11 +101,11 @@ export async function postgresBackends(adminUrl: string, database: string): Prom
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'bench-cpu-meter' });
   await client.connect();
   return {
-    async pids() {
+    async pids(kind = 'all') {
       const { rows } = await client.query<{ pid: number }>({
-        name: 'bench-cpu-meter-pids',
-        text: `select pid from pg_stat_activity where (datname = $1 or backend_type = 'walwriter') and pid <> pg_backend_pid()`,
-        values: [database],
+        name: `bench-cpu-meter-pids-${kind}`,
+        text: `select pid from pg_stat_activity where ${BACKENDS_OF[kind]} and pid <> pg_backend_pid()`,
+        values: kind === 'all' ? [database] : [database, VACUUM_APPLICATIONS],
       });
       return rows.map((r) => r.pid);
     },
@@ -99,8 +114,66 @@ export async function postgresBackends(adminUrl: string, database: string): Prom
 }
 
 /** The benchmark database's backends, listed over one connection until the benchmark's environment closes. */
-export async function benchBackends(env: BenchEnv): Promise<() => Promise<number[]>> {
+export async function benchBackends(env: BenchEnv): Promise<PostgresBackends> {
   const backends = await postgresBackends(await testPostgres(), env.database.name);
   env.defer(() => backends.close());
-  return () => backends.pids();
+  return backends;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/**
+ * The process of this machine that listens on the port of a loopback URL (`nats://127.0.0.1:4222`),
+ * found through the kernel's socket table and the processes' open files; undefined for another host
+ * or when none is visible (a server in a container shows only its port forwarder).
+ */
+export function listeningProcess(url: string): { pid: number; command: string } | undefined {
+  const { hostname, port } = new URL(url);
+  if (!LOOPBACK.has(hostname) || port === '') return undefined;
+  const portHex = Number(port).toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl, local address:port, remote address:port, state (0A: listening), …, inode (field 10)
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && f[1]!.endsWith(`:${portHex}`)) inodes.add(f[9]!);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${entry}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode && inodes.has(inode)) return { pid: Number(entry), command: readFileSync(`/proc/${entry}/comm`, 'utf8').trim() };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The NATS server's process when it runs on this machine, to meter beside the services: the events
+ * they publish and consume cost it CPU on the same cores. Nothing else uses it during a bench run
+ * here, so all it spends is theirs; elsewhere (a remote or containerised server) it is not counted.
+ */
+export function localNatsServer(natsUrl: string): number | undefined {
+  const found = listeningProcess(natsUrl);
+  return found?.command === 'nats-server' ? found.pid : undefined;
 }

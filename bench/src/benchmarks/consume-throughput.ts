@@ -1,6 +1,6 @@
 import { toBinary } from '@bufbuild/protobuf';
 import { ConsumeResponseSchema } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
-import { benchBackends, CpuMeter } from '../cpu.js';
+import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
 import { createEnv } from '../env.js';
 import type { Flags } from '../flags.js';
 import { seedTenant, terms } from '../ledger.js';
@@ -54,10 +54,13 @@ export const consumeThroughput: Benchmark = {
       const pgbenchSetup = { url: env.database.url, tenantId: client.tenantId, entitlementIds: forPgbench, payload };
       if (pgbench) await preparePgbench(pgbenchSetup);
 
+      const backends = await benchBackends(env);
+      const nats = localNatsServer(env.natsUrl);
       const cpu = new CpuMeter({
         service: () => [ledger.pid],
-        postgres: await benchBackends(env),
+        postgres: () => backends.pids(),
         client: () => [process.pid],
+        ...(nats ? { nats: () => [nats] } : {}),
       });
       const metered = async <R extends LoadResult>(run: (onMeasureStart: () => void) => Promise<R>) => {
         let started: Promise<void> = Promise.resolve();
@@ -120,7 +123,7 @@ export const consumeThroughput: Benchmark = {
         }),
       );
       const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
-      progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres and the client kept ${coresBusy} cores busy`);
+      progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres${nats ? ', NATS' : ''} and the client kept ${coresBusy} cores busy`);
       const peakRss = ledger.peakRssMb();
 
       const ratio = rawPeak ? round(peak.service.throughput / rawPeak, 2) : undefined;
@@ -156,6 +159,7 @@ export const consumeThroughput: Benchmark = {
           'raw SQL: the same writes (conditional decrement, entry, idempotency record, outbox row + NOTIFY) in the same tables, through node-pg from the bench process, 4 round trips.',
           'pgbench: the same transaction as a pgbench script (C client, one connection per client).',
           'Half of peak: open loop at a fixed rate; latency from each scheduled start (no coordinated omission).',
+          `CPU per consume: the ledger's process, this database's Postgres backends and the WAL writer, the bench process (client)${nats ? ', and the local NATS server (all of it: the relay publishes every consume\'s event; nothing else uses it during a run here)' : '; the NATS server is not on this machine (or not visible), so it is not counted'}.`,
         ],
         tables: [
           {
@@ -181,18 +185,20 @@ export const consumeThroughput: Benchmark = {
           },
           {
             title: 'CPU per consume (ms): where it goes on the shared cores',
-            columns: ['c', 'svc: service', 'postgres', 'client', 'raw: postgres', 'client', 'pgbench: postgres'],
+            columns: ['c', 'svc: service', 'postgres', 'client', 'nats', 'raw: postgres', 'client', 'nats', 'pgbench: postgres'],
             rows: [
               ...levels.map((l) => [
                 l.concurrency,
                 l.service.cpuMsPerConsume.service ?? '-',
                 l.service.cpuMsPerConsume.postgres ?? '-',
                 l.service.cpuMsPerConsume.client ?? '-',
+                l.service.cpuMsPerConsume.nats ?? '-',
                 l.raw?.cpuMsPerConsume.postgres ?? '-',
                 l.raw?.cpuMsPerConsume.client ?? '-',
+                l.raw?.cpuMsPerConsume.nats ?? '-',
                 l.pgbench?.cpuMsPerConsume.postgres ?? '-',
               ]),
-              [`${openRate}/s open`, half.cpuMsPerConsume.service ?? '-', half.cpuMsPerConsume.postgres ?? '-', half.cpuMsPerConsume.client ?? '-', '', '', ''],
+              [`${openRate}/s open`, half.cpuMsPerConsume.service ?? '-', half.cpuMsPerConsume.postgres ?? '-', half.cpuMsPerConsume.client ?? '-', half.cpuMsPerConsume.nats ?? '-', '', '', '', ''],
             ],
           },
         ],

@@ -147,7 +147,8 @@ export const report: Benchmark = {
       const start = new Date(end.getTime() - 31 * 86_400_000);
       const period = { startDate: start.toISOString().slice(0, 10), endDate: end.toISOString().slice(0, 10) };
       revenue.resetPeakRss();
-      const cpu = new CpuMeter({ service: () => [revenue.pid], postgres: await benchBackends(env) });
+      const backends = await benchBackends(env);
+      const cpu = new CpuMeter({ service: () => [revenue.pid], postgres: () => backends.pids() });
       await cpu.start();
       const times: number[] = [];
       let response;
