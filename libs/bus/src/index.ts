@@ -31,6 +31,7 @@ export { traceHeaders, contextFromHeaders } from './trace.js';
 export { publishEvent, publishEnvelope, type PublishEventInput, type PublishEnvelopeOptions } from './publish.js';
 export {
   outboxMigration,
+  outboxSeqNotUniqueMigration,
   enqueue,
   enqueueMany,
   pruneOutbox,

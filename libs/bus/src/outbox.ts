@@ -33,6 +33,18 @@ export const outboxMigration: Migration = {
   },
 };
 
+/**
+ * Append after {@link outboxMigration}: `seq` is no longer unique. Its values come from its own
+ * sequence and no read uses an index on it but the relay's partial one, while the unique index took
+ * an entry on every insert and on every mark (a mark is no HOT update: `published_at` is in the
+ * partial indexes' predicates).
+ */
+export const outboxSeqNotUniqueMigration: Migration = {
+  async up(db) {
+    await sql`alter table outbox drop constraint outbox_seq_key`.execute(db);
+  },
+};
+
 export interface OutboxTable {
   id: string;
   seq: Generated<bigint | string>;

@@ -3,7 +3,7 @@ import { createTestDatabase, readStream as readStoredMessages, testNats, testNam
 import type { JsMsg } from '@nats-io/jetstream';
 import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
-import { connectBus, declareStreams, deleteStreams, inboxMigration, outboxMigration, streamName, type Bus, type ConsumeOutcome, type StreamKey } from '../src/index.js';
+import { connectBus, declareStreams, deleteStreams, inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, streamName, type Bus, type ConsumeOutcome, type StreamKey } from '../src/index.js';
 
 export const SCHEMA = 'svc';
 
@@ -51,6 +51,7 @@ export async function harness(label: string): Promise<Harness> {
           .execute();
       },
     },
+    '0004_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
   });
   const namespace = testNamespace(label);
   const bus = await connectBus({ url: await testNats(), name: `bus-test-${label}` });

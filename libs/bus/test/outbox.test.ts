@@ -270,6 +270,21 @@ describe('outbox relay', () => {
     expect(outboxQueries).toBe(4);
   });
 
+  it("keeps only the indexes the relay and pruning read: seq orders the unpublished rows but is not unique", async () => {
+    const { rows } = await h.pool.query<{ indexname: string; indexdef: string }>(
+      'select indexname, indexdef from pg_indexes where schemaname = $1 and tablename = $2 order by indexname',
+      [SCHEMA, 'outbox'],
+    );
+    expect(rows.map((r) => r.indexname)).toEqual(['outbox_pkey', 'outbox_published_at', 'outbox_unpublished']);
+    expect(rows.find((r) => r.indexname === 'outbox_unpublished')!.indexdef).toMatch(/\(seq\) WHERE \(published_at IS NULL\)/);
+    // The relay's read finds the unpublished rows through the partial index.
+    const plan = await h.pool.query<{ 'QUERY PLAN': string }>(
+      'explain select id from outbox where published_at is null and id <> all($1::uuid[]) order by seq limit 500',
+      [[]],
+    );
+    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan on outbox_unpublished|Index Scan using outbox_unpublished/);
+  });
+
   it('wakes on NOTIFY rather than waiting for the poll', async () => {
     // A poll interval far beyond the test timeout: only the notification can get the event out.
     const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000 });

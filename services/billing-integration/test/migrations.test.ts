@@ -50,7 +50,7 @@ it('0005 makes each payout of before its refund’s only part, so it keeps count
       ])
       .execute();
 
-    expect(await migrateToLatest(db, SCHEMA, migrations)).toEqual(['0005_upgrades_and_lineage']);
+    expect(await migrateToLatest(db, SCHEMA, migrations)).toEqual(Object.keys(migrations).filter((name) => name >= '0005'));
     const parts = await db.selectFrom('refund_payout_parts').selectAll().orderBy('refund_id').execute();
     expect(parts.map((p) => [p.refund_id, p.seq, p.payment_id, p.status, p.failure_reason, p.attempts, p.next_attempt_at?.toISOString() ?? null])).toEqual([
       ['in-flight', 0, paymentId, 'pending', '503', 2, at.toISOString()],

@@ -198,7 +198,7 @@ describe('deferred revenue balances', () => {
           const database = await freshSchema('0006');
           const tenantIds = [`t-${randomUUID()}`, `t-${randomUUID()}`];
           for (const statements of before) await post(database.db, tenantIds, statements);
-          expect(await migrateToLatest(database.db, database.schema, migrations)).toEqual(['0006_deferred_revenue_balances', '0007_journal_line_names_its_entry']);
+          expect(await migrateToLatest(database.db, database.schema, migrations)).toEqual(Object.keys(migrations).filter((name) => name >= '0006'));
           await expectReportsMatchJournal(database.db, tenantIds, scopes);
           for (const statements of after) await post(database.db, tenantIds, statements);
           await expectReportsMatchJournal(database.db, tenantIds, scopes);

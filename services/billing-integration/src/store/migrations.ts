@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migration } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -245,4 +245,5 @@ export const migrations: Record<string, Migration> = {
   '0003_billing': init,
   '0004_manual_references': manualReferencesNotUnique,
   '0005_upgrades_and_lineage': upgradesAndLineage,
+  '0006_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
 };

@@ -1,4 +1,4 @@
-import { outboxMigration } from '@punchcard/bus';
+import { outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -73,4 +73,5 @@ export const migrations: Migrations = {
       await sql`create index definitions_status on definitions (tenant_id, status, code)`.execute(db);
     },
   },
+  '0004_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
 };

@@ -1,5 +1,5 @@
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
-import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
 import { sql } from 'kysely';
 
 /** Forward-only migrations of the `entitlement_ledger` schema; add new ones at the end. */
@@ -278,4 +278,5 @@ export const migrations: Migrations = {
         for each row execute function entries_match_entitlement()`.execute(db);
     },
   },
+  '0008_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
 };

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -70,4 +70,5 @@ export const migrations: Migrations = {
         where state <> 'CANCELLED'`.execute(db);
     },
   },
+  '0005_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
 };

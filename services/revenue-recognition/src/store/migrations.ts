@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
 import type { Migration, Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -324,4 +324,5 @@ export const migrations: Migrations = {
   '0005_journal': journal,
   '0006_deferred_revenue_balances': deferredRevenueBalances,
   '0007_journal_line_names_its_entry': lineNamesItsEntry,
+  '0008_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
 };
