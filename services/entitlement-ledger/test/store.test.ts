@@ -81,6 +81,24 @@ describe('entries are append-only', () => {
   });
 });
 
+describe('sequence numbers', () => {
+  it('number entitlements and entries from their sequences, with no unique index of their own to keep up at every write', async () => {
+    const first = await buy('seq-1');
+    const second = await buy('seq-2');
+    const { rows } = await sql<{ entitlement_id: string; seq: string }>`
+      select entitlement_id, seq::text from entitlements where entitlement_id in (${first.entitlement.entitlementId}, ${second.entitlement.entitlementId})`.execute(t.db);
+    const seqOf = new Map(rows.map((r) => [r.entitlement_id, BigInt(r.seq)]));
+    expect(seqOf.get(second.entitlement.entitlementId)!).toBeGreaterThan(seqOf.get(first.entitlement.entitlementId)!);
+    const indexes = await sql<{ tablename: string; indexname: string }>`
+      select tablename, indexname from pg_indexes where schemaname = current_schema() and tablename in ('entitlements', 'entries')`.execute(t.db);
+    const names = indexes.rows.map((r) => r.indexname);
+    expect(names).not.toContain('entitlements_seq_key');
+    expect(names).not.toContain('entries_seq_key');
+    // Pages of a tenant's entitlements read (tenant_id, seq).
+    expect(names).toContain('entitlements_tenant_seq');
+  });
+});
+
 describe('the consume lock', () => {
   it('reads the entitlement and its tenant\'s features in one statement; no features for a tenant the ledger forgot', async () => {
     const other = randomUUID();

@@ -39,6 +39,17 @@ describe('journal tables', () => {
     expect(await migrateToLatest(database.db, SCHEMA, migrations)).toEqual([]);
   });
 
+  it('number entries from a sequence read only with the tenant, with no unique index of its own', async () => {
+    const { rows } = await sql<{ indexname: string }>`
+      select indexname from pg_indexes where schemaname = ${SCHEMA} and tablename = 'journal_entry' order by indexname`.execute(database.db);
+    expect(rows.map((r) => r.indexname)).toEqual([
+      'journal_entry_pkey',
+      'journal_entry_tenant_date',
+      'journal_entry_tenant_entitlement',
+      'journal_entry_tenant_id_cause_source_id_key',
+    ]);
+  });
+
   it('store a balanced entry under an id derived from tenant, cause and source', async () => {
     const posted = await inTransaction(database.db, (tx) =>
       insertJournalEntry(tx, draft('ok-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n, { sessions: 1 })]), new Date()),

@@ -279,4 +279,13 @@ export const migrations: Migrations = {
     },
   },
   '0008_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
+  '0009_seq_not_unique': {
+    async up(db) {
+      // seq comes from its sequence; pages of entitlements read it through (tenant_id, seq) and no read
+      // orders entries by it. The unique indexes took an entry at every entry written (every consume,
+      // every expiry) and at every entitlement update that is not HOT.
+      await sql`alter table entitlements drop constraint entitlements_seq_key`.execute(db);
+      await sql`alter table entries drop constraint entries_seq_key`.execute(db);
+    },
+  },
 };

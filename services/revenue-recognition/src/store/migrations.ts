@@ -325,4 +325,11 @@ export const migrations: Migrations = {
   '0006_deferred_revenue_balances': deferredRevenueBalances,
   '0007_journal_line_names_its_entry': lineNamesItsEntry,
   '0008_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
+  '0009_journal_entry_seq_not_unique': {
+    async up(db) {
+      // seq comes from its sequence and is read only with the tenant (journal_entry_tenant_date,
+      // journal_entry_tenant_entitlement); the unique index took an entry at every posting.
+      await sql`alter table journal_entry drop constraint journal_entry_seq_key`.execute(db);
+    },
+  },
 };
