@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Tracer } from '@opentelemetry/api';
@@ -120,6 +121,9 @@ export async function startService<S, Env>(
   const readiness = new Readiness();
   const closeHooks: StopHook[] = [];
   const cancelRpcs = new AbortController();
+  // Every RPC in flight listens to it (connect links each call's signal to it) and stops listening
+  // when it ends: past ten at once is load, not the leak Node's warning supposes.
+  setMaxListeners(0, cancelRpcs.signal);
   const base: ServiceContext<Env> = {
     config,
     logger,

@@ -87,6 +87,34 @@ describe('graceful shutdown', () => {
     expect(service.state.lifecycle).toEqual(['setup', 'started', 'stopped', 'closed']);
   });
 
+  it('holds many calls at once without warning of a listener leak on its shutdown signal', async () => {
+    const CALLS = 25;
+    const release = deferred();
+    const allHolding = deferred();
+    let holding = 0;
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on('warning', onWarning);
+    const service = await startService(
+      sampleDefinition({ hold: () => release.promise, holding: () => ++holding === CALLS && allHolding.resolve() }),
+      sampleConfig({ LOG_LEVEL: 'silent' }),
+    );
+    try {
+      const token = await mintToken({ tenantId: 'tenant-a', roles: [] }, SECRET);
+      const client = createClient(SampleService, createGrpcTransport({ baseUrl: service.apiUrl }));
+      const calls = Array.from({ length: CALLS }, () => client.echo({ text: 'hold' }, { headers: { authorization: `Bearer ${token}` } }));
+      await allHolding.promise;
+      release.resolve();
+      expect((await Promise.all(calls)).map((r) => r.text)).toEqual(Array(CALLS).fill('hello hold'));
+      // Node emits the warning on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await service.stop();
+    }
+  });
+
   it('releases what setup opened when start fails', async () => {
     const definition = sampleDefinition();
     let lifecycle: string[] = [];
