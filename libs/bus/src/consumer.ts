@@ -13,7 +13,7 @@ import {
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/nats-core';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import { inTransaction, pgErrorCode, type Migration } from '@punchcard/db';
+import { deleteOlderThan, inTransaction, pgErrorCode, type Migration } from '@punchcard/db';
 import { sql, type ColumnType, type Kysely, type Transaction } from 'kysely';
 import { pino, type Logger } from 'pino';
 import { CE, CONTENT_TYPE, headerRecord, PROTOBUF_CONTENT_TYPE, typeNameOfDataSchema } from './cloudevents.js';
@@ -680,7 +680,6 @@ export interface InboxTables {
  * Deletes inbox rows applied before `before`; returns how many. Keep them longer than any redelivery
  * or replay can arrive (the streams' retention), or an old event would apply again.
  */
-export async function pruneInbox(db: Kysely<any>, before: Date): Promise<number> {
-  const result = await (db as Kysely<InboxTables>).deleteFrom('inbox').where('applied_at', '<', before).executeTakeFirst();
-  return Number(result.numDeletedRows);
+export function pruneInbox(db: Kysely<any>, before: Date): Promise<number> {
+  return deleteOlderThan(db, 'inbox', 'applied_at', before);
 }

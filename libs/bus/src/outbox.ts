@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
-import type { Migration } from '@punchcard/db';
+import { deleteOlderThan, type Migration } from '@punchcard/db';
 import { sql, type RawBuilder, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
 import { eventSubject, eventType } from './names.js';
 import { traceHeaders } from './trace.js';
@@ -197,9 +197,8 @@ export async function enqueueMany<S extends DescMessage>(
 }
 
 /** Deletes rows published before `before`; returns how many. Consumers deduplicate by inbox, not by outbox. */
-export async function pruneOutbox(db: Kysely<any>, before: Date): Promise<number> {
-  const result = await (db as Kysely<OutboxTables>).deleteFrom('outbox').where('published_at', '<', before).executeTakeFirst();
-  return Number(result.numDeletedRows);
+export function pruneOutbox(db: Kysely<any>, before: Date): Promise<number> {
+  return deleteOlderThan(db, 'outbox', 'published_at', before);
 }
 
 function lowerCaseKeys(record: Record<string, string>): Record<string, string> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql, type Generated, type Kysely, type QueryCreator, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import { deleteOlderThan } from './prune.js';
 import type { Migration } from './migrate.js';
 
 /** Add to a service's migrations (e.g. as `'0000_idempotency_keys'`) so its schema gets the table. */
@@ -185,11 +186,7 @@ function asUint8Array(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Deletes keys older than `before` (run periodically; a key only needs to outlive client retries). */
-export async function pruneIdempotencyKeys(db: Kysely<any>, before: Date): Promise<bigint> {
-  const result = await (db as Kysely<IdempotencyTables>)
-    .deleteFrom('idempotency_keys')
-    .where('created_at', '<', before)
-    .executeTakeFirst();
-  return result.numDeletedRows;
+/** Deletes keys older than `before` (run periodically; a key only needs to outlive client retries); returns how many. */
+export function pruneIdempotencyKeys(db: Kysely<any>, before: Date): Promise<number> {
+  return deleteOlderThan(db, 'idempotency_keys', 'created_at', before);
 }
