@@ -35,6 +35,7 @@ describe('loadConfig', () => {
       auth: { mode: 'secret', secret: 's'.repeat(32) },
       logLevel: 'info',
       shutdownGraceMs: 10_000,
+      housekeepingIntervalMs: 3_600_000,
     });
     expect(config.otlpEndpoint).toBeUndefined();
   });
@@ -51,6 +52,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
       SHUTDOWN_GRACE_MS: '2500',
+      HOUSEKEEPING_INTERVAL_MS: '0',
       AUTH_JWT_ISSUER: 'https://id.example',
     });
     expect(config).toMatchObject({
@@ -63,16 +65,18 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       otlpEndpoint: 'http://collector:4318',
       shutdownGraceMs: 2500,
+      housekeepingIntervalMs: 0,
       auth: { mode: 'secret', issuer: 'https://id.example' },
     });
   });
 
   it('names every missing or malformed variable at once', () => {
-    expect(problemsOf(() => loadConfig(ledger, { PORT: '80a', LOG_LEVEL: 'loud', AUTH_JWT_SECRET: 'short', SHUTDOWN_GRACE_MS: '-1' }))).toEqual([
+    expect(problemsOf(() => loadConfig(ledger, { PORT: '80a', LOG_LEVEL: 'loud', AUTH_JWT_SECRET: 'short', SHUTDOWN_GRACE_MS: '-1', HOUSEKEEPING_INTERVAL_MS: 'hourly' }))).toEqual([
       'PORT: must be a port number (0-65535)',
       'AUTH_JWT_SECRET: must be at least 32 characters',
       'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent',
       'SHUTDOWN_GRACE_MS: must not be negative',
+      'HOUSEKEEPING_INTERVAL_MS: must be a number of milliseconds',
       'DATABASE_URL: is required',
       'NATS_URL: is required',
     ]);

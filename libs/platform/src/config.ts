@@ -31,6 +31,8 @@ export interface PlatformConfig {
   otlpEndpoint?: string;
   /** How long in-flight RPCs may run after SIGTERM before they are cancelled. */
   shutdownGraceMs: number;
+  /** Time between rounds of housekeeping (deleting rows that served their purpose); 0 = none. */
+  housekeepingIntervalMs: number;
 }
 
 /** Platform settings plus the service's own variables, parsed by the definition's `env` schema. */
@@ -76,6 +78,11 @@ const port = () =>
 const url = (protocols: RegExp, what: string) =>
   optional(z.url({ protocol: protocols, error: `must be a ${what} URL` }));
 
+const milliseconds = () =>
+  optional(
+    z.coerce.number({ error: 'must be a number of milliseconds' }).int({ error: 'must be a whole number of milliseconds' }).min(0, { error: 'must not be negative' }),
+  );
+
 const flag = optional(z.enum(['1', '0', 'true', 'false'], { error: 'must be 1, 0, true or false' })).transform(
   (v) => v === '1' || v === 'true',
 );
@@ -98,9 +105,8 @@ const platformEnv = z.object({
   NODE_ENV: optional(z.string()),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })),
   OTEL_EXPORTER_OTLP_ENDPOINT: url(/^https?$/, 'http(s)://'),
-  SHUTDOWN_GRACE_MS: optional(
-    z.coerce.number({ error: 'must be a number of milliseconds' }).int({ error: 'must be a whole number of milliseconds' }).min(0, { error: 'must not be negative' }),
-  ),
+  SHUTDOWN_GRACE_MS: milliseconds(),
+  HOUSEKEEPING_INTERVAL_MS: milliseconds(),
 });
 
 /**
@@ -144,6 +150,7 @@ export function loadConfig<E = {}>(definition: ConfigSource<E>, env: Env = proce
     logLevel: v.LOG_LEVEL ?? 'info',
     ...(v.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: v.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS ?? 10_000,
+    housekeepingIntervalMs: v.HOUSEKEEPING_INTERVAL_MS ?? 3_600_000,
     env: serviceEnv,
   };
 }

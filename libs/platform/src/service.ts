@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { authInterceptor, createTokenVerifier } from './auth.js';
 import { ConfigError, loadConfig, type Requirement, type ServiceConfig } from './config.js';
 import { healthService } from './health.js';
+import { startHousekeeping, type Housekeeping, type Pruned } from './housekeeping.js';
 import { createLogger } from './logger.js';
 import { jsonAnswersInterceptor } from './json-answers.js';
 import { createMetrics } from './metrics.js';
@@ -63,6 +64,12 @@ export interface ServiceDefinition<S = undefined, Env = {}> {
   readiness?(ctx: RunContext<S, Env>): Record<string, ReadinessCheck>;
   /** Starts background work once the API serves; returns how to stop it. */
   start?(ctx: RunContext<S, Env>): Promise<StopHook | void> | StopHook | void;
+  /**
+   * One round of housekeeping: deletes rows that have served their purpose (`pruneSpentRows` for the
+   * bus's and idempotency's tables), so tables do not grow without bound. Run every
+   * HOUSEKEEPING_INTERVAL_MS while the service serves; returns how many rows of each kind went.
+   */
+  housekeep?(ctx: RunContext<S, Env>): Promise<Pruned>;
   /** `node dist/main.js migrate`: apply migrations and exit. */
   migrate?(ctx: MigrateContext<Env>): Promise<void>;
 }
@@ -88,6 +95,8 @@ export interface RunningService<S> {
   opsUrl: string;
   state: S;
   logger: Logger;
+  /** Runs one round of the definition's housekeeping now, beside the scheduled ones; `{}` without it. */
+  housekeep(): Promise<Pruned>;
   /** Graceful shutdown; safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -135,6 +144,7 @@ export async function startService<S, Env>(
   let api: ApiServer | undefined;
   let ops: OpsServer | undefined;
   let stopHook: StopHook | void = undefined;
+  let housekeeping: Housekeeping | undefined;
 
   const runHook = async (what: string, hook: StopHook) => {
     try {
@@ -144,6 +154,8 @@ export async function startService<S, Env>(
     }
   };
   const release = async () => {
+    const rounds = housekeeping;
+    if (rounds) await runHook('housekeeping', () => rounds.stop());
     if (stopHook) await runHook('stop hook', stopHook);
     for (const hook of closeHooks.reverse()) await runHook('close hook', hook);
     await ops?.close();
@@ -175,6 +187,13 @@ export async function startService<S, Env>(
     ops = await listenOps({ readiness, registry: metrics.registry, logger }, config.host, config.opsPort);
     api = await listenApi(handler, config.host, config.port);
     stopHook = await definition.start?.(ctx);
+    const { housekeep } = definition;
+    if (housekeep && config.housekeepingIntervalMs > 0) {
+      housekeeping = startHousekeeping(() => housekeep(ctx), config.housekeepingIntervalMs, {
+        logger: logger.child({ component: 'housekeeping' }),
+        registry: metrics.registry,
+      });
+    }
     readiness.setPhase('serving');
 
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -202,6 +221,7 @@ export async function startService<S, Env>(
       opsUrl,
       state,
       logger,
+      housekeep: async () => (definition.housekeep ? definition.housekeep(ctx) : {}),
       stop: () => (stopping ??= stop()),
     };
   } catch (err) {

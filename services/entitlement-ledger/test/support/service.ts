@@ -61,6 +61,8 @@ export async function startLedger(
     auth: { mode: 'secret', secret: SECRET },
     logLevel: 'silent',
     shutdownGraceMs: 2000,
+    // Tests run housekeeping when they want it: running.housekeep().
+    housekeepingIntervalMs: 0,
     env: ledgerEnv.parse(env),
   };
   const running = await startService(ledgerService({ clock: () => clock.now, relayPollMs: 100, onOutcome: (o) => outcomes.push(o) }), config);
