@@ -3,3 +3,4 @@ export { testNats, testNamespace } from './nats.js';
 export { grpcJsClient, type GrpcJsClient } from './grpc.js';
 export { readStream } from './streams.js';
 export { countingStatements, type CountedDb } from './statements.js';
+export { spentRowsLeftAfter } from './housekeeping.js';

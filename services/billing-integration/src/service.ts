@@ -1,6 +1,6 @@
 import type { ConsumeOutcome } from '@punchcard/bus';
 import { BillingService } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
-import { connectStores, defineService, DEV_JWT_SECRET, migrateDatabase, mintToken, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
+import { connectStores, defineService, DEV_JWT_SECRET, migrateDatabase, mintToken, pruneSpentRows, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { z } from 'zod';
 import { billingServiceImpl } from './api/connect.js';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -115,6 +115,8 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
       logger.info({ webhook_url: app.webhookUrl }, 'billing started');
       return () => app.stop();
     },
+
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox', 'idempotencyKeys']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

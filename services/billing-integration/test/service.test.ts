@@ -4,7 +4,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { BillingService, PaymentStatus } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
 import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService, type RunningService } from '@punchcard/platform';
-import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
+import { createTestDatabase, grpcJsClient, spentRowsLeftAfter, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { billingService, type BillingState } from '../src/service.js';
 import { migrations } from '../src/store/migrations.js';
@@ -102,5 +102,12 @@ describe('billing-integration over gRPC', () => {
 
   it('refuses to start without BILLING_SECRETS_KEY, naming it', () => {
     expect(() => loadConfig(billingService(), { AUTH_DEV_MODE: '1', DATABASE_URL: database.url, NATS_URL: 'nats://127.0.0.1:4222' })).toThrow(/BILLING_SECRETS_KEY/);
+  });
+});
+
+describe('housekeeping', () => {
+  it('deletes published events, applied event ids and idempotency keys past their retention, and keeps fresh ones', async () => {
+    const left = await spentRowsLeftAfter(running.state.database.db, () => running.housekeep());
+    expect(left).toEqual({ outbox: ['fresh'], inbox: ['fresh'], idempotency_keys: ['fresh'] });
   });
 });

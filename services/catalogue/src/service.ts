@@ -1,6 +1,6 @@
 import { startOutboxRelay, type OutboxRelay } from '@punchcard/bus';
 import { CatalogueService } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
+import { connectStores, defineService, migrateDatabase, pruneSpentRows, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { catalogueServiceImpl } from './api/service-impl.js';
 import { migrations } from './store/migrations.js';
 import type { CatalogueTables } from './store/schema.js';
@@ -48,6 +48,8 @@ export function catalogueService(options: CatalogueServiceOptions = {}): Service
       ctx.state.relay = relay;
       return () => relay.stop();
     },
+
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'idempotencyKeys']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

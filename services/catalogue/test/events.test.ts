@@ -71,3 +71,9 @@ describe('catalogue events on JetStream', () => {
     expect(events.filter((e) => e.subject.includes('definition_published'))).toHaveLength(1);
   });
 });
+
+describe('housekeeping', () => {
+  it('deletes published events and idempotency keys past their retention, and keeps fresh ones', async () => {
+    expect(await env.housekeepingLeaves()).toEqual({ outbox: ['fresh'], idempotency_keys: ['fresh'] });
+  });
+});

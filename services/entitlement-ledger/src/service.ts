@@ -1,7 +1,7 @@
 import type { ConsumeOutcome } from '@punchcard/bus';
 import { LedgerService } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { z } from 'zod';
-import { callerOf, connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
+import { callerOf, connectStores, defineService, migrateDatabase, pruneSpentRows, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { ledgerHandlers } from './api/handlers.js';
 import { consumeGroupMetrics } from './metrics.js';
 import { startLedgerEvents, type LedgerEvents } from './events/wiring.js';
@@ -84,6 +84,8 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
       ctx.state.events = events;
       return () => events.stop();
     },
+
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox', 'idempotencyKeys']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

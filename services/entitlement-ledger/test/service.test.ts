@@ -4,6 +4,7 @@ import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ExpiryAnchor, ExpiryMode, Feature, SessionOrder } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { EntitlementStatus, EntryKind, LedgerService, VisitState, type LedgerEntry } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
+import { spentRowsLeftAfter } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishVisitCompleted, readLedgerEvents } from './support/bus.js';
 import { ALL_FEATURES, definitionTerms } from './support/ledger-db.js';
@@ -315,5 +316,12 @@ describe('auto-deduction and events', () => {
       ['punchcard.ledger.session_consumed', 2],
     ]);
     expect(mine[1]!.data.entry).toMatchObject({ entryId: visit.entryId, visitId, kind: EntryKind.CONSUME });
+  });
+});
+
+describe('housekeeping', () => {
+  it('deletes published events, applied event ids and idempotency keys past their retention, and keeps fresh ones', async () => {
+    const left = await spentRowsLeftAfter(h.running.state.database.db, () => h.running.housekeep());
+    expect(left).toEqual({ outbox: ['fresh'], inbox: ['fresh'], idempotency_keys: ['fresh'] });
   });
 });

@@ -4,7 +4,6 @@ import { pino, type Logger } from 'pino';
 import { expiryHandlers, type ExpiryHandlers } from './api/handlers.js';
 import { startLedgerConsumer } from './events/ledger-consumer.js';
 import type { LedgerPort } from './ledger/port.js';
-import { startHousekeeping } from './housekeeping.js';
 import type { ExpiryDb } from './store/schema.js';
 import { startSweeper, type SweepDeps, type Sweeper } from './sweep.js';
 
@@ -33,8 +32,6 @@ export interface RuntimeOptions {
   onConsumed?: (outcome: ConsumeOutcome) => void;
   /** Told what became of each fired timer (metrics). */
   observeTimer?: SweepDeps['observe'];
-  /** Real time between prunes of cancelled timers and spent bus rows; default an hour. */
-  housekeepingIntervalMs?: number;
 }
 
 /** The scheduler's moving parts in one process: ledger consumer, outbox relay, sweeper, API handlers. */
@@ -80,7 +77,6 @@ export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
     ...(o.consumerAckWaitMs !== undefined ? { ackWaitMs: o.consumerAckWaitMs } : {}),
     ...(o.onConsumed ? { onOutcome: o.onConsumed } : {}),
   });
-  const housekeeping = startHousekeeping(o.db.db, o.clock, o.housekeepingIntervalMs ?? 3_600_000, logger);
   const handlers = expiryHandlers({ db: o.db.db, clock: o.clock, runDue: (options) => sweeper.runNow(options), logger });
   let stopping: Promise<void> | undefined;
   return {
@@ -92,7 +88,6 @@ export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
       (stopping ??= (async () => {
         await consumer.stop();
         await sweeper.stop();
-        await housekeeping.stop();
         await relay.stop();
       })()),
   };

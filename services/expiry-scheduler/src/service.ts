@@ -14,6 +14,7 @@ import {
 } from '@punchcard/platform';
 import { z } from 'zod';
 import { expiryHandlers } from './api/handlers.js';
+import { housekeep } from './housekeeping.js';
 import { grpcLedger } from './ledger/grpc-ledger.js';
 import { expiryMetrics } from './metrics.js';
 import type { LedgerPort } from './ledger/port.js';
@@ -134,6 +135,8 @@ export function expirySchedulerService(options: ExpirySchedulerOptions = {}): Se
       ctx.state.runtime = runtime;
       return () => runtime.stop();
     },
+
+    housekeep: (ctx) => housekeep(ctx.state.database.db, ctx.state.clock()),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

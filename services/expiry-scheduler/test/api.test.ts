@@ -3,7 +3,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { ExpiryService, TimerKind, TimerState } from '@punchcard/contracts/punchcard/expiry/v1/expiry_pb';
 import { loadConfig, mintToken, startService, type RunningService } from '@punchcard/platform';
-import { grpcJsClient, type GrpcJsClient } from '@punchcard/testing';
+import { grpcJsClient, spentRowsLeftAfter, type GrpcJsClient } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expirySchedulerService, type ExpiryState } from '../src/service.js';
 import { newTenantId, TestEnv } from './support/env.js';
@@ -152,5 +152,14 @@ describe('ExpiryService over gRPC', () => {
     const metrics = await (await fetch(`${service.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/punchcard_expiry_timers_total\{[^}]*kind="EXPIRE",outcome="fired"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/punchcard_expiry_timers_due\{[^}]*\} [1-9]/);
+  });
+});
+
+describe('housekeeping', () => {
+  it('deletes published events, applied event ids and idempotency keys past their retention beside cancelled timers, and keeps fresh ones', async () => {
+    let pruned: Record<string, number> = {};
+    const left = await spentRowsLeftAfter(service.state.database.db, async () => (pruned = await service.housekeep()));
+    expect(left).toEqual({ outbox: ['fresh'], inbox: ['fresh'], idempotency_keys: ['fresh'] });
+    expect(Object.keys(pruned).sort()).toEqual(['cancelledTimers', 'idempotencyKeys', 'inbox', 'outbox']);
   });
 });

@@ -1,6 +1,6 @@
 import type { ConsumeOutcome } from '@punchcard/bus';
 import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
-import { connectStores, defineService, migrateDatabase, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
+import { connectStores, defineService, migrateDatabase, pruneSpentRows, storeReadiness, type ServiceDefinition, type Stores } from '@punchcard/platform';
 import { revenueServiceImpl } from './api/connect.js';
 import { revenueHandlers } from './api/handlers.js';
 import { startRevenueEvents, type RevenueEvents } from './events/wiring.js';
@@ -63,6 +63,8 @@ export function revenueService(options: RevenueServiceOptions = {}): ServiceDefi
       ctx.state.events = events;
       return () => events.stop();
     },
+
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

@@ -202,3 +202,9 @@ describe('published events', () => {
     expect(new TextDecoder().decode(csv.csv).split('\r\n').filter(Boolean)).toHaveLength(1 + 2 + 4 + 2);
   });
 });
+
+describe('housekeeping', () => {
+  it('deletes published events and applied event ids past their retention, and keeps fresh ones', async () => {
+    expect(await h.housekeepingLeaves()).toEqual({ outbox: ['fresh'], inbox: ['fresh'] });
+  });
+});

@@ -13,7 +13,7 @@ import {
 import { deleteStreams, streamName, withNamespace } from '@punchcard/bus';
 import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService } from '@punchcard/platform';
-import { createTestDatabase, grpcJsClient, readStream, testNamespace, testNats } from '@punchcard/testing';
+import { createTestDatabase, grpcJsClient, readStream, spentRowsLeftAfter, testNamespace, testNats } from '@punchcard/testing';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import { catalogueService } from '../../src/service.js';
@@ -54,6 +54,8 @@ export interface TestEnv {
   token(who: Who): Promise<string>;
   /** Every catalogue event of the tenant published so far, decoded by a plain JetStream consumer. */
   events(tenantId: string): Promise<ReceivedEvent[]>;
+  /** The service's housekeeping over spent rows of every age: what is left ({@link spentRowsLeftAfter}). */
+  housekeepingLeaves(): Promise<Record<string, string[]>>;
   close(): Promise<void>;
 }
 
@@ -122,6 +124,7 @@ export async function startTestEnv(): Promise<TestEnv> {
       await service.state.relay!.flush(10_000);
       return readAll(subscriber, namespace, tenantId);
     },
+    housekeepingLeaves: () => spentRowsLeftAfter(service.state.database.db, () => service.housekeep()),
     async close() {
       grpc.close();
       await service.stop();

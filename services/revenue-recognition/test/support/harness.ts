@@ -14,7 +14,7 @@ import { RevenueService } from '@punchcard/contracts/punchcard/revenue/v1/revenu
 import { ConnectError } from '@connectrpc/connect';
 import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService, type Caller, type RunningService } from '@punchcard/platform';
-import { createTestDatabase, grpcJsClient, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
+import { createTestDatabase, grpcJsClient, spentRowsLeftAfter, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { revenueService, type RevenueState } from '../../src/service.js';
 import { migrations } from '../../src/store/migrations.js';
@@ -90,6 +90,13 @@ export class Harness {
     });
     this.running = await startService(definition, config);
     this.client = grpcJsClient(RevenueService, this.running.apiUrl);
+  }
+
+  /** The service's housekeeping over spent rows of every age: what is left ({@link spentRowsLeftAfter}). */
+  housekeepingLeaves(): Promise<Record<string, string[]>> {
+    const running = this.running;
+    if (!running) throw new Error('service not running');
+    return spentRowsLeftAfter(running.state.database.db, () => running.housekeep());
   }
 
   async stopService(): Promise<void> {
