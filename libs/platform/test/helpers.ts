@@ -6,6 +6,8 @@ import {
   type ServerReflectionResponse,
 } from '@punchcard/contracts/grpc/reflection/v1/reflection_pb';
 import * as v1alpha from '@punchcard/contracts/grpc/reflection/v1alpha/reflection_pb';
+import { connectBus, deleteStreams } from '@punchcard/bus';
+import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
 import { loadConfig } from '../src/index.js';
 import { sampleDefinition } from './sample.js';
 
@@ -20,6 +22,42 @@ export function sampleConfig(env: Record<string, string> = {}) {
     LOG_LEVEL: 'debug',
     ...env,
   });
+}
+
+/** A fresh database and bus namespace for a sample service with stores. */
+export interface StoresSandbox {
+  database: TestDatabase;
+  namespace: string;
+  /** The environment of a service on free local ports against them, plus `extra`. */
+  env(extra?: Record<string, string>): Record<string, string>;
+  /** Removes the namespace's streams and the database. */
+  drop(): Promise<void>;
+}
+
+export async function storesSandbox(label: string): Promise<StoresSandbox> {
+  const database = await createTestDatabase(`platform_${label}`);
+  const natsUrl = await testNats();
+  const namespace = testNamespace(label);
+  return {
+    database,
+    namespace,
+    env: (extra = {}) => ({
+      HOST: '127.0.0.1',
+      PORT: '0',
+      OPS_PORT: '0',
+      AUTH_JWT_SECRET: SECRET,
+      DATABASE_URL: database.url,
+      NATS_URL: natsUrl,
+      BUS_NAMESPACE: namespace,
+      ...extra,
+    }),
+    async drop() {
+      const bus = await connectBus({ url: natsUrl, name: `${label}-test-cleanup` });
+      await deleteStreams(bus.jsm, namespace);
+      await bus.close();
+      await database.drop();
+    },
+  };
 }
 
 /** A pino destination keeping parsed JSON lines. */

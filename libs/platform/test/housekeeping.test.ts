@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { connectBus, deleteStreams, inboxMigration, outboxMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
-import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectStores, createLogger, defineService, loadConfig, migrateDatabase, pruneSpentRows, startService, type Pruned, type Stores } from '../src/index.js';
 import { startHousekeeping } from '../src/housekeeping.js';
-import { captureLogs, sampleConfig, SECRET } from './helpers.js';
+import { captureLogs, sampleConfig, storesSandbox, type StoresSandbox } from './helpers.js';
 
 const DAY_MS = 86_400_000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
@@ -28,32 +27,17 @@ const waitFor = async (condition: () => boolean) => {
 };
 
 describe('housekeeping of a service', () => {
-  let database: TestDatabase;
-  let natsUrl: string;
-  const namespace = testNamespace('housekeeping');
+  let sandbox: StoresSandbox;
 
   beforeAll(async () => {
-    database = await createTestDatabase('platform_housekeeping');
-    natsUrl = await testNats();
+    sandbox = await storesSandbox('housekeeping');
   });
   afterAll(async () => {
-    const bus = await connectBus({ url: natsUrl, name: 'housekeeping-test-cleanup' });
-    await deleteStreams(bus.jsm, namespace);
-    await bus.close();
-    await database.drop();
+    await sandbox?.drop();
   });
 
   it('deletes published events, applied event ids and idempotency keys past their retention, every interval, and counts them', async () => {
-    const config = loadConfig(definition, {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      OPS_PORT: '0',
-      AUTH_JWT_SECRET: SECRET,
-      DATABASE_URL: database.url,
-      NATS_URL: natsUrl,
-      BUS_NAMESPACE: namespace,
-      HOUSEKEEPING_INTERVAL_MS: '50',
-    });
+    const config = loadConfig(definition, sandbox.env({ HOUSEKEEPING_INTERVAL_MS: '50' }));
     await definition.migrate!({ config, logger: createLogger({ serviceName: config.serviceName, level: 'silent' }) });
     const logs = captureLogs();
     const service = await startService(definition, config, { logDestination: logs.destination });

@@ -1,6 +1,5 @@
-import { connectBus, deleteStreams, streamName } from '@punchcard/bus';
+import { streamName } from '@punchcard/bus';
 import { createDb, type Migrations } from '@punchcard/db';
-import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectStores,
@@ -13,7 +12,7 @@ import {
   type ServiceConfig,
   type Stores,
 } from '../src/index.js';
-import { captureLogs, SECRET } from './helpers.js';
+import { captureLogs, storesSandbox, type StoresSandbox } from './helpers.js';
 
 interface Tables {
   visit: { id: number };
@@ -41,29 +40,15 @@ const definition = defineService<SampleState>({
 });
 
 describe('stores of a service: Postgres and NATS', () => {
-  let database: TestDatabase;
-  let natsUrl: string;
+  let sandbox: StoresSandbox;
   let config: ServiceConfig;
-  const namespace = testNamespace('stores');
 
   beforeAll(async () => {
-    database = await createTestDatabase('platform_stores');
-    natsUrl = await testNats();
-    config = loadConfig(definition, {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      OPS_PORT: '0',
-      AUTH_JWT_SECRET: SECRET,
-      DATABASE_URL: database.url,
-      NATS_URL: natsUrl,
-      BUS_NAMESPACE: namespace,
-    });
+    sandbox = await storesSandbox('stores');
+    config = loadConfig(definition, sandbox.env());
   });
   afterAll(async () => {
-    const bus = await connectBus({ url: natsUrl, name: 'stores-test-cleanup' });
-    await deleteStreams(bus.jsm, namespace);
-    await bus.close();
-    await database.drop();
+    await sandbox?.drop();
   });
 
   it('migrate creates the schema, applies the migrations once and logs what it applied', async () => {
@@ -81,7 +66,7 @@ describe('stores of a service: Postgres and NATS', () => {
     const logs = captureLogs();
     const logger = createLogger({ serviceName: config.serviceName, level: 'info', destination: logs.destination });
     await definition.migrate!({ config, logger });
-    const server = createDb({ url: database.url, schema: 'public', poolMax: 1 });
+    const server = createDb({ url: sandbox.database.url, schema: 'public', poolMax: 1 });
     const autovacuum = (await server.pool.query<{ setting: string }>("select current_setting('autovacuum') as setting")).rows[0]!.setting;
     await server.close();
     expect(['on', 'off']).toContain(autovacuum);
@@ -100,7 +85,7 @@ describe('stores of a service: Postgres and NATS', () => {
     const { rows } = await db.pool.query<{ name: string }>('select current_setting($1) as name', ['application_name']);
     expect(rows).toEqual([{ name: 'stores-sample' }]);
     expect(db.pool.options.max).toBe(3);
-    await expect(bus.jsm.streams.info(streamName(namespace, 'LEDGER'))).resolves.toBeDefined();
+    await expect(bus.jsm.streams.info(streamName(sandbox.namespace, 'LEDGER'))).resolves.toBeDefined();
 
     const readyz = async () => {
       const res = await fetch(`${service.opsUrl}/readyz`);
