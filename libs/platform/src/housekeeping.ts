@@ -11,7 +11,10 @@ type Db = Database<any>['db'];
 export const RETENTION_DAYS = {
   /** Published events (the streams keep them for consumers): long enough to investigate a relay problem. */
   outbox: 7,
-  /** Applied event ids: far longer than a redelivery can arrive (ack wait × bounded redeliveries). */
+  /**
+   * Applied event ids: far longer than a redelivery can arrive (ack wait × bounded redeliveries). A
+   * replay from the start of a stream relies on each consumer's own duplicate check past this.
+   */
   inbox: 30,
   /** Idempotency keys and their stored answers only need to outlive client retries. */
   idempotencyKeys: 7,

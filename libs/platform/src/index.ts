@@ -47,4 +47,4 @@ export { createLogger, type Logger } from './logger.js';
 export type { ReadinessCheck } from './readiness.js';
 export { connectStores, migrateDatabase, storeReadiness, type ConnectStoresOptions, type Stores } from './stores.js';
 export { traceContextInterceptor } from './client-tracing.js';
-export { pruneSpentRows, RETENTION_DAYS, type Pruned, type SpentRows } from './housekeeping.js';
+export { pruneSpentRows, type Pruned, type SpentRows } from './housekeeping.js';
