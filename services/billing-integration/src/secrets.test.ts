@@ -42,3 +42,39 @@ describe('SecretBox (AES-256-GCM at rest)', () => {
     expect(JSON.stringify({ box: a })).toBe('{"box":"[SecretBox]"}');
   });
 });
+
+describe('SecretBox during a key rotation', () => {
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+  const before = new SecretBox(oldKey);
+  const rotating = new SecretBox(newKey, [oldKey]);
+  const after = new SecretBox(newKey);
+
+  it('opens what the previous key sealed, seals with the new one, and reseals only what the old key sealed', () => {
+    const old = before.encrypt('sk_live_1', ctx);
+    expect(rotating.decrypt(old, ctx)).toBe('sk_live_1');
+    expect(() => after.decrypt(old, ctx)).toThrow(/cannot be decrypted/);
+
+    const again = rotating.reseal(old, ctx)!;
+    expect(after.decrypt(again, ctx)).toBe('sk_live_1');
+    expect(rotating.reseal(again, ctx)).toBeUndefined();
+    expect(after.decrypt(rotating.encrypt('sk_live_2', ctx), ctx)).toBe('sk_live_2');
+  });
+
+  it('still refuses another tenant, a tampered value or a key it does not hold', () => {
+    const old = before.encrypt('sk_live_1', ctx);
+    expect(() => rotating.decrypt(old, { ...ctx, tenantId: 'evil' })).toThrow(/cannot be decrypted/);
+    const tampered = Buffer.from(old);
+    tampered[tampered.length - 1]! ^= 1;
+    expect(() => rotating.reseal(tampered, ctx)).toThrow(/cannot be decrypted/);
+    expect(() => rotating.decrypt(new SecretBox(randomBytes(32)).encrypt('x', ctx), ctx)).toThrow(/cannot be decrypted/);
+  });
+
+  it('reads BILLING_SECRETS_KEY_PREVIOUS beside the key, and says whether it is rotating', () => {
+    const box2 = SecretBox.fromEnv(newKey.toString('base64'), oldKey.toString('hex'));
+    expect(box2.rotating).toBe(true);
+    expect(SecretBox.fromEnv(newKey.toString('base64')).rotating).toBe(false);
+    expect(box2.decrypt(before.encrypt('x', ctx), ctx)).toBe('x');
+    expect(() => SecretBox.fromEnv(newKey.toString('base64'), randomBytes(16).toString('base64'))).toThrow(/BILLING_SECRETS_KEY_PREVIOUS must be 32 bytes/);
+  });
+});

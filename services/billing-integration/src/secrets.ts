@@ -14,50 +14,76 @@ export interface SecretContext {
 /**
  * AES-256-GCM for secrets at rest (provider keys, connector tokens, webhook signing secrets).
  * Stored as version byte | 12-byte random IV | 16-byte tag | ciphertext, with the tenant and purpose
- * as additional authenticated data.
+ * as additional authenticated data. Seals with the current key; opens with it or, during a key
+ * rotation, with a previous one (the tag tells which: a wrong key fails it).
  */
 export class SecretBox {
-  readonly #key: Buffer;
+  /** The current key first, then the previous ones. */
+  readonly #keys: Buffer[];
 
-  constructor(key: Buffer) {
-    if (key.length !== 32) throw new Error('BILLING_SECRETS_KEY must be 32 bytes (base64 or 64 hex characters)');
-    this.#key = Buffer.from(key);
+  constructor(key: Buffer, previous: readonly Buffer[] = []) {
+    this.#keys = [key, ...previous].map((k, i) => {
+      if (k.length !== 32) throw new Error(`${i === 0 ? 'BILLING_SECRETS_KEY' : 'BILLING_SECRETS_KEY_PREVIOUS'} must be 32 bytes (base64 or 64 hex characters)`);
+      return Buffer.from(k);
+    });
   }
 
-  /** BILLING_SECRETS_KEY: 32 bytes as 64 hex characters or base64. */
-  static fromEnv(value: string | undefined): SecretBox {
+  /** BILLING_SECRETS_KEY and, while rotating, BILLING_SECRETS_KEY_PREVIOUS: 32 bytes each as 64 hex characters or base64. */
+  static fromEnv(value: string | undefined, previous?: string): SecretBox {
     if (!value) throw new Error('BILLING_SECRETS_KEY is required: 32 random bytes, base64 or hex (e.g. `openssl rand -base64 32`)');
-    const bytes = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
-    return new SecretBox(bytes);
+    return new SecretBox(keyBytes(value), previous ? [keyBytes(previous)] : []);
+  }
+
+  /** Whether a previous key is configured: stored secrets may still be sealed with it. */
+  get rotating(): boolean {
+    return this.#keys.length > 1;
   }
 
   encrypt(plaintext: string, ctx: SecretContext): Buffer {
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#keys[0]!, iv);
     cipher.setAAD(aad(ctx));
     const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return Buffer.concat([Buffer.from([VERSION]), iv, cipher.getAuthTag(), ct]);
   }
 
   decrypt(sealed: Uint8Array, ctx: SecretContext): string {
+    return this.#open(sealed, ctx).plaintext;
+  }
+
+  /** `sealed` sealed again with the current key if a previous key sealed it; undefined if the current key did. */
+  reseal(sealed: Uint8Array, ctx: SecretContext): Buffer | undefined {
+    const { plaintext, byCurrentKey } = this.#open(sealed, ctx);
+    return byCurrentKey ? undefined : this.encrypt(plaintext, ctx);
+  }
+
+  #open(sealed: Uint8Array, ctx: SecretContext): { plaintext: string; byCurrentKey: boolean } {
     const buf = Buffer.from(sealed);
     if (buf.length < 1 + IV_BYTES + TAG_BYTES || buf[0] !== VERSION) throw new Error(`secret for ${ctx.purpose} is not a sealed value`);
     const iv = buf.subarray(1, 1 + IV_BYTES);
     const tag = buf.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES);
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, iv);
-    decipher.setAAD(aad(ctx));
-    decipher.setAuthTag(tag);
-    try {
-      return Buffer.concat([decipher.update(buf.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
-    } catch {
-      throw new Error(`secret for ${ctx.purpose} of tenant ${ctx.tenantId} cannot be decrypted (wrong BILLING_SECRETS_KEY or tampered)`);
+    for (const [i, key] of this.#keys.entries()) {
+      const decipher = createDecipheriv('aes-256-gcm', key, iv);
+      decipher.setAAD(aad(ctx));
+      decipher.setAuthTag(tag);
+      try {
+        const plaintext = Buffer.concat([decipher.update(buf.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
+        return { plaintext, byCurrentKey: i === 0 };
+      } catch {
+        // Not this key (or tampered): try the next.
+      }
     }
+    throw new Error(`secret for ${ctx.purpose} of tenant ${ctx.tenantId} cannot be decrypted (wrong BILLING_SECRETS_KEY or tampered)`);
   }
 
-  /** Keeps the key out of logs and inspection. */
+  /** Keeps the keys out of logs and inspection. */
   toJSON(): string {
     return '[SecretBox]';
   }
+}
+
+function keyBytes(value: string): Buffer {
+  return /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
 }
 
 function aad(ctx: SecretContext): Buffer {

@@ -9,16 +9,25 @@ import { ledgerClient } from './ledger-client.js';
 import { testpayProcessor } from './providers/testpay.js';
 import { REDACT_PATHS, SecretBox } from './secrets.js';
 import { migrations } from './store/migrations.js';
+import { resealSecrets } from './store/reseal.js';
 import type { BillingTables } from './store/schema.js';
 
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
 
+const secretsKey = () =>
+  z
+    .string({ error: 'is required: 32 random bytes, base64 or hex' })
+    .refine((v) => (/^[0-9a-fA-F]{64}$/.test(v) ? true : Buffer.from(v, 'base64').length === 32), { error: 'must be 32 bytes, base64 or 64 hex characters' });
+
 /** billing-integration's own environment. */
 export const billingEnv = z.object({
   /** 32 bytes (base64 or 64 hex): the AES-256-GCM key for provider keys, connector tokens and webhook secrets. */
-  BILLING_SECRETS_KEY: z
-    .string({ error: 'is required: 32 random bytes, base64 or hex' })
-    .refine((v) => (/^[0-9a-fA-F]{64}$/.test(v) ? true : Buffer.from(v, 'base64').length === 32), { error: 'must be 32 bytes, base64 or 64 hex characters' }),
+  BILLING_SECRETS_KEY: secretsKey(),
+  /**
+   * The key BILLING_SECRETS_KEY replaced, while rotating: secrets it sealed still open, and each
+   * housekeeping round seals them again with BILLING_SECRETS_KEY (deploy/README, "Rotate secrets").
+   */
+  BILLING_SECRETS_KEY_PREVIOUS: optional(secretsKey()),
   /** The entitlement ledger's API: Purchase, and GetEntitlement, QuoteUpgrade and Upgrade for upgrade checkouts. */
   LEDGER_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).default('http://127.0.0.1:7102'),
   /** HS256 secret for the system tokens billing mints for the ledger; default AUTH_JWT_SECRET (or the dev secret in dev mode). */
@@ -64,7 +73,7 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
     env: billingEnv,
 
     async setup(ctx) {
-      return { ...(await connectStores<BillingTables>(ctx)), secrets: SecretBox.fromEnv(ctx.config.env.BILLING_SECRETS_KEY) };
+      return { ...(await connectStores<BillingTables>(ctx)), secrets: SecretBox.fromEnv(ctx.config.env.BILLING_SECRETS_KEY, ctx.config.env.BILLING_SECRETS_KEY_PREVIOUS) };
     },
 
     register(router, ctx) {
@@ -116,7 +125,20 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
       return () => app.stop();
     },
 
-    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox', 'idempotencyKeys']),
+    async housekeep(ctx) {
+      const { database, secrets } = ctx.state;
+      if (secrets.rotating) {
+        const { resealed, unreadable, done } = await resealSecrets(database.db, secrets);
+        if (unreadable > 0) ctx.logger.warn({ unreadable }, 'stored secrets that neither BILLING_SECRETS_KEY nor BILLING_SECRETS_KEY_PREVIOUS opens: configure them again');
+        ctx.logger.info(
+          { resealed },
+          done
+            ? 'every stored secret is sealed with BILLING_SECRETS_KEY: once every pod runs with it, remove BILLING_SECRETS_KEY_PREVIOUS'
+            : 'secrets are still being sealed with BILLING_SECRETS_KEY_PREVIOUS (pods with the old key?); the next round seals them again',
+        );
+      }
+      return pruneSpentRows(database.db, ['outbox', 'inbox', 'idempotencyKeys']);
+    },
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

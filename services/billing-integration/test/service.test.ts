@@ -6,7 +6,9 @@ import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService, type RunningService } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, spentRowsLeftAfter, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretBox } from '../src/secrets.js';
 import { billingService, type BillingState } from '../src/service.js';
+import { providerCredentials } from '../src/store/providers.js';
 import { migrations } from '../src/store/migrations.js';
 import { SCHEMA } from '../src/store/schema.js';
 import { startFakeLedger, type FakeLedger } from './support/fake-ledger.js';
@@ -21,14 +23,15 @@ let running: RunningService<BillingState>;
 let client: GrpcJsClient<typeof BillingService>;
 const logLines: string[] = [];
 const secretsKey = randomBytes(32).toString('hex');
+/** The environment `running` was started with. */
+let env: Record<string, string>;
 
 beforeAll(async () => {
   database = await createTestDatabase('billing_svc');
   await migrateSchema(database.url, SCHEMA, migrations);
   ledger = await startFakeLedger(LEDGER_SECRET);
   testpay = await startFakeTestpay(TESTPAY_API_KEY);
-  const definition = billingService();
-  const config = loadConfig(definition, {
+  env = {
     DATABASE_URL: database.url,
     DATABASE_SCHEMA: SCHEMA,
     NATS_URL: await testNats(),
@@ -43,8 +46,9 @@ beforeAll(async () => {
     LEDGER_URL: ledger.url,
     TESTPAY_URL: testpay.url,
     BILLING_POLL_MS: '200',
-  });
-  running = await startService(definition, config, { logDestination: new Writable({ write: (c: Buffer, _e, done) => (logLines.push(c.toString()), done()) }) });
+  };
+  const definition = billingService();
+  running = await startService(definition, loadConfig(definition, env), { logDestination: new Writable({ write: (c: Buffer, _e, done) => (logLines.push(c.toString()), done()) }) });
   client = grpcJsClient(BillingService, running.apiUrl);
 });
 
@@ -109,5 +113,28 @@ describe('housekeeping', () => {
   it('deletes published events, applied event ids and idempotency keys past their retention, and keeps fresh ones', async () => {
     const left = await spentRowsLeftAfter(running.state.database.db, () => running.housekeep());
     expect(left).toEqual({ outbox: ['fresh'], inbox: ['fresh'], idempotency_keys: ['fresh'] });
+  });
+});
+
+describe('a BILLING_SECRETS_KEY rotation', () => {
+  it('a pod started with a new key and the old one as BILLING_SECRETS_KEY_PREVIOUS seals the stored secrets again in its housekeeping, and says when the old key can go', async () => {
+    const tenant = newTenantId();
+    await client.call('configurePaymentProvider', { idempotencyKey: 'p', provider: 'testpay', apiKey: TESTPAY_API_KEY, webhookSecret: TESTPAY_WEBHOOK_SECRET }, { token: await token(tenant, ['admin']) });
+    const newKey = randomBytes(32).toString('base64');
+    const lines: string[] = [];
+    const definition = billingService();
+    const rotated = await startService(definition, loadConfig(definition, { ...env, BILLING_SECRETS_KEY: newKey, BILLING_SECRETS_KEY_PREVIOUS: secretsKey, HOUSEKEEPING_INTERVAL_MS: '0' }), {
+      logDestination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(c.toString()), done()) }),
+    });
+    try {
+      await rotated.housekeep();
+      const db = rotated.state.database.db;
+      expect(await providerCredentials(db, SecretBox.fromEnv(newKey), tenant, 'testpay')).toEqual({ apiKey: TESTPAY_API_KEY, webhookSecret: TESTPAY_WEBHOOK_SECRET });
+      await expect(providerCredentials(db, SecretBox.fromEnv(secretsKey), tenant, 'testpay')).rejects.toThrow(/cannot be decrypted/);
+      const said = lines.map((l) => JSON.parse(l) as { msg: string; resealed?: number }).find((l) => l.msg.startsWith('every stored secret is sealed with BILLING_SECRETS_KEY'));
+      expect(said?.resealed).toBeGreaterThanOrEqual(2);
+    } finally {
+      await rotated.stop();
+    }
   });
 });

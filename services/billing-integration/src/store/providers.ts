@@ -2,15 +2,15 @@ import type { ProviderCredentials } from '../providers/provider.js';
 import type { SecretBox } from '../secrets.js';
 import type { Db, Tx } from './schema.js';
 
-const apiKeyPurpose = (provider: string) => `provider:${provider}:api_key`;
-const webhookSecretPurpose = (provider: string) => `provider:${provider}:webhook_secret`;
+export const apiKeyPurpose = (provider: string) => `provider:${provider}:api_key`;
+export const providerWebhookSecretPurpose = (provider: string) => `provider:${provider}:webhook_secret`;
 
 export async function saveProviderCredentials(tx: Tx, secrets: SecretBox, tenantId: string, provider: string, credentials: ProviderCredentials, at: Date): Promise<void> {
   const row = {
     tenant_id: tenantId,
     provider,
     api_key_enc: secrets.encrypt(credentials.apiKey, { tenantId, purpose: apiKeyPurpose(provider) }),
-    webhook_secret_enc: secrets.encrypt(credentials.webhookSecret, { tenantId, purpose: webhookSecretPurpose(provider) }),
+    webhook_secret_enc: secrets.encrypt(credentials.webhookSecret, { tenantId, purpose: providerWebhookSecretPurpose(provider) }),
     update_time: at,
   };
   await tx
@@ -26,6 +26,6 @@ export async function providerCredentials(db: Db | Tx, secrets: SecretBox, tenan
   if (!row) return undefined;
   return {
     apiKey: secrets.decrypt(row.api_key_enc, { tenantId, purpose: apiKeyPurpose(provider) }),
-    webhookSecret: secrets.decrypt(row.webhook_secret_enc, { tenantId, purpose: webhookSecretPurpose(provider) }),
+    webhookSecret: secrets.decrypt(row.webhook_secret_enc, { tenantId, purpose: providerWebhookSecretPurpose(provider) }),
   };
 }
