@@ -82,7 +82,8 @@ export class SecretBox {
   }
 }
 
-function keyBytes(value: string): Buffer {
+/** A key as configured: 64 hex characters, else base64. */
+export function keyBytes(value: string): Buffer {
   return /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
 }
 

@@ -7,7 +7,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { startBilling, type BillingApp } from './app.js';
 import { ledgerClient } from './ledger-client.js';
 import { testpayProcessor } from './providers/testpay.js';
-import { REDACT_PATHS, SecretBox } from './secrets.js';
+import { keyBytes, REDACT_PATHS, SecretBox } from './secrets.js';
 import { migrations } from './store/migrations.js';
 import { resealSecrets } from './store/reseal.js';
 import type { BillingTables } from './store/schema.js';
@@ -17,7 +17,7 @@ const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof
 const secretsKey = () =>
   z
     .string({ error: 'is required: 32 random bytes, base64 or hex' })
-    .refine((v) => (/^[0-9a-fA-F]{64}$/.test(v) ? true : Buffer.from(v, 'base64').length === 32), { error: 'must be 32 bytes, base64 or 64 hex characters' });
+    .refine((v) => keyBytes(v).length === 32, { error: 'must be 32 bytes, base64 or 64 hex characters' });
 
 /** billing-integration's own environment. */
 export const billingEnv = z.object({

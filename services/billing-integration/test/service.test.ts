@@ -107,6 +107,16 @@ describe('billing-integration over gRPC', () => {
   it('refuses to start without BILLING_SECRETS_KEY, naming it', () => {
     expect(() => loadConfig(billingService(), { AUTH_DEV_MODE: '1', DATABASE_URL: database.url, NATS_URL: 'nats://127.0.0.1:4222' })).toThrow(/BILLING_SECRETS_KEY/);
   });
+
+  it('names a key that is not 32 bytes, the previous one too', () => {
+    const base = { AUTH_DEV_MODE: '1', DATABASE_URL: database.url, NATS_URL: 'nats://127.0.0.1:4222' };
+    const short = randomBytes(16).toString('base64');
+    expect(() => loadConfig(billingService(), { ...base, BILLING_SECRETS_KEY: short })).toThrow(/BILLING_SECRETS_KEY: must be 32 bytes, base64 or 64 hex characters/);
+    expect(() => loadConfig(billingService(), { ...base, BILLING_SECRETS_KEY: secretsKey, BILLING_SECRETS_KEY_PREVIOUS: short })).toThrow(
+      /BILLING_SECRETS_KEY_PREVIOUS: must be 32 bytes, base64 or 64 hex characters/,
+    );
+    expect(loadConfig(billingService(), { ...base, BILLING_SECRETS_KEY: secretsKey, BILLING_SECRETS_KEY_PREVIOUS: randomBytes(32).toString('base64') }).env.BILLING_SECRETS_KEY_PREVIOUS).toBeDefined();
+  });
 });
 
 describe('housekeeping', () => {
