@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
-import { deleteOlderThan, type Migration } from '@punchcard/db';
+import { deleteOlderThan, uuidv7, type Migration } from '@punchcard/db';
 import { sql, type RawBuilder, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
 import { eventSubject, eventType } from './names.js';
 import { traceHeaders } from './trace.js';
@@ -81,7 +80,7 @@ export interface EventInput<S extends DescMessage> {
   aggregateVersion?: number;
   schema: S;
   message: MessageInitShape<S>;
-  /** Default a random UUID; a sender that retries a publish must reuse its id so the retry is deduplicated. */
+  /** Default a new UUIDv7 (time-ordered: `uuidv7` in @punchcard/db); a sender that retries a publish must reuse its id so the retry is deduplicated. */
   id?: string;
   /** Event time (CloudEvents `time`); default now. Pass the service's clock. */
   time?: Date;
@@ -150,7 +149,7 @@ export async function enqueueMany<S extends DescMessage>(
     if (input.aggregateVersion !== undefined && !(Number.isSafeInteger(input.aggregateVersion) && input.aggregateVersion > 0)) {
       throw new Error(`aggregate_version must be a positive integer, got ${input.aggregateVersion}`);
     }
-    const id = input.id ?? randomUUID();
+    const id = input.id ?? uuidv7();
     const subject = eventSubject(input.producer, input.event, input.tenantId);
     const type = eventType(input.producer, input.event);
     events.push({ id, subject, type });

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { create, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { uuidv7 } from '@punchcard/db';
 import { context, SpanKind, SpanStatusCode, type Context } from '@opentelemetry/api';
 import { eventHeaders, TRACEPARENT, TRACESTATE, type EventEnvelope } from './cloudevents.js';
 import { eventSubject, eventType, streamKeyOf, streamName, withNamespace } from './names.js';
@@ -83,7 +83,7 @@ export async function publishEvent<S extends DescMessage>(
   js: JetStreamClient,
   input: PublishEventInput<S>,
 ): Promise<PubAck & { id: string; subject: string }> {
-  const id = input.id ?? randomUUID();
+  const id = input.id ?? uuidv7();
   const subject = eventSubject(input.producer, input.event, input.tenantId);
   const ack = await publishEnvelope(js, {
     namespace: input.namespace,

@@ -23,3 +23,4 @@ export { pgErrorCode, isUniqueViolation, isRetryableTransactionError, isStalePre
 export { statementName, MAX_PREPARED_STATEMENTS, MAX_PREPARED_TEXT_LENGTH } from './prepared.js';
 export { assertIdentifier } from './identifiers.js';
 export { deleteOlderThan, PRUNE_BATCH_SIZE } from './prune.js';
+export { uuidv7, isUuid } from './uuid.js';

@@ -43,7 +43,7 @@ import {
   type WebhookDelivery,
 } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
 import { JournalEntrySchema } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
-import { inTransaction, requestHash, withIdempotency } from '@punchcard/db';
+import { isUuid, inTransaction, requestHash, withIdempotency } from '@punchcard/db';
 import { isKnownCurrency } from '@punchcard/money';
 import type { Selectable } from 'kysely';
 import type { BillingContext } from '../context.js';
@@ -88,10 +88,9 @@ function requireId(field: string, value: string): string {
   return value;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function requireUuid(field: string, value: string): string {
   if (!value) throw invalid(field, 'required');
-  if (!UUID.test(value)) throw invalid(field, 'must be a UUID');
+  if (!isUuid(value)) throw invalid(field, 'must be a UUID');
   return value.toLowerCase();
 }
 

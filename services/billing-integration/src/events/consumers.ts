@@ -2,6 +2,7 @@ import { toBinary, toJson, type DescMessage, type Message } from '@bufbuild/prot
 import { trace } from '@opentelemetry/api';
 import { startConsumer, type ConsumeOutcome, type RunningConsumer, type StreamKey } from '@punchcard/bus';
 import type { Bus } from '@punchcard/bus';
+import { isUuid, uuidv7 } from '@punchcard/db';
 type JetStreamClient = Bus['js'];
 import { TenantChangedSchema, type TenantChanged } from '@punchcard/contracts/punchcard/events/v1/catalogue_events_pb';
 import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
@@ -11,7 +12,6 @@ import { JournalPostedSchema } from '@punchcard/contracts/punchcard/events/v1/re
 import { JournalEntrySchema, type JournalEntry } from '@punchcard/contracts/punchcard/revenue/v1/revenue_pb';
 import { Feature, PlanTier } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { randomUUID } from 'node:crypto';
 import { planRefund } from '../domain/refund.js';
 import { subscriptionMatches, webhookEventType, webhookPayload } from '../domain/webhooks.js';
 import type { BillingContext } from '../context.js';
@@ -133,10 +133,9 @@ export async function startConsumers(ctx: BillingContext, wiring: ConsumerWiring
 /** billing_refunds: approved refunds, and the entries that start an entitlement from another one. */
 export const REFUND_SUBJECTS = ['punchcard.ledger.refund_approved.*', 'punchcard.ledger.transferred_in.*', 'punchcard.ledger.upgraded_in.*'];
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Payment references from other systems are not our uuids; compare them as a uuid that matches nothing. */
 function uuidOrNil(ref: string): string {
-  return UUID.test(ref) ? ref : '00000000-0000-0000-0000-000000000000';
+  return isUuid(ref) ? ref : '00000000-0000-0000-0000-000000000000';
 }
 
 /** Keeps the newest tenant facts (plan tier, features, currency); an older event changes nothing. */
@@ -280,7 +279,7 @@ export async function fanOut(tx: Tx, event: { id: string; type: string; tenantId
     .insertInto('webhook_deliveries')
     .values(
       wanted.map((s) => ({
-        delivery_id: randomUUID(),
+        delivery_id: uuidv7(),
         tenant_id: event.tenantId,
         subscription_id: s.subscription_id,
         event_id: event.id,

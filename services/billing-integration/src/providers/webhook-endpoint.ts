@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { inTransaction } from '@punchcard/db';
+import { isUuid, inTransaction } from '@punchcard/db';
 import { transition } from '../domain/payment.js';
 import type { BillingContext } from '../context.js';
 import { paymentCaptured } from '../events/builders.js';
@@ -9,7 +9,6 @@ import { WebhookRejected, type PaymentNotification } from './provider.js';
 
 const MAX_BODY = 256 * 1024;
 const PATH = /^\/webhooks\/([a-z0-9_-]+)\/([A-Za-z0-9_-]{1,64})$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type WebhookResult = { status: number; body: string };
 
@@ -34,7 +33,7 @@ export async function handleProviderWebhook(ctx: BillingContext, provider: strin
     }
     throw err;
   }
-  if (!UUID.test(n.paymentId)) return { status: 400, body: 'unknown payment id' };
+  if (!isUuid(n.paymentId)) return { status: 400, body: 'unknown payment id' };
   const log = ctx.logger.child({ provider, tenant_id: tenantId, payment_id: n.paymentId, provider_event_id: n.eventId });
   const outcome = await inTransaction(ctx.db, async (tx): Promise<WebhookResult & { captured?: boolean }> => {
     const payment = await tx.selectFrom('payments').selectAll().where('tenant_id', '=', tenantId).where('payment_id', '=', n.paymentId).forUpdate().executeTakeFirst();

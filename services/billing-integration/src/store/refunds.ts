@@ -1,10 +1,10 @@
 import { sql, type Selectable } from 'kysely';
 import { summarise, type RefundPart, type SourcePayment } from '../domain/refund.js';
 import type { RefundPayoutPartsTable, RefundPayoutsTable, Tx } from './schema.js';
+import { isUuid } from '@punchcard/db';
 
 /** Transfers and upgrades in a row are few (the definition caps transfers); this only stops a loop. */
 const MAX_LINEAGE = 64;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Records where an entitlement came from (a transfer or an upgrade of `origin`). The ledger's event
@@ -40,7 +40,7 @@ export async function sourcePayments(tx: Tx, tenantId: string, entitlementId: st
       .where('entitlement_id', '=', current)
       .executeTakeFirst();
     if (!origin || chain.includes(origin.origin_entitlement_id)) break;
-    if (origin.kind === 'upgrade' && UUID.test(origin.payment_reference)) upgradePayments.set(origin.payment_reference.toLowerCase(), chain.length - 1);
+    if (origin.kind === 'upgrade' && isUuid(origin.payment_reference)) upgradePayments.set(origin.payment_reference.toLowerCase(), chain.length - 1);
     current = origin.origin_entitlement_id;
     chain.push(current);
   }

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { CatalogueTables } from './schema.js';
+import { isUuid } from '@punchcard/db';
 
 /** A connection or a transaction over the catalogue schema. Every query names the tenant. */
 export type Db = Kysely<CatalogueTables>;
@@ -424,11 +425,4 @@ function versionRecord(r: { [K in keyof CatalogueTables['definition_versions']]:
     publishTime: r.publish_time as Date | null,
     retireTime: r.retire_time as Date | null,
   };
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Ids are uuids; anything else cannot exist (and would make Postgres reject the query). */
-export function isUuid(id: string): boolean {
-  return UUID.test(id);
 }

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { fromBinary } from '@bufbuild/protobuf';
 import { DefinitionTermsSchema } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import { isUuid, uuidv7 } from '@punchcard/db';
 import type { Kysely } from 'kysely';
 import { consume, pick, usability, type ConsumeInput } from '../domain/consume.js';
 import type { Policies } from '../domain/policies.js';
@@ -64,11 +64,10 @@ export interface MaybeRecorded {
 
 /** How far in the future a caller-supplied business time may lie (clock skew between systems). */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function requireUuid(field: string, value: string): string {
   if (value === '') throw invalid(field, 'is required');
-  if (!UUID.test(value)) throw invalid(field, 'must be a UUID');
+  if (!isUuid(value)) throw invalid(field, 'must be a UUID');
   return value.toLowerCase();
 }
 
@@ -129,7 +128,7 @@ export async function recordNew(
 }
 
 export function newId(ctx: OperationContext): string {
-  return (ctx.newId ?? randomUUID)();
+  return (ctx.newId ?? uuidv7)();
 }
 
 export function entryRecord(ctx: OperationContext, caller: Caller, requestId: string, e: EntitlementRecord, t: Transition, now: Date, entryId?: string): EntryRecord {
@@ -215,7 +214,7 @@ export async function purchasePackage(tx: Tx, ctx: OperationContext, caller: Cal
   const terms = fromBinary(DefinitionTermsSchema, chosen.terms);
   const t = purchase({
     tenantId: caller.tenantId,
-    entitlementId: (ctx.newId ?? randomUUID)(),
+    entitlementId: newId(ctx),
     memberId,
     definitionId,
     definitionVersion: chosen.version,

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import { startConsumer, type Bus, type ConsumedEvent, type ConsumeOutcome, type Deferral, type RunningConsumer } from '@punchcard/bus';
 import { LedgerEntryRecordedSchema, type LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
+import { uuidv7 } from '@punchcard/db';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { applyLedgerFact, ordering, type EntitlementState, type LedgerFact } from '../domain/entitlement.js';
@@ -77,7 +77,7 @@ export async function applyLedgerEvents(
         else cancelled.push(t.timerId);
       }
       for (const plan of create) {
-        const planned: NewTimer = { ...plan, timerId: randomUUID(), tenantId: state.tenantId, entitlementId: state.entitlementId, state: 'PENDING' };
+        const planned: NewTimer = { ...plan, timerId: uuidv7(), tenantId: state.tenantId, entitlementId: state.entitlementId, state: 'PENDING' };
         created.push(planned);
         timers.push({ timerId: planned.timerId, kind: plan.kind, state: 'PENDING', dueTime: plan.dueTime, offsetDays: plan.offsetDays, planned });
       }

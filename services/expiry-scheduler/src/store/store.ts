@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntitlementState } from '../domain/entitlement.js';
 import { KIND_RANK, type DueCursor, type ExistingTimer, type PlannedTimer, type Schedule, type TimerState } from '../domain/schedule.js';
