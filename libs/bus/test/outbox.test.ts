@@ -61,7 +61,16 @@ async function stopAll(relays: OutboxRelay[]): Promise<void> {
 
 describe('outbox relay', () => {
   it('publishes committed events once, in order, with CloudEvents headers; a rolled-back event never leaves', async () => {
+    const before = Date.now();
     const ids = await enqueueVersions('ent-order', 1, 12);
+    const after = Date.now();
+    // Ids are UUIDv7 made when the event was written (not its `time`), so the keys they go under only grow.
+    for (const id of ids) {
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+      const millis = parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+      expect(millis).toBeGreaterThanOrEqual(before);
+      expect(millis).toBeLessThanOrEqual(after);
+    }
     await expect(
       inTransaction(h.db, async (tx) => {
         await enqueue(tx, {

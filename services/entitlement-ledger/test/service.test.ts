@@ -271,6 +271,10 @@ describe('history and lifecycle', () => {
     expect(all[1]!.actor!.roles).toEqual(['staff']);
     expect(all[1]!.branchId).toBe('b2');
     expect(all.every((x, i) => i === 0 || x.balanceAfter === all[i - 1]!.balanceAfter + x.sessionsDelta)).toBe(true);
+    // New entitlements and entries get time-ordered ids (UUIDv7), so the entries' key only grows.
+    const millis = (id: string) => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+    expect([e.entitlementId, ...all.map((x) => x.entryId)].every((id) => id[14] === '7')).toBe(true);
+    expect(all.every((x, i) => i === 0 || millis(x.entryId) >= millis(all[i - 1]!.entryId))).toBe(true);
   });
 
   it('multi-branch use needs the tenant\'s plan', async () => {
