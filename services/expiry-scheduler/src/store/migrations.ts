@@ -71,4 +71,13 @@ export const migrations: Migrations = {
     },
   },
   '0005_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
+  // An entitlement's live timers are read through timers_live_identity (its leading columns, the same
+  // predicate); a key on every timer took an entry on each insert and on each firing (no HOT update:
+  // the state is in the partial indexes' predicates). Only the schedule's listing reads cancelled ones.
+  '0006_timers_by_entitlement_cancelled_only': {
+    async up(db) {
+      await sql`create index timers_cancelled_entitlement on timers (tenant_id, entitlement_id) where state = 'CANCELLED'`.execute(db);
+      await sql`drop index timers_entitlement`.execute(db);
+    },
+  },
 };
