@@ -19,10 +19,14 @@ describe('pgErrorCode', () => {
     expect(pgErrorCode('40001')).toBeUndefined();
   });
 
-  it('treats serialization failures and deadlocks as retryable, nothing else', () => {
+  it('treats serialization failures, deadlocks and an idempotency key stored first as retryable, nothing else', () => {
     expect(isRetryableTransactionError({ code: '40001' })).toBe(true);
     expect(isRetryableTransactionError({ code: '40P01' })).toBe(true);
+    const taken = Object.assign(new Error('duplicate key'), { code: '23505', constraint: 'idempotency_keys_pkey' });
+    expect(isRetryableTransactionError(new Error('wrapped', { cause: taken }))).toBe(true);
     expect(isRetryableTransactionError({ code: '23505' })).toBe(false);
+    expect(isRetryableTransactionError({ code: '23505', constraint: 'entries_pkey' })).toBe(false);
+    expect(isRetryableTransactionError({ code: '23503', constraint: 'idempotency_keys_pkey' })).toBe(false);
   });
 });
 

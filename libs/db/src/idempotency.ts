@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql, type Generated, type Kysely, type QueryCreator, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import { IDEMPOTENCY_KEYS_PKEY } from './errors.js';
 import { deleteOlderThan } from './prune.js';
 import type { Migration } from './migrate.js';
 
@@ -15,7 +16,7 @@ export const idempotencyMigration: Migration = {
       // NULL only while the claiming transaction runs the effect; never committed NULL.
       .addColumn('response', 'bytea')
       .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-      .addPrimaryKeyConstraint('idempotency_keys_pkey', ['tenant_id', 'method', 'key'])
+      .addPrimaryKeyConstraint(IDEMPOTENCY_KEYS_PKEY, ['tenant_id', 'method', 'key'])
       .execute();
     await db.schema.createIndex('idempotency_keys_created_at').on('idempotency_keys').column('created_at').execute();
   },

@@ -19,7 +19,7 @@ export {
   type IdempotencyKeysTable,
   type IdempotencyTables,
 } from './idempotency.js';
-export { pgErrorCode, isUniqueViolation, isRetryableTransactionError, isStalePreparedStatement, SqlState } from './errors.js';
+export { pgErrorCode, isUniqueViolation, isRetryableTransactionError, isStalePreparedStatement, isIdempotencyKeyTaken, SqlState } from './errors.js';
 export { statementName, MAX_PREPARED_STATEMENTS, MAX_PREPARED_TEXT_LENGTH } from './prepared.js';
 export { assertIdentifier } from './identifiers.js';
 export { deleteOlderThan, PRUNE_BATCH_SIZE } from './prune.js';

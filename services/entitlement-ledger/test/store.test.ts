@@ -215,7 +215,7 @@ describe('a batch\'s idempotency keys', () => {
     const claims = ['earlier-7', 'new-1', 'new-2'].map((key) => ({ method, key, requestHash: 'h' }));
     const { outcomes, read } = await inTransaction(t.db, async (tx) => {
       const before = await keyRowsRead(tx);
-      // The first new key is answered (its answer stored after apply), the second refused (its claim released).
+      // The first new key is answered (its key stored with the answer after apply), the second refused (nothing stored).
       const outcomes = await onceEach(tx, tenant, claims, async (fresh) => fresh.map((n, k) => (k === 0 ? { encoded: new Uint8Array([n]) } : { refused: 'no' })));
       return { outcomes, read: (await keyRowsRead(tx)) - before };
     });
@@ -224,5 +224,45 @@ describe('a batch\'s idempotency keys', () => {
       select key, response from idempotency_keys where tenant_id = ${tenant} and key like 'new-%'`.execute(t.db);
     expect(rows).toEqual([{ key: 'new-1', response: Buffer.from([1]) }]);
     expect(read).toBeLessThan(20);
+  });
+
+  it('run by two transactions at once: the one that stores its answer second runs again and replays the first', async () => {
+    const tenant = randomUUID();
+    const claims = [{ method: 'punchcard.ledger.v1.LedgerService/Expire', key: 'raced', requestHash: 'h' }];
+    const runs: { who: string; fresh: number[] }[] = [];
+    const answering = (who: string, byte: number) => async (fresh: readonly number[]) => {
+      runs.push({ who, fresh: [...fresh] });
+      return fresh.map(() => ({ encoded: new Uint8Array([byte]) }));
+    };
+    let commit!: () => void;
+    const committing = new Promise<void>((resolve) => (commit = resolve));
+    let stored!: () => void;
+    const firstStored = new Promise<void>((resolve) => (stored = resolve));
+    const first = inTransaction(t.db, async (tx) => {
+      const out = await onceEach(tx, tenant, claims, answering('first', 1));
+      stored();
+      await committing;
+      return out;
+    });
+    await firstStored;
+    // The second reads no stored key (the first has not committed), runs, and waits on the key's insert.
+    const second = inTransaction(t.db, (tx) => onceEach(tx, tenant, claims, answering('second', 2)));
+    for (let waited = 0; ; waited += 20) {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(t.db);
+      if (rows[0]!.n > 0) break;
+      if (waited > 5000) throw new Error('the second transaction never waited on the key');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    commit();
+    expect(await first).toEqual([{ encoded: new Uint8Array([1]) }]);
+    expect(await second).toEqual([{ encoded: new Uint8Array([1]) }]);
+    expect(runs).toEqual([
+      { who: 'first', fresh: [0] },
+      { who: 'second', fresh: [0] },
+      { who: 'second', fresh: [] },
+    ]);
+    const { rows } = await sql<{ response: Uint8Array }>`select response from idempotency_keys where tenant_id = ${tenant}`.execute(t.db);
+    expect(rows).toEqual([{ response: Buffer.from([1]) }]);
   });
 });
