@@ -7,7 +7,7 @@ import { RuleViolation } from '../src/domain/errors.js';
 import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
 import { insertEntryWithEvent } from '../src/events/ledger-events.js';
 import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entitlements.js';
-import { onceEach } from '../src/store/idempotency.js';
+import { onceEach, type KeyLookup } from '../src/store/idempotency.js';
 import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { definitionTerms, keyRowsRead, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
@@ -216,7 +216,7 @@ describe('a batch\'s idempotency keys', () => {
     const { outcomes, read } = await inTransaction(t.db, async (tx) => {
       const before = await keyRowsRead(tx);
       // The first new key is answered (its key stored with the answer after apply), the second refused (nothing stored).
-      const outcomes = await onceEach(tx, tenant, claims, async (fresh) => fresh.map((n, k) => (k === 0 ? { encoded: new Uint8Array([n]) } : { refused: 'no' })));
+      const outcomes = await onceEach(tx, tenant, claims, async (keys) => (await keys.read()).map((n, k) => (k === 0 ? { encoded: new Uint8Array([n]) } : { refused: 'no' })));
       return { outcomes, read: (await keyRowsRead(tx)) - before };
     });
     expect(outcomes).toEqual([{ encoded: new Uint8Array([0]) }, { encoded: new Uint8Array([1]) }, { refused: 'no' }]);
@@ -230,7 +230,8 @@ describe('a batch\'s idempotency keys', () => {
     const tenant = randomUUID();
     const claims = [{ method: 'punchcard.ledger.v1.LedgerService/Expire', key: 'raced', requestHash: 'h' }];
     const runs: { who: string; fresh: number[] }[] = [];
-    const answering = (who: string, byte: number) => async (fresh: readonly number[]) => {
+    const answering = (who: string, byte: number) => async (keys: KeyLookup) => {
+      const fresh = await keys.read();
       runs.push({ who, fresh: [...fresh] });
       return fresh.map(() => ({ encoded: new Uint8Array([byte]) }));
     };

@@ -65,13 +65,13 @@ export function consumeGroupCommit(deps: LedgerApiDeps, batching: ConsumeBatchin
             tx,
             tenantId,
             jobs.map((j) => j.claim),
-            (fresh, answersWrite) =>
+            (keys, answersWrite) =>
               applyNamedConsumes(
                 tx,
                 deps,
                 tenantId,
-                fresh.map((n) => jobs[n]!.call),
-                answersWrite,
+                jobs.map((j) => j.call),
+                { keys, answersWrite },
               ),
           ),
         ),

@@ -98,13 +98,13 @@ export function expiryBatchHandlers(deps: LedgerApiDeps): Pick<ServiceImpl<typeo
           tx,
           caller.tenantId,
           items.map((i) => i.claim),
-          (fresh, answersWrite) =>
+          (keys, answersWrite) =>
             applyExpiryCalls(
               tx,
               deps,
               caller,
-              fresh.map((n) => items[n]!.call),
-              answersWrite,
+              items.map((i) => i.call),
+              { keys, answersWrite },
             ),
         );
         return outcomes.map((o, n) => ('refused' in o ? refusal(o.refused) : answer(items[n]!.call, o.encoded, req.omitEntitlements)));

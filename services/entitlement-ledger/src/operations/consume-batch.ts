@@ -1,9 +1,8 @@
 import type { Kysely } from 'kysely';
 import { consume } from '../domain/consume.js';
-import type { AnswersWrite } from '../store/idempotency.js';
 import type { LedgerDb } from '../store/schema.js';
 import { consumeInput, type ConsumeRequest, type OperationContext } from './ledger.js';
-import { applyToEntitlements, type BatchCall, type BatchOutcome } from './movements.js';
+import { applyToEntitlements, type BatchCall, type BatchOutcome, type KeyedBatch } from './movements.js';
 
 /** A consume of a named entitlement without a visit, checked (checkConsume, a UUID), for {@link applyNamedConsumes}. */
 export interface NamedConsume extends BatchCall {
@@ -27,8 +26,8 @@ export function applyNamedConsumes(
   ctx: OperationContext,
   tenantId: string,
   calls: readonly NamedConsume[],
-  /** Stores the answers with the movements (see onceEach). */
-  answersWrite?: AnswersWrite,
+  /** Under idempotency keys: only the calls they leave to run are decided (see applyToEntitlements). */
+  keyed?: KeyedBatch,
 ): Promise<BatchOutcome<typeof ALONE>[]> {
   return applyToEntitlements(
     tx,
@@ -40,6 +39,6 @@ export function applyNamedConsumes(
       if (memberId !== '' && memberId !== e.memberId) return { refused: ALONE };
       return consume(e, consumeInput(call.request, e.memberId, call.branchId, call.occurredTime), tenant);
     },
-    answersWrite,
+    keyed,
   );
 }

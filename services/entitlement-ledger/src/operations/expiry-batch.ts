@@ -1,9 +1,8 @@
 import type { Kysely } from 'kysely';
 import { enterGrace, expire } from '../domain/lifecycle.js';
-import type { AnswersWrite } from '../store/idempotency.js';
 import type { LedgerDb } from '../store/schema.js';
 import type { Caller, OperationContext } from './ledger.js';
-import { applyToEntitlements, type BatchOutcome } from './movements.js';
+import { applyToEntitlements, type BatchOutcome, type KeyedBatch } from './movements.js';
 
 /** One scheduler call of a batch, validated: what `Expire` or `EnterGrace` would be asked. */
 export type ExpiryCall =
@@ -21,8 +20,8 @@ export function applyExpiryCalls(
   ctx: OperationContext,
   caller: Caller,
   calls: readonly ExpiryCall[],
-  /** Stores the answers with the movements (see onceEach). */
-  answersWrite?: AnswersWrite,
+  /** Under idempotency keys: only the calls they leave to run are decided (see applyToEntitlements). */
+  keyed?: KeyedBatch,
 ): Promise<BatchOutcome[]> {
   return applyToEntitlements(
     tx,
@@ -30,6 +29,6 @@ export function applyExpiryCalls(
     caller.tenantId,
     calls.map((call) => ({ ...call, caller })),
     (call, e, _tenant, now) => (call.action === 'expire' ? expire(e, call.dueTime, call.reason, now) : enterGrace(e, call.expiryTime, call.graceEndTime, now)),
-    answersWrite,
+    keyed,
   );
 }

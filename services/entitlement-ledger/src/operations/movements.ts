@@ -8,7 +8,7 @@ import { enqueueEntryEvents } from '../events/ledger-events.js';
 import { encodeMovement } from '../proto/encoded.js';
 import { entitlementsUpdate, entriesInsert, lockEntitlements } from '../store/bulk.js';
 import type { EntitlementRecord } from '../store/entitlements.js';
-import type { AnswersWrite } from '../store/idempotency.js';
+import type { AnswersWrite, KeyLookup } from '../store/idempotency.js';
 import type { LedgerDb } from '../store/schema.js';
 import { entryRecord, factsOf, type Caller, type MaybeRecorded, type OperationContext, type Recorded } from './ledger.js';
 
@@ -34,12 +34,21 @@ interface BatchMovement {
   trace?: Context | undefined;
 }
 
+/** A batch operation's requests under their idempotency keys (see onceEach). */
+export interface KeyedBatch {
+  keys: KeyLookup;
+  /** Stores the answers with the movements. */
+  answersWrite: AnswersWrite;
+}
+
 /**
  * A batch operation over distinct entitlements of one tenant, in the caller's transaction: the rows
  * are locked together (in id order), each call is decided on its own row by `decide` (the domain
  * function its single operation uses; a RuleViolation it throws is that call's refusal, and so is an
  * id that is not the tenant's), and the changes are written in one statement (saveMovements) with
- * the answers. A refusal leaves the other calls alone.
+ * the answers. A refusal leaves the other calls alone. Under idempotency keys (`keyed`), the keys'
+ * stored answers are read with the lock, and only the calls to run are decided: the outcomes are
+ * theirs, in the order `keyed.keys` settled them. The rows of the others are locked all the same.
  */
 export async function applyToEntitlements<C extends BatchCall, R = never>(
   tx: Kysely<LedgerDb>,
@@ -47,19 +56,19 @@ export async function applyToEntitlements<C extends BatchCall, R = never>(
   tenantId: string,
   calls: readonly C[],
   decide: (call: C, e: EntitlementRecord, tenant: TenantFacts, now: Date) => MaybeTransition | { refused: R },
-  /** Stores the answers with the movements (see onceEach). */
-  answersWrite?: AnswersWrite,
+  keyed?: KeyedBatch,
 ): Promise<BatchOutcome<R>[]> {
   const now = ctx.clock();
-  const { rows, tenantFeatures } = await lockEntitlements(
+  const { rows, tenantFeatures, storedKeys } = await lockEntitlements(
     tx,
     tenantId,
     calls.map((c) => c.entitlementId),
+    keyed?.keys.query,
   );
-  // A tenant the ledger has not heard of yet has no features.
+  const toRun = keyed ? keyed.keys.settle(storedKeys).map((n) => calls[n]!) : calls;
   const tenant = factsOf(tenantId, tenantFeatures ?? []);
   const changed: BatchMovement[] = [];
-  const outcomes = calls.map((call): BatchOutcome<R> => {
+  const outcomes = toRun.map((call): BatchOutcome<R> => {
     const e = rows.get(call.entitlementId);
     if (!e) return { refused: notFound('entitlement', call.entitlementId) };
     let t: MaybeTransition | { refused: R };
@@ -81,7 +90,7 @@ export async function applyToEntitlements<C extends BatchCall, R = never>(
     tx,
     changed,
     now,
-    answersWrite?.(outcomes.map((o) => ('encoded' in o ? o.encoded : undefined))),
+    keyed?.answersWrite(outcomes.map((o) => ('encoded' in o ? o.encoded : undefined))),
   );
   return outcomes;
 }

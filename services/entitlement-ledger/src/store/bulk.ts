@@ -1,8 +1,9 @@
 import { sqlWrite, type OwnWrite } from '@punchcard/bus';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Entitlement } from '../domain/types.js';
 import { changeableColumns, entryRow, toRecord, type EntitlementRecord, type EntryRecord } from './entitlements.js';
-import type { LedgerDb } from './schema.js';
+import type { StoredKeyRow } from './idempotency.js';
+import type { EntitlementsTable, LedgerDb } from './schema.js';
 
 type Db = Kysely<LedgerDb>;
 
@@ -25,26 +26,41 @@ export function hex(bytes: Uint8Array): string {
  * entitlement id order like every multi-row lock here, so it queues behind (and never deadlocks
  * with) a consume's pick. Ids that are not the tenant's are simply absent from the map. With them,
  * the tenant's features as the ledger knows them (undefined when it does not know the tenant, or no
- * row was found).
+ * row was found), and the rows of `alongside` (a batch's stored idempotency keys, see onceEach),
+ * read in the same statement.
  */
 export async function lockEntitlements(
   tx: Db,
   tenantId: string,
   ids: readonly string[],
-): Promise<{ rows: Map<string, EntitlementRecord>; tenantFeatures: number[] | undefined }> {
-  if (ids.length === 0) return { rows: new Map(), tenantFeatures: undefined };
-  const found = await tx
-    .selectFrom('entitlements')
-    .leftJoin('tenants', 'tenants.tenant_id', 'entitlements.tenant_id')
-    .selectAll('entitlements')
-    .select('tenants.features as tenant_features')
-    .where('entitlements.tenant_id', '=', tenantId)
-    .where(sql<boolean>`entitlements.entitlement_id = any(${[...ids]}::uuid[])`)
-    .orderBy('entitlements.entitlement_id')
-    .forUpdate('entitlements')
-    .execute();
-  const rows = new Map(found.map(({ tenant_features: _, ...row }) => [row.entitlement_id, toRecord(row)]));
-  return { rows, tenantFeatures: found[0]?.tenant_features ?? undefined };
+  alongside?: RawBuilder<StoredKeyRow>,
+): Promise<{ rows: Map<string, EntitlementRecord>; tenantFeatures: number[] | undefined; storedKeys: StoredKeyRow[] }> {
+  if (ids.length === 0) return { rows: new Map(), tenantFeatures: undefined, storedKeys: alongside ? (await alongside.execute(tx)).rows : [] };
+  // Each id is looked up and locked on its own, in id order. The ids go as jsonb, whose estimate is
+  // the same whatever their number, so Postgres keeps one generic plan: with an array (`= any(...)`)
+  // a plan for its known length looked cheaper, and the statement was planned again on every call.
+  // A full join on false puts the rows of `alongside` after the locked ones, each with the other's
+  // columns null.
+  const found = await sql<Selectable<EntitlementsTable> & { tenant_features: number[] | null } & Partial<StoredKeyRow>>`
+    with locked as (
+      select e.*
+      from (select v.id::uuid as id from jsonb_array_elements_text(${JSON.stringify([...new Set(ids)])}::jsonb) as v (id) order by 1) v
+      cross join lateral (select * from entitlements e where e.tenant_id = ${tenantId} and e.entitlement_id = v.id for update) e)
+    select locked.*, ${alongside ? sql`stored.*, ` : sql``}(select t.features from tenants t where t.tenant_id = ${tenantId}) as tenant_features
+    from locked${alongside ? sql` full join (${alongside}) stored on false` : sql``}`.execute(tx);
+  const rows = new Map<string, EntitlementRecord>();
+  const storedKeys: StoredKeyRow[] = [];
+  let tenantFeatures: number[] | undefined;
+  for (const row of found.rows) {
+    if (row.stored_key != null) {
+      storedKeys.push(row as StoredKeyRow);
+      continue;
+    }
+    const { tenant_features, ...entitlement } = row;
+    tenantFeatures ??= tenant_features ?? undefined;
+    rows.set(entitlement.entitlement_id, toRecord(entitlement));
+  }
+  return { rows, tenantFeatures, storedKeys };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { sqlWrite, type OwnWrite } from '@punchcard/bus';
 import { IdempotencyKeyReused } from '@punchcard/db';
 import { hex, jsonRows } from './bulk.js';
@@ -13,38 +13,46 @@ export interface KeyClaim {
   requestHash: string;
 }
 
-interface StoredKey {
-  requestHash: string;
-  /** Null only while the transaction that claimed it runs. */
-  response: Uint8Array | null;
-}
-
 const ref = (method: string, key: string) => `${method}\u0000${key}`;
 
+/** A stored answer as the lookup returns it (columns named apart from the rows it may be read beside). */
+export interface StoredKeyRow {
+  stored_method: string;
+  stored_key: string;
+  stored_request_hash: string;
+  /** Null only while the transaction that claimed it runs. */
+  stored_response: Uint8Array | null;
+}
+
 /**
- * The answers stored under these keys by committed requests. A key absent here is run, and its
- * answer inserted with the effect (see answersInsert): one write per key, where a claim inserted
- * first and answered later took two.
+ * The answers stored under these keys by committed requests, one row per key found. A key absent
+ * here is run, and its answer inserted with the effect (see answersInsert): one write per key, where
+ * a claim inserted first and answered later took two.
  */
-async function storedKeys(tx: Db, tenantId: string, claims: readonly KeyClaim[]): Promise<Map<string, StoredKey>> {
+function storedKeysLookup(tenantId: string, claims: readonly KeyClaim[]): RawBuilder<StoredKeyRow> {
   // One primary-key lookup per key, whatever the plan: a join was planned, and its plan cached, while
   // the table was small, and went on reading all the tenant's keys for each batch as they grew when
   // nothing analyzed the table. The `offset 0` keeps the lookup from being pulled up into a join.
-  const existing = await sql<{ method: string; key: string; request_hash: string; response: Uint8Array | null }>`
-    select v.method, v.key, k.request_hash, k.response
+  return sql<StoredKeyRow>`
+    select v.method as stored_method, v.key as stored_key, k.request_hash as stored_request_hash, k.response as stored_response
     from jsonb_to_recordset(${jsonRows(claims.map((c) => ({ method: c.method, key: c.key })))}::jsonb) as v (method text, key text)
     cross join lateral (
       select k.request_hash, k.response from idempotency_keys k
       where k.tenant_id = ${tenantId} and k.method = v.method and k.key = v.key
-      offset 0) k`.execute(tx);
-  const stored = new Map<string, StoredKey>();
-  for (const r of existing.rows) {
-    stored.set(ref(r.method, r.key), {
-      requestHash: r.request_hash,
-      response: r.response && new Uint8Array(r.response.buffer, r.response.byteOffset, r.response.byteLength),
-    });
-  }
-  return stored;
+      offset 0) k`;
+}
+
+/**
+ * How `apply` learns which requests of a batch to run: the stored answers' lookup goes into the
+ * first statement it runs anyway (lockEntitlements: one round trip less), or runs on its own.
+ */
+export interface KeyLookup {
+  /** Rows of the keys stored before, for that first statement. */
+  readonly query: RawBuilder<StoredKeyRow>;
+  /** The positions of the requests to run, given the rows `query` returned. Once per batch. */
+  settle(rows: readonly StoredKeyRow[]): readonly number[];
+  /** `query` as a statement of its own, then `settle`. */
+  read(): Promise<readonly number[]>;
 }
 
 type Response = KeyClaim & { response: Uint8Array };
@@ -77,32 +85,41 @@ export type AnswersWrite = (answers: readonly (Uint8Array | undefined)[]) => Own
 /**
  * Many requests of one tenant, each exactly once per idempotency key, in the caller's transaction:
  * a key answered before replays its stored answer, a key used before for another request is refused,
- * and `apply` gets the positions of the others. Their answers are inserted with their keys, with
- * apply's own writes if it uses `answersWrite`, else after it. A refused request stores nothing, so
- * the same key may run again, as after a failed single call. Keys run at once by two transactions
- * are settled when the second inserts its answer (see answersInsert).
+ * and `apply` runs the others, which it learns from `keys` (it returns their outcomes in that order).
+ * Their answers are inserted with their keys, with apply's own writes if it uses `answersWrite`, else
+ * after it. A refused request stores nothing, so the same key may run again, as after a failed single
+ * call. Keys run at once by two transactions are settled when the second inserts its answer (see
+ * answersInsert).
  */
 export async function onceEach<R>(
   tx: Db,
   tenantId: string,
   claims: readonly KeyClaim[],
-  apply: (fresh: readonly number[], answersWrite: AnswersWrite) => Promise<readonly KeyedOutcome<R>[]>,
+  apply: (keys: KeyLookup, answersWrite: AnswersWrite) => Promise<readonly KeyedOutcome<R>[]>,
 ): Promise<KeyedOutcome<R | IdempotencyKeyReused>[]> {
-  const stored = await storedKeys(tx, tenantId, claims);
   const out = new Array<KeyedOutcome<R | IdempotencyKeyReused>>(claims.length);
-  const fresh: number[] = [];
-  for (const [n, claim] of claims.entries()) {
-    const prior = stored.get(ref(claim.method, claim.key));
-    if (!prior) {
-      fresh.push(n);
-      continue;
+  let fresh: number[] | undefined;
+  const settle = (rows: readonly StoredKeyRow[]): number[] => {
+    if (fresh) throw new Error('a batch\'s idempotency keys were settled twice');
+    const stored = new Map(rows.map((r) => [ref(r.stored_method, r.stored_key), r]));
+    fresh = [];
+    for (const [n, claim] of claims.entries()) {
+      const prior = stored.get(ref(claim.method, claim.key));
+      if (!prior) {
+        fresh.push(n);
+        continue;
+      }
+      if (prior.stored_response === null) throw new Error(`idempotency key ${claim.key} is stored without an answer`);
+      const response = new Uint8Array(prior.stored_response.buffer, prior.stored_response.byteOffset, prior.stored_response.byteLength);
+      out[n] = prior.stored_request_hash === claim.requestHash ? { encoded: response } : { refused: new IdempotencyKeyReused(claim.key, claim.method) };
     }
-    if (prior.response === null) throw new Error(`idempotency key ${claim.key} is stored without an answer`);
-    out[n] = prior.requestHash === claim.requestHash ? { encoded: prior.response } : { refused: new IdempotencyKeyReused(claim.key, claim.method) };
-  }
+    return fresh;
+  };
+  const query = storedKeysLookup(tenantId, claims);
+  const keys: KeyLookup = { query, settle, read: async () => settle((await query.execute(tx)).rows) };
   let written: readonly (Uint8Array | undefined)[] = [];
-  const outcomes = await apply(fresh, (answers) => {
-    const responses = answers.flatMap((response, k) => (response ? [{ ...claims[fresh[k]!]!, response }] : []));
+  const outcomes = await apply(keys, (answers) => {
+    const responses = answers.flatMap((response, k) => (response ? [{ ...claims[fresh![k]!]!, response }] : []));
     if (responses.length === 0) return undefined;
     // Counted as written once the statement is built: it runs as soon as it is (see answerWrite).
     return sqlWrite(() => {
@@ -110,6 +127,7 @@ export async function onceEach<R>(
       return answersInsert(tenantId, responses);
     });
   });
+  if (!fresh) throw new Error('a batch was applied without settling its idempotency keys');
   if (outcomes.length !== fresh.length) throw new Error(`${fresh.length} requests run answered ${outcomes.length} outcomes`);
   const responses: Response[] = [];
   for (const [k, outcome] of outcomes.entries()) {
