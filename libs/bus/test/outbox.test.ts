@@ -3,6 +3,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { inTransaction } from '@punchcard/db';
 import { countingStatements } from '@punchcard/testing';
 import { sql, type QueryCreator } from 'kysely';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CE,
@@ -277,6 +278,36 @@ describe('outbox relay', () => {
     }
     // Three batches of one: three reads, and a fourth that marks the last and finds nothing (six before).
     expect(outboxQueries).toBe(4);
+  });
+
+  it('keeps one plan for its read-and-mark statement, whatever the size of the batch it marks', async () => {
+    // Batches of 1 to 3 rows, as events come under light load, over an outbox with history; its
+    // statistics taken while a backlog was still unpublished.
+    await sql`
+      insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload)
+      select gen_random_uuid(), 'ledger', 'old', 'old', 'tenant-a', 'old-' || g, 'old', '\\x' from generate_series(1, 5000) g`.execute(h.db);
+    await sql`analyze outbox`.execute(h.db);
+    await sql`update outbox set published_at = now() where published_at is null`.execute(h.db);
+    let relayClient: pg.PoolClient | undefined;
+    const watched = Object.create(h.pool, {
+      connect: { value: async () => (relayClient = await h.pool.connect()) },
+    });
+    const relay = startOutboxRelay({ pool: watched, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 3 });
+    let plans: { generic_plans: number; custom_plans: number }[];
+    try {
+      for (let burst = 1; burst <= 24; burst++) {
+        const ids = await enqueueVersions(`ent-plans-${burst}`, 1, 1 + (burst % 3));
+        await waitUntil(async () => {
+          const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[]) and published_at is null', [ids]);
+          return rows[0].n === 0;
+        });
+      }
+      ({ rows: plans } = await relayClient!.query(`select generic_plans::int, custom_plans::int from pg_prepared_statements where statement like '%.outbox set published_at%'`));
+    } finally {
+      await relay.stop();
+    }
+    expect(plans).toHaveLength(1);
+    expect(plans[0]!.generic_plans).toBeGreaterThan(plans[0]!.custom_plans);
   });
 
   it("keeps only the indexes the relay and pruning read: seq orders the unpublished rows but is not unique", async () => {
