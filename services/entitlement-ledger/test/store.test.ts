@@ -4,7 +4,8 @@ import { sql } from 'kysely';
 import { countingStatements } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
-import { consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
+import { applyNamedConsumes, type NamedConsume } from '../src/operations/consume-batch.js';
+import { checkConsume, consumeSession, purchasePackage, reverseConsume, type Caller } from '../src/operations/ledger.js';
 import { insertEntryWithEvent } from '../src/events/ledger-events.js';
 import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entitlements.js';
 import { onceEach, type KeyLookup } from '../src/store/idempotency.js';
@@ -144,6 +145,26 @@ describe('a movement\'s writes', () => {
     expect(replayed.replayed).toBe(true);
     expect(replayed.response).toEqual(answered.response);
     expect(await ledgerBalance(entitlement.entitlementId)).toEqual({ sum: 8n, n: 3n, remaining: 8, version: 3n });
+  });
+
+  it('of a batch under idempotency keys: the keys read with the lock, the movements and answers in one more; a replay only reads', async () => {
+    const bought = await Promise.all([1, 2, 3].map((n) => buy(`batch-${n}`)));
+    const calls: NamedConsume[] = bought.map(({ entitlement }) => {
+      const request = { entitlementId: entitlement.entitlementId, memberId: '', serviceCode: 'PHYSIO', branchId: 'b1', visitId: '', reason: '' };
+      return { caller: staff, requestId: randomUUID(), entitlementId: entitlement.entitlementId, request, ...checkConsume(request, ctx.clock()) };
+    });
+    const claims = calls.map((c) => ({ method: 'Consume', key: c.requestId, requestHash: 'h' }));
+    const counted = countingStatements(t.db);
+    const run = () =>
+      inTransaction(counted.db, (tx) => onceEach(tx, tenantId, claims, (keys, answersWrite) => applyNamedConsumes(tx, ctx, tenantId, calls, { keys, answersWrite })));
+    const answers = (outcomes: Awaited<ReturnType<typeof run>>) => outcomes.map((o) => ('encoded' in o ? o.encoded : o));
+    const first = answers(await run());
+    expect(first.every((a) => a instanceof Uint8Array)).toBe(true);
+    expect(counted.statements()).toBe(2);
+    counted.reset();
+    expect(answers(await run())).toEqual(first);
+    expect(counted.statements()).toBe(1);
+    for (const { entitlement } of bought) expect((await ledgerBalance(entitlement.entitlementId)).remaining).toBe(9);
   });
 
   it('writes nothing when the decision was made on a state the entitlement has left, or disagrees with it', async () => {
