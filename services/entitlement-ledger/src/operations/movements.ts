@@ -66,6 +66,7 @@ export async function applyToEntitlements<C extends BatchCall, R = never>(
     keyed?.keys.query,
   );
   const toRun = keyed ? keyed.keys.settle(storedKeys).map((n) => calls[n]!) : calls;
+  // A tenant the ledger has not heard of yet has no features.
   const tenant = factsOf(tenantId, tenantFeatures ?? []);
   const changed: BatchMovement[] = [];
   const outcomes = toRun.map((call): BatchOutcome<R> => {

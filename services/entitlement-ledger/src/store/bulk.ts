@@ -38,7 +38,8 @@ export async function lockEntitlements(
   if (ids.length === 0) return { rows: new Map(), tenantFeatures: undefined, storedKeys: alongside ? (await alongside.execute(tx)).rows : [] };
   // Each id is looked up and locked on its own, in id order. The ids go as jsonb, whose estimate is
   // the same whatever their number, so Postgres keeps one generic plan: with an array (`= any(...)`)
-  // a plan for its known length looked cheaper, and the statement was planned again on every call.
+  // it may find a plan for the array's known length cheaper and plan the statement on every call (it
+  // does on the table of test/batch-plans.test.ts).
   // A full join on false puts the rows of `alongside` after the locked ones, each with the other's
   // columns null.
   const found = await sql<Selectable<EntitlementsTable> & { tenant_features: number[] | null } & Partial<StoredKeyRow>>`
