@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockEntitlements } from '../src/store/bulk.js';
 import { onceEach, type KeyLookup } from '../src/store/idempotency.js';
-import { keyRowsRead, ledgerTestDb, type LedgerTestDb } from './support/ledger-db.js';
+import { ledgerTestDb, rowsRead, type LedgerTestDb } from './support/ledger-db.js';
 
 // A database of its own: the plans below must be made while idempotency_keys and entitlements are empty.
 let t: LedgerTestDb;
@@ -37,13 +37,13 @@ describe('storing the answers of a batch of idempotency keys', () => {
         select ${tenant}, 'earlier-' || g, ${method}, 'h', '\\x00'::bytea from generate_series(1, 20000) g`.execute(tx);
       const read: Record<string, number> = {};
       for (const how of ['alone', 'with the lock'] as const) {
-        const before = await keyRowsRead(tx);
+        const before = await rowsRead(tx, 'idempotency_keys');
         expect(await answer(tx, how, [`new-1 ${how}`, 'earlier-5', `new-2 ${how}`])).toEqual([
           { encoded: new Uint8Array([0]) },
           { encoded: new Uint8Array([0]) }, // earlier-5's stored answer
           { encoded: new Uint8Array([2]) },
         ]);
-        read[how] = (await keyRowsRead(tx)) - before;
+        read[how] = (await rowsRead(tx, 'idempotency_keys')) - before;
       }
       return read;
     });
@@ -62,14 +62,6 @@ describe('storing the answers of a batch of idempotency keys', () => {
     expect(read['with the lock']).toBeLessThan(20);
   });
 });
-
-/** Rows of `table` this transaction read so far. */
-async function rowsRead(tx: LedgerTestDb['db'], table: string): Promise<number> {
-  const { rows } = await sql<{ n: number }>`
-    select coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::int as n from pg_stat_xact_user_tables
-    where schemaname = current_schema() and relname = ${table}`.execute(tx);
-  return rows[0]!.n;
-}
 
 describe('locking the entitlements of a batch', () => {
   it('locks them in id order, reading only their rows, and keeps one plan whatever their number', async () => {

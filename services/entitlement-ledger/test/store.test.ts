@@ -10,7 +10,7 @@ import { insertEntryWithEvent } from '../src/events/ledger-events.js';
 import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entitlements.js';
 import { onceEach, type KeyLookup } from '../src/store/idempotency.js';
 import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { definitionTerms, keyRowsRead, ledgerTestDb, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
+import { definitionTerms, ledgerTestDb, rowsRead, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
 
 const tenantId = randomUUID();
 const staff: Caller = { tenantId, subject: 'staff-1', roles: ['staff'] };
@@ -235,10 +235,10 @@ describe('a batch\'s idempotency keys', () => {
       select ${tenant}, 'earlier-' || g, ${method}, 'h', '\\x00'::bytea from generate_series(1, 20000) g`.execute(t.db);
     const claims = ['earlier-7', 'new-1', 'new-2'].map((key) => ({ method, key, requestHash: 'h' }));
     const { outcomes, read } = await inTransaction(t.db, async (tx) => {
-      const before = await keyRowsRead(tx);
+      const before = await rowsRead(tx, 'idempotency_keys');
       // The first new key is answered (its key stored with the answer after apply), the second refused (nothing stored).
       const outcomes = await onceEach(tx, tenant, claims, async (keys) => (await keys.read()).map((n, k) => (k === 0 ? { encoded: new Uint8Array([n]) } : { refused: 'no' })));
-      return { outcomes, read: (await keyRowsRead(tx)) - before };
+      return { outcomes, read: (await rowsRead(tx, 'idempotency_keys')) - before };
     });
     expect(outcomes).toEqual([{ encoded: new Uint8Array([0]) }, { encoded: new Uint8Array([1]) }, { refused: 'no' }]);
     const { rows } = await sql<{ key: string; response: Uint8Array | null }>`

@@ -19,11 +19,11 @@ export interface LedgerTestDb extends Database<LedgerDb> {
   drop(): Promise<void>;
 }
 
-/** Rows of idempotency_keys this transaction has read so far, by any scan (how a plan's reach is seen). */
-export async function keyRowsRead(tx: Kysely<LedgerDb>): Promise<number> {
+/** Rows of `table` (in the ledger's schema) this transaction has read so far, by any scan (how a plan's reach is seen). */
+export async function rowsRead(tx: Kysely<LedgerDb>, table: string): Promise<number> {
   const { rows } = await sql<{ n: number }>`
     select coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::int as n from pg_stat_xact_user_tables
-    where schemaname = current_schema() and relname = 'idempotency_keys'`.execute(tx);
+    where schemaname = current_schema() and relname = ${table}`.execute(tx);
   return rows[0]!.n;
 }
 
