@@ -51,6 +51,19 @@ async function enqueueVersions(agg: string, from: number, to: number): Promise<s
   return ids;
 }
 
+/** The harness's pool, showing `see` each connection it hands out (the relay's own, for one). */
+function poolSeeing(see: (client: pg.PoolClient) => void): pg.Pool {
+  return Object.create(h.pool, {
+    connect: {
+      value: async () => {
+        const client = await h.pool.connect();
+        see(client);
+        return client;
+      },
+    },
+  }) as pg.Pool;
+}
+
 async function unpublished(): Promise<number> {
   const { rows } = await h.pool.query<{ n: number }>('select count(*)::int as n from outbox where published_at is null');
   return rows[0]?.n ?? -1;
@@ -254,18 +267,12 @@ describe('outbox relay', () => {
     const ids = await enqueueVersions('ent-marks', 1, 3);
     let outboxQueries = 0;
     // Counts the relay's queries on its own connection (which it destroys when it stops).
-    const counted = Object.create(h.pool, {
-      connect: {
-        value: async () => {
-          const client = await h.pool.connect();
-          const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-          (client as { query: unknown }).query = (...args: unknown[]) => {
-            if (typeof args[0] === 'string' && /"\w+"\.outbox/.test(args[0])) outboxQueries++;
-            return query(...args);
-          };
-          return client;
-        },
-      },
+    const counted = poolSeeing((client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (...args: unknown[]) => {
+        if (typeof args[0] === 'string' && /"\w+"\.outbox/.test(args[0])) outboxQueries++;
+        return query(...args);
+      };
     });
     const relay = startOutboxRelay({ pool: counted, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 1 });
     try {
@@ -289,9 +296,7 @@ describe('outbox relay', () => {
     await sql`analyze outbox`.execute(h.db);
     await sql`update outbox set published_at = now() where published_at is null`.execute(h.db);
     let relayClient: pg.PoolClient | undefined;
-    const watched = Object.create(h.pool, {
-      connect: { value: async () => (relayClient = await h.pool.connect()) },
-    });
+    const watched = poolSeeing((client) => (relayClient = client));
     const relay = startOutboxRelay({ pool: watched, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 3 });
     let plans: { generic_plans: number; custom_plans: number }[];
     try {
