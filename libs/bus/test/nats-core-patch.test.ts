@@ -55,7 +55,7 @@ describe('NATS requests (patched nats-core)', () => {
   });
 });
 
-/** The patched header lookup (patches/): exact keys are found without listing every key. */
+/** The patched headers (patches/): exact keys are found without listing every key, and set without building their canonical form. */
 describe('NATS headers (patched nats-core)', () => {
   const envelope = {
     id: 'e1',
@@ -84,6 +84,31 @@ describe('NATS headers (patched nats-core)', () => {
       MsgHdrsImpl.prototype.keys = keys;
     }
     expect(listed).toBe(0);
+  });
+
+  it('builds the headers of an event without building a canonical name for each, and still refuses bad names and values', () => {
+    const fromCharCode = String.fromCharCode;
+    let built = 0;
+    String.fromCharCode = (...codes: number[]) => {
+      built++;
+      return fromCharCode(...codes);
+    };
+    let encoded: Uint8Array;
+    try {
+      encoded = (eventHeaders(envelope, {}) as MsgHdrsImpl).encode();
+    } finally {
+      String.fromCharCode = fromCharCode;
+    }
+    expect(built).toBe(0);
+    expect(new TextDecoder().decode(encoded)).toContain('\r\nce-tenantid: t1\r\n');
+    const h = new MsgHdrsImpl();
+    expect(() => h.set('bad name', 'x')).toThrow(/not a valid character in a header name/);
+    expect(() => h.set('bad:name', 'x')).toThrow(/not a valid character in a header name/);
+    expect(() => h.append('ce-id', 'two\r\nlines')).toThrow(/cannot contain/);
+    expect(() => h.append('ce-id', 'one\nline')).toThrow(/cannot contain/);
+    h.set('ce-id', '  padded  ');
+    expect(h.get('ce-id')).toBe('padded');
+    expect(h.keys()).toEqual(['ce-id']);
   });
 
   it('keeps what set, append, get, values, has and delete mean, for every kind of match', () => {
