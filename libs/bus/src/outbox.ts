@@ -119,7 +119,8 @@ export interface EnqueueOptions {
    * Writes of the producer's own (insert, update or delete queries) made in the same statement as
    * the outbox rows, typically the rows the event is about: one round trip instead of several. Each
    * runs as a common table expression, so none sees the others' rows nor the outbox rows (an AFTER
-   * trigger, which runs when the statement is done, sees them all).
+   * trigger, which runs when the statement is done, sees them all). They run when there are no
+   * events too, alone in one statement.
    */
   alongside?: OwnWrite | readonly OwnWrite[];
 }
@@ -141,7 +142,12 @@ export async function enqueueMany<S extends DescMessage>(
   inputs: readonly EnqueueInput<S>[],
   options: EnqueueOptions = {},
 ): Promise<EnqueuedEvent[]> {
-  if (inputs.length === 0) return [];
+  const own = options.alongside === undefined ? [] : typeof options.alongside === 'function' ? [options.alongside] : options.alongside;
+  const writes = own.reduce<QueryCreator<OutboxTables>>((q, write, i) => q.with(`alongside_${i}`, write), tx as Kysely<OutboxTables>);
+  if (inputs.length === 0) {
+    if (own.length > 0) await writes.selectNoFrom(sql<number>`1`.as('written')).execute();
+    return [];
+  }
   // One trace context for the lot: they are written by the same operation.
   const trace = traceHeaders();
   const events: EnqueuedEvent[] = [];
@@ -169,8 +175,6 @@ export async function enqueueMany<S extends DescMessage>(
   });
   // The rows and the NOTIFY that wakes the relay go in one statement (one round trip less). The
   // notification is delivered at commit, and only then; several in one transaction fold into one.
-  const own = options.alongside === undefined ? [] : typeof options.alongside === 'function' ? [options.alongside] : options.alongside;
-  const writes = own.reduce<QueryCreator<OutboxTables>>((q, write, i) => q.with(`alongside_${i}`, write), tx as Kysely<OutboxTables>);
   const single = rows.length === 1 ? rows[0]! : undefined;
   await writes
     .with('queued', (q) =>

@@ -418,6 +418,39 @@ describe('enqueue', () => {
     const events = await h.pool.query("select id from outbox where aggregate_id = 'ent-alongside'");
     expect(events.rows).toEqual([{ id }]);
   });
+
+  it('writes alongside no events run alone, in one statement, and wake no relay', async () => {
+    const listener = await h.pool.connect();
+    const notified: string[] = [];
+    listener.on('notification', (n) => notified.push(n.payload ?? ''));
+    await listener.query(`listen ${OUTBOX_CHANNEL}`);
+    try {
+      const c = counting();
+      const written = await inTransaction(c.db, async (tx) => {
+        const before = c.statements();
+        const events = await enqueueMany(tx, [], {
+          alongside: [
+            (q) => q.insertInto('effects').values({ consumer: 'producer', event_id: 'g', aggregate_id: 'ent-no-events', value: 'first' }),
+            (q) => q.insertInto('effects').values({ consumer: 'producer', event_id: 'h', aggregate_id: 'ent-no-events', value: 'second' }),
+          ],
+        });
+        return { events, statements: c.statements() - before };
+      });
+      expect(written).toEqual({ events: [], statements: 1 });
+      const own = await h.pool.query("select value from effects where aggregate_id = 'ent-no-events' order by value");
+      expect(own.rows.map((r) => r.value)).toEqual(['first', 'second']);
+      await inTransaction(c.db, async (tx) => {
+        const before = c.statements();
+        await enqueueMany(tx, []);
+        expect(c.statements() - before).toBe(0);
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(notified).toEqual([]);
+    } finally {
+      await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
+      listener.release();
+    }
+  });
 });
 
 async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -1,14 +1,22 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { enqueueMany, type ConsumedEvent, type OwnWrite } from '@punchcard/bus';
+import type { LedgerEntryRecorded } from '@punchcard/contracts/punchcard/events/v1/ledger_events_pb';
 import { createDb, ensureSchema, inTransaction, migrateToLatest, type Database } from '@punchcard/db';
-import { createTestDatabase, type TestDatabase } from '@punchcard/testing';
-import { sql } from 'kysely';
+import { countingStatements, createTestDatabase, type TestDatabase } from '@punchcard/testing';
+import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, purchase, type PostingContext } from '../src/domain/contract.js';
 import { credit, debit } from '../src/domain/journal.js';
 import type { JournalDraft } from '../src/domain/types.js';
-import { entitlementKey, loadContract, lockEntitlements, saveContracts, setProgress } from '../src/store/contracts.js';
-import { findJournalEntry, insertJournalEntry, journalEntryId } from '../src/store/journal.js';
+import { onLedgerEvents } from '../src/events/ledger.js';
+import { postEntries } from '../src/events/publish.js';
+import { upsertBranch, upsertTenant } from '../src/store/catalogue.js';
+import { contractsWrite, entitlementKey, loadContract, lockEntitlements, progressWrite } from '../src/store/contracts.js';
+import { findJournalEntry, journalEntryId } from '../src/store/journal.js';
 import { migrations } from '../src/store/migrations.js';
 import { SCHEMA, type RevenueDb } from '../src/store/schema.js';
+import { buy3free1 } from './support/fixtures.js';
+import { SimEntitlement } from './support/ledger-sim.js';
 
 let testDb: TestDatabase;
 let database: Database<RevenueDb>;
@@ -34,6 +42,12 @@ function draft(sourceId: string, lines: JournalDraft['lines']): JournalDraft {
   };
 }
 
+/** Posts one draft as the service does: the entry, its lines and its events in one statement. */
+const postOne = async (tx: Kysely<RevenueDb>, d: JournalDraft, at: Date) => (await postEntries(tx, [d], at))[0]!;
+
+/** Runs a write meant for a statement's `alongside` on its own. */
+const writeAlone = (tx: Kysely<RevenueDb>, write: OwnWrite | undefined) => enqueueMany(tx, [], { alongside: [write!] });
+
 describe('journal tables', () => {
   it('migrate again without applying anything', async () => {
     expect(await migrateToLatest(database.db, SCHEMA, migrations)).toEqual([]);
@@ -52,7 +66,7 @@ describe('journal tables', () => {
 
   it('store a balanced entry under an id derived from tenant, cause and source', async () => {
     const posted = await inTransaction(database.db, (tx) =>
-      insertJournalEntry(tx, draft('ok-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n, { sessions: 1 })]), new Date()),
+      postOne(tx, draft('ok-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n, { sessions: 1 })]), new Date()),
     );
     expect(posted.journalEntryId).toBe(journalEntryId('t1', 'test', 'ok-1'));
     const found = await findJournalEntry(database.db, 't1', 'test', 'ok-1');
@@ -65,13 +79,13 @@ describe('journal tables', () => {
 
   it('refuse at commit an entry whose debits and credits differ, overall or per branch', async () => {
     await expect(
-      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 499n)]), new Date())),
+      inTransaction(database.db, (tx) => postOne(tx, draft('bad-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 499n)]), new Date())),
     ).rejects.toThrow(/does not balance/);
     await expect(
-      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-2', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'B', 500n)]), new Date())),
+      inTransaction(database.db, (tx) => postOne(tx, draft('bad-2', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'B', 500n)]), new Date())),
     ).rejects.toThrow(/does not balance: debits - credits at A \(500\), B \(-500\)/);
     await expect(
-      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-3', [debit('CASH', 'A', 500n)]), new Date())),
+      inTransaction(database.db, (tx) => postOne(tx, draft('bad-3', [debit('CASH', 'A', 500n)]), new Date())),
     ).rejects.toThrow(/needs at least two/);
     expect(await findJournalEntry(database.db, 't1', 'test', 'bad-1')).toBeUndefined();
   });
@@ -88,7 +102,7 @@ describe('journal tables', () => {
         from journal_entry where journal_entry_id = ${id}`;
       const post = (strayed: boolean) =>
         inTransaction(database.db, async (tx) => {
-          const posted = await insertJournalEntry(tx, draft(`stray-${column}-${strayed}`, [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n)]), new Date());
+          const posted = await postOne(tx, draft(`stray-${column}-${strayed}`, [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n)]), new Date());
           await line(posted.journalEntryId, 3, 1, 0, false).execute(tx);
           await line(posted.journalEntryId, 4, 0, 1, strayed).execute(tx);
         });
@@ -99,9 +113,9 @@ describe('journal tables', () => {
 
   it('refuse two-sided lines and deferred lines without a roll-forward movement', async () => {
     const twoSided = { ...debit('CASH', 'A', 5n), credit: 5n };
-    await expect(inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-4', [twoSided, twoSided]), new Date()))).rejects.toThrow(/journal_line_one_sided/);
+    await expect(inTransaction(database.db, (tx) => postOne(tx, draft('bad-4', [twoSided, twoSided]), new Date()))).rejects.toThrow(/journal_line_one_sided/);
     await expect(
-      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('bad-5', [debit('CASH', 'A', 5n), credit('DEFERRED_REVENUE', 'A', 5n)]), new Date())),
+      inTransaction(database.db, (tx) => postOne(tx, draft('bad-5', [debit('CASH', 'A', 5n), credit('DEFERRED_REVENUE', 'A', 5n)]), new Date())),
     ).rejects.toThrow(/journal_line_movement_on_deferred/);
   });
 
@@ -117,7 +131,7 @@ describe('journal tables', () => {
 
   it('refuse a second entry for the same cause and source', async () => {
     await expect(
-      inTransaction(database.db, (tx) => insertJournalEntry(tx, draft('ok-1', [debit('CASH', 'A', 1n), credit('VISIT_REVENUE', 'A', 1n)]), new Date())),
+      inTransaction(database.db, (tx) => postOne(tx, draft('ok-1', [debit('CASH', 'A', 1n), credit('VISIT_REVENUE', 'A', 1n)]), new Date())),
     ).rejects.toThrow(/duplicate key/);
   });
 });
@@ -133,7 +147,7 @@ describe('contracts', () => {
       ctx,
     );
     contract = apply(contract, { kind: 'CONSUME', entryId: 'c', at: new Date('2025-03-02T00:00:00Z'), branchId: 'B', status: 'ACTIVE', bonus: null }, ctx).contract;
-    await inTransaction(database.db, (tx) => saveContracts(tx, [contract], new Date()));
+    await inTransaction(database.db, (tx) => writeAlone(tx, contractsWrite([contract], new Date())));
     expect(await loadContract(database.db, 't1', 'e-rt')).toEqual(contract);
     expect(await loadContract(database.db, 't2', 'e-rt')).toBeUndefined();
   });
@@ -145,7 +159,7 @@ describe('contracts', () => {
     await inTransaction(database.db, async (tx) => {
       const states = await lockEntitlements(tx, [v1, other]);
       expect(states.get(entitlementKey(v1))).toEqual({ applied: 0, contract: undefined });
-      await setProgress(tx, [{ ...v1, version: 1 }]);
+      await writeAlone(tx, progressWrite([{ ...v1, version: 1 }]));
     });
     const states = await inTransaction(database.db, (tx) => lockEntitlements(tx, [other, v1, withContract]));
     expect([...states.entries()].map(([k, s]) => [k, s.applied])).toEqual([
@@ -168,7 +182,7 @@ describe('contracts', () => {
       await lockEntitlements(tx, [ref]);
       locked();
       await held;
-      await setProgress(tx, [{ ...ref, version: 1 }]);
+      await writeAlone(tx, progressWrite([{ ...ref, version: 1 }]));
       order.push('first committed');
     });
     await isLocked;
@@ -184,3 +198,51 @@ describe('contracts', () => {
     expect(order).toEqual(['first committed', 'second locked']);
   });
 });
+
+describe('a batch of ledger events', () => {
+  it('writes its contracts, journal entries, events and progress in one statement', async () => {
+    const tenantId = 't-batch';
+    await upsertTenant(database.db, { tenantId, currency: 'SGD', earningRule: 'DELIVERING_BRANCH', updatedAt: new Date() });
+    await upsertBranch(database.db, { tenantId, branchId: 'A', timeZone: 'Asia/Singapore', updatedAt: new Date() });
+    const at = new Date('2025-03-01T02:00:00Z');
+    const sims = [0, 1].map(() => new SimEntitlement({ tenantId, definitionId: 'def-b3f1', terms: buy3free1(), branchId: 'A', timeZone: 'Asia/Singapore', at }));
+    const published = sims.flatMap((s) => [s.purchase(), s.consume('A', new Date('2025-03-02T02:00:00Z'))]);
+    const events: ConsumedEvent<LedgerEntryRecorded>[] = published.map((e, n) => ({
+      id: e.id,
+      type: `punchcard.ledger.${e.event}`,
+      source: '/punchcard/entitlement-ledger',
+      subject: `punchcard.ledger.${e.event}.${tenantId}`,
+      tenantId,
+      time: at,
+      aggregateId: e.entitlementId,
+      aggregateVersion: e.version,
+      data: e.message,
+      headers: {},
+      deliveryCount: 1,
+      streamSequence: n + 1,
+      traceContext: ROOT_CONTEXT,
+    }));
+    const counted = countingStatements(database.db);
+    const outboxBefore = await outboxRows();
+    const { statements, deferrals } = await inTransaction(counted.db, async (tx) => {
+      const before = counted.statements();
+      const deferrals = await onLedgerEvents(tx, events, { now: () => new Date(), retryDelayMs: 1000 });
+      return { statements: counted.statements() - before, deferrals };
+    });
+    expect(deferrals).toEqual([]);
+    // Progress rows made and locked (2), the tenants and their branches' zones (2), then every write in one.
+    expect(statements).toBe(5);
+    for (const s of sims) {
+      expect((await loadContract(database.db, tenantId, s.entitlementId))?.sessions.filter((x) => x.consumedBy)).toHaveLength(1);
+    }
+    for (const e of published) expect(await findJournalEntry(database.db, tenantId, `ledger.${e.event}`, e.message.entry!.entryId)).toBeDefined();
+    const states = await inTransaction(database.db, (tx) => lockEntitlements(tx, sims.map((s) => ({ tenantId, entitlementId: s.entitlementId }))));
+    expect([...states.values()].map((s) => s.applied)).toEqual([2, 2]);
+    expect((await outboxRows()) - outboxBefore).toBeGreaterThanOrEqual(4);
+  });
+});
+
+async function outboxRows(): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(database.db);
+  return rows[0]!.n;
+}

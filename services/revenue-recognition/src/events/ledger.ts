@@ -25,11 +25,10 @@ import { orderDecision } from '../domain/ordering.js';
 import type { JournalDraft } from '../domain/types.js';
 import { statusFromProto } from '../mapping.js';
 import { definitionKey, definitionTermsOf, getTenants, tenantBranchZones, type DefinitionRef, type TenantRow } from '../store/catalogue.js';
-import { entitlementKey, lockEntitlements, saveContracts, setProgress } from '../store/contracts.js';
-import { insertJournalEntries } from '../store/journal.js';
+import { contractsWrite, entitlementKey, lockEntitlements, progressWrite } from '../store/contracts.js';
 import type { RevenueDb } from '../store/schema.js';
 import { knownTenant, postingContextFrom, requireCurrency, type HandlerDeps } from './context.js';
-import { enqueueEntryEvents } from './publish.js';
+import { postEntries } from './publish.js';
 
 export const LEDGER_DURABLE = 'revenue_ledger';
 
@@ -64,7 +63,7 @@ interface Catalogue {
  * below the applied version changes nothing; one beyond the next, or one waiting for the catalogue,
  * is deferred with the entitlement's later events. Progress and contracts are read and locked once
  * for the batch, catalogue rows read once, and the contracts, journal entries, their outbox events and
- * the new versions written with a statement each. The journal is the one the events would give one at
+ * the new versions written in one statement. The journal is the one the events would give one at
  * a time; its entries are in version order per entitlement, and each entry's events carry the trace
  * of the ledger event that caused it.
  */
@@ -127,11 +126,8 @@ export async function onLedgerEvents(tx: Kysely<RevenueDb>, events: readonly Con
   }
 
   const now = deps.now();
-  await saveContracts(tx, contracts, now);
-  const posted = await insertJournalEntries(tx, drafts.map((d) => d.draft), now);
-  const causes = new Map(posted.map((entry, i) => [entry, drafts[i]!.cause]));
-  await enqueueEntryEvents(tx, posted, now, (entry) => causes.get(entry)!);
-  await setProgress(tx, progress);
+  const alongside = [contractsWrite(contracts, now), progressWrite(progress)].filter((w) => w !== undefined);
+  await postEntries(tx, drafts.map((d) => d.draft), now, { causes: drafts.map((d) => d.cause), alongside });
   return deferrals;
 }
 

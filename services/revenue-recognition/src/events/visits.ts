@@ -6,10 +6,10 @@ import type { Kysely } from 'kysely';
 import { CAUSE } from '../domain/contract.js';
 import { RevenueRuleError } from '../domain/errors.js';
 import { oneOffVisit, oneOffVisitCancelled } from '../domain/visits.js';
-import { findJournalEntry, insertJournalEntry } from '../store/journal.js';
+import { findJournalEntry } from '../store/journal.js';
 import type { RevenueDb } from '../store/schema.js';
 import { postingContext, requireCurrency, requireTenant, type HandlerDeps } from './context.js';
-import { enqueueEntryEvents } from './publish.js';
+import { postEntries } from './publish.js';
 
 export const VISITS_DURABLE = 'revenue_visits';
 export const VISITS_SUBJECTS = ['punchcard.visits.>'];
@@ -44,7 +44,7 @@ export async function onVisitCompleted(tx: Kysely<RevenueDb>, event: ConsumedEve
     accountingDate: ctx.accountingDate(v.branchId, at),
   });
   const now = deps.now();
-  await enqueueEntryEvents(tx, [await insertJournalEntry(tx, draft, now)], now);
+  await postEntries(tx, [draft], now);
 }
 
 /** A cancelled one-off visit posts the mirror of its entry; a package visit's cancellation is the ledger's. */
@@ -63,5 +63,5 @@ export async function onVisitCancelled(tx: Kysely<RevenueDb>, event: ConsumedEve
     .map((l) => ({ kind: 'one_off_visit' as const, branchId: l.branchId, amount: l.credit - l.debit }));
   const draft = oneOffVisitCancelled({ ...original, recognitions }, ctx.accountingDate(branchId, at), v.reason);
   const now = deps.now();
-  await enqueueEntryEvents(tx, [await insertJournalEntry(tx, draft, now)], now);
+  await postEntries(tx, [draft], now);
 }

@@ -1,3 +1,4 @@
+import { sqlWrite, type OwnWrite } from '@punchcard/bus';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Contract, ContractLineKind } from '../domain/contract.js';
 import type { EntitlementStatus, SessionOrder } from '../domain/types.js';
@@ -50,14 +51,16 @@ export async function lockEntitlements(db: Kysely<RevenueDb>, refs: readonly Ent
   return out;
 }
 
-/** Records the version applied of each entitlement (locked by {@link lockEntitlements}). */
-export async function setProgress(db: Kysely<RevenueDb>, progress: readonly (EntitlementRef & { version: number })[]): Promise<void> {
-  if (progress.length === 0) return;
-  await sql`
-    update entitlement_progress p set applied_version = v.version
-    from unnest(${progress.map((x) => x.tenantId)}::text[], ${progress.map((x) => x.entitlementId)}::text[], ${progress.map((x) => x.version)}::bigint[])
-      as v(tenant_id, entitlement_id, version)
-    where p.tenant_id = v.tenant_id and p.entitlement_id = v.entitlement_id`.execute(db);
+/** The write recording the version applied of each entitlement (locked by {@link lockEntitlements}), for a statement's `alongside`. */
+export function progressWrite(progress: readonly (EntitlementRef & { version: number })[]): OwnWrite | undefined {
+  if (progress.length === 0) return undefined;
+  return sqlWrite(
+    () => sql`
+      update entitlement_progress p set applied_version = v.version
+      from jsonb_to_recordset(${JSON.stringify(progress.map((x) => ({ tenant: x.tenantId, entitlement: x.entitlementId, version: x.version })))}::jsonb)
+        as v (tenant text, entitlement text, version bigint)
+      where p.tenant_id = v.tenant and p.entitlement_id = v.entitlement`,
+  );
 }
 
 export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, entitlementId: string): Promise<Contract | undefined> {
@@ -66,13 +69,13 @@ export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, enti
 }
 
 /**
- * Inserts or updates contracts (at most one per entitlement) in one statement. The rows travel as one
- * jsonb parameter: as arrays, pg would quote and escape every JSON column's text into an array literal
- * (about four times the client's CPU for a 10-session contract).
+ * The write that inserts or updates contracts (at most one per entitlement), for a statement's
+ * `alongside`. The rows travel as one jsonb parameter: as arrays, pg would quote and escape every
+ * JSON column's text into an array literal (about four times the client's CPU for a 10-session contract).
  */
-export async function saveContracts(db: Kysely<RevenueDb>, contracts: readonly Contract[], now: Date): Promise<void> {
-  if (contracts.length === 0) return;
-  await sql`
+export function contractsWrite(contracts: readonly Contract[], now: Date): OwnWrite | undefined {
+  if (contracts.length === 0) return undefined;
+  return sqlWrite(() => sql`
     insert into contract (tenant_id, entitlement_id, definition_id, definition_version, member_id, currency, liability_branch_id,
       breakage_bps, session_order, standalone_price_minor, costs, status, lines, sessions, package_recognised_minor, breakage_recognised_minor, updated_at)
     select c.*, ${now}::timestamptz from jsonb_to_recordset(${json(contracts.map(toRow))}::jsonb) as c(
@@ -85,7 +88,7 @@ export async function saveContracts(db: Kysely<RevenueDb>, contracts: readonly C
       sessions = excluded.sessions,
       package_recognised_minor = excluded.package_recognised_minor,
       breakage_recognised_minor = excluded.breakage_recognised_minor,
-      updated_at = excluded.updated_at`.execute(db);
+      updated_at = excluded.updated_at`);
 }
 
 /** A row as read: JSON columns arrive parsed, int8 as bigint. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sqlWrite, type OwnWrite } from '@punchcard/bus';
 import { sql, type Kysely } from 'kysely';
 import type { JournalDraft, JournalLine, Account, Movement } from '../domain/types.js';
 import type { RevenueDb } from './schema.js';
@@ -14,42 +15,53 @@ export function journalEntryId(tenantId: string, cause: string, sourceId: string
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** An entry as posted: its draft with its id and the time it was posted. */
 export interface PostedEntry extends JournalDraft {
   journalEntryId: string;
   postedAt: Date;
+}
+
+/** A posted entry read back, with its place in the journal (`seq`, from a sequence at insert). */
+export interface NumberedEntry extends PostedEntry {
   seq: bigint;
 }
 
-/** Inserts a (domain-checked) draft; the database checks balance again at commit. */
-export async function insertJournalEntry(db: Kysely<RevenueDb>, draft: JournalDraft, postedAt: Date): Promise<PostedEntry> {
-  return (await insertJournalEntries(db, [draft], postedAt))[0]!;
+/** The drafts as they are posted at `postedAt`, with their ids. */
+export function postedEntries(drafts: readonly JournalDraft[], postedAt: Date): PostedEntry[] {
+  return drafts.map((d) => ({ ...d, journalEntryId: journalEntryId(d.tenantId, d.cause, d.sourceId), postedAt }));
 }
 
 /**
- * Inserts drafts in the given order (their `seq` follows it), entries and lines in one statement; the
- * database checks each entry's balance at commit. The rows go as jsonb, not as an array per column:
- * two dozen array literals per batch were a large part of what this service allocated. A line takes
- * its entry's tenant, date, package and currency from the entry inserted beside it.
+ * The inserts of the entries (in the given order, which their `seq` follows) and of their lines, as
+ * writes of one statement (see the bus's `alongside`); the database checks each entry's balance at
+ * commit. The rows go as jsonb, not as an array per column: two dozen array literals per batch were
+ * a large part of what this service allocated.
  */
-export async function insertJournalEntries(db: Kysely<RevenueDb>, drafts: readonly JournalDraft[], postedAt: Date): Promise<PostedEntry[]> {
-  if (drafts.length === 0) return [];
-  const ids = drafts.map((d) => journalEntryId(d.tenantId, d.cause, d.sourceId));
-  const entries = drafts.map((d, i) => ({
-    id: ids[i],
-    tenant: d.tenantId,
-    cause: d.cause,
-    source: d.sourceId,
-    entitlement: d.entitlementId,
-    definition: d.definitionId,
-    currency: d.currency,
-    date: d.accountingDate,
-    description: d.description,
+export function journalWrites(entries: readonly PostedEntry[]): OwnWrite[] {
+  if (entries.length === 0) return [];
+  const rows = entries.map((e) => ({
+    id: e.journalEntryId,
+    tenant: e.tenantId,
+    cause: e.cause,
+    source: e.sourceId,
+    entitlement: e.entitlementId,
+    definition: e.definitionId,
+    currency: e.currency,
+    date: e.accountingDate,
+    description: e.description,
+    posted: e.postedAt,
   }));
-  // int8 as text: JSON has no bigint.
-  const lines = drafts.flatMap((d, i) =>
-    d.lines.map((l, n) => ({
-      id: ids[i],
+  // A line repeats its entry's tenant, date, package and currency (checked at commit); int8 as text:
+  // JSON has no bigint.
+  const lines = entries.flatMap((e) =>
+    e.lines.map((l, n) => ({
+      id: e.journalEntryId,
       no: n + 1,
+      tenant: e.tenantId,
+      date: e.accountingDate,
+      definition: e.definitionId,
+      currency: e.currency,
+      entitlement: e.entitlementId,
       account: l.account,
       branch: l.branchId,
       counterparty: l.counterpartyBranchId,
@@ -60,31 +72,29 @@ export async function insertJournalEntries(db: Kysely<RevenueDb>, drafts: readon
       cost: l.deliveryCost.toString(),
     })),
   );
-  const { rows } = await sql<{ journal_entry_id: string; seq: bigint }>`
-    with entry as (
-      insert into journal_entry (journal_entry_id, tenant_id, cause, source_id, entitlement_id, definition_id, currency, accounting_date, description, posted_at)
-      select e.id, e.tenant, e.cause, e.source, e.entitlement, e.definition, e.currency, e.date, e.description, ${postedAt}::timestamptz
-      from rows from (jsonb_to_recordset(${JSON.stringify(entries)}::jsonb)
-        as (id uuid, tenant text, cause text, source text, entitlement text, definition text, currency text, date date, description text))
-        with ordinality as e (id, tenant, cause, source, entitlement, definition, currency, date, description, n)
-      order by e.n
-      returning journal_entry_id, seq, tenant_id, accounting_date, definition_id, currency, entitlement_id
-    ), line as (
-      insert into journal_line (journal_entry_id, line_no, tenant_id, accounting_date, definition_id, currency, entitlement_id, account, branch_id,
-        counterparty_branch_id, debit_minor, credit_minor, movement, sessions, delivery_cost_minor)
-      select l.id, l.no, entry.tenant_id, entry.accounting_date, entry.definition_id, entry.currency, entry.entitlement_id, l.account, l.branch,
-        l.counterparty, l.debit, l.credit, l.movement, l.sessions, l.cost
-      from jsonb_to_recordset(${JSON.stringify(lines)}::jsonb)
-        as l (id uuid, no smallint, account text, branch text, counterparty text, debit bigint, credit bigint, movement text, sessions integer, cost bigint)
-      join entry on entry.journal_entry_id = l.id
-    )
-    select journal_entry_id, seq from entry`.execute(db);
-  const seqs = new Map(rows.map((r) => [r.journal_entry_id, BigInt(r.seq)]));
-  return drafts.map((d, i) => ({ ...d, journalEntryId: ids[i]!, postedAt, seq: seqs.get(ids[i]!)! }));
+  return [
+    sqlWrite(
+      () => sql`
+        insert into journal_entry (journal_entry_id, tenant_id, cause, source_id, entitlement_id, definition_id, currency, accounting_date, description, posted_at)
+        select e.id, e.tenant, e.cause, e.source, e.entitlement, e.definition, e.currency, e.date, e.description, e.posted
+        from rows from (jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+          as (id uuid, tenant text, cause text, source text, entitlement text, definition text, currency text, date date, description text, posted timestamptz))
+          with ordinality as e (id, tenant, cause, source, entitlement, definition, currency, date, description, posted, n)
+        order by e.n`,
+    ),
+    sqlWrite(
+      () => sql`
+        insert into journal_line (journal_entry_id, line_no, tenant_id, accounting_date, definition_id, currency, entitlement_id, account, branch_id,
+          counterparty_branch_id, debit_minor, credit_minor, movement, sessions, delivery_cost_minor)
+        select l.id, l.no, l.tenant, l.date, l.definition, l.currency, l.entitlement, l.account, l.branch, l.counterparty, l.debit, l.credit, l.movement, l.sessions, l.cost
+        from jsonb_to_recordset(${JSON.stringify(lines)}::jsonb) as l (id uuid, no smallint, tenant text, date date, definition text, currency text, entitlement text,
+          account text, branch text, counterparty text, debit bigint, credit bigint, movement text, sessions integer, cost bigint)`,
+    ),
+  ];
 }
 
 /** The entry recording (tenant, cause, source), if there is one. */
-export async function findJournalEntry(db: Kysely<RevenueDb>, tenantId: string, cause: string, sourceId: string): Promise<PostedEntry | undefined> {
+export async function findJournalEntry(db: Kysely<RevenueDb>, tenantId: string, cause: string, sourceId: string): Promise<NumberedEntry | undefined> {
   const entry = await db
     .selectFrom('journal_entry')
     .selectAll()
@@ -111,7 +121,7 @@ export type EntryRow = {
   description: string;
 };
 
-export function toPosted(e: EntryRow, lines: JournalLine[]): PostedEntry {
+export function toPosted(e: EntryRow, lines: JournalLine[]): NumberedEntry {
   return {
     journalEntryId: e.journal_entry_id,
     seq: BigInt(e.seq),

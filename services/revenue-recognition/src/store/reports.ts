@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DateRange } from '../domain/calendar.js';
 import { rollForwardRow, type RollForward } from '../domain/reports.js';
-import { linesOf, toPosted, type PostedEntry } from './journal.js';
+import { linesOf, toPosted, type NumberedEntry } from './journal.js';
 import type { RevenueDb } from './schema.js';
 
 /** Every report is one tenant's, in one currency (the tenant's), over accounting dates [start, end). */
@@ -307,7 +307,7 @@ export interface JournalQuery {
 }
 
 /** Entries in (accounting date, posting order), with their lines. */
-export async function journalPage(db: Kysely<RevenueDb>, j: JournalQuery): Promise<PostedEntry[]> {
+export async function journalPage(db: Kysely<RevenueDb>, j: JournalQuery): Promise<NumberedEntry[]> {
   let q = db.selectFrom('journal_entry').selectAll().where('tenant_id', '=', j.tenantId);
   if (j.period) q = q.where('accounting_date', '>=', j.period.start).where('accounting_date', '<', j.period.end);
   if (j.entitlementId) q = q.where('entitlement_id', '=', j.entitlementId);
