@@ -10,7 +10,7 @@ import { credit, debit } from '../src/domain/journal.js';
 import type { JournalDraft } from '../src/domain/types.js';
 import { onLedgerEvents } from '../src/events/ledger.js';
 import { postEntries } from '../src/events/publish.js';
-import { upsertBranch, upsertTenant } from '../src/store/catalogue.js';
+import { tenantsWithZones, upsertBranch, upsertTenant } from '../src/store/catalogue.js';
 import { contractsWrite, entitlementKey, loadContract, lockEntitlements, progressWrite } from '../src/store/contracts.js';
 import { findJournalEntry, journalEntryId } from '../src/store/journal.js';
 import { migrations } from '../src/store/migrations.js';
@@ -199,6 +199,31 @@ describe('contracts', () => {
   });
 });
 
+describe('catalogue', () => {
+  it('reads tenants with their branches\' zones in one query; unknown tenants have none, and zones of their branches', async () => {
+    const updatedAt = new Date();
+    await upsertTenant(database.db, { tenantId: 'cat-1', currency: 'SGD', earningRule: 'PURCHASING_BRANCH', updatedAt });
+    await upsertTenant(database.db, { tenantId: 'cat-2', currency: 'GBP', earningRule: 'DELIVERING_BRANCH', updatedAt });
+    await upsertBranch(database.db, { tenantId: 'cat-1', branchId: 'A', timeZone: 'Asia/Singapore', updatedAt });
+    await upsertBranch(database.db, { tenantId: 'cat-1', branchId: 'B', timeZone: 'Europe/London', updatedAt });
+    // Its branch event arrived before the tenant's.
+    await upsertBranch(database.db, { tenantId: 'cat-3', branchId: 'C', timeZone: 'Asia/Tokyo', updatedAt });
+    const counted = countingStatements(database.db);
+    const { tenants, zones } = await tenantsWithZones(counted.db, ['cat-1', 'cat-2', 'cat-1', 'cat-3', 'cat-4']);
+    expect(counted.statements()).toBe(1);
+    expect(Object.fromEntries(tenants)).toEqual({
+      'cat-1': { tenantId: 'cat-1', currency: 'SGD', earningRule: 'PURCHASING_BRANCH' },
+      'cat-2': { tenantId: 'cat-2', currency: 'GBP', earningRule: 'DELIVERING_BRANCH' },
+    });
+    expect(Object.fromEntries([...zones].map(([t, z]) => [t, Object.fromEntries(z)]))).toEqual({
+      'cat-1': { A: 'Asia/Singapore', B: 'Europe/London' },
+      'cat-2': {},
+      'cat-3': { C: 'Asia/Tokyo' },
+      'cat-4': {},
+    });
+  });
+});
+
 describe('a batch of ledger events', () => {
   it('writes its contracts, journal entries, events and progress in one statement', async () => {
     const tenantId = 't-batch';
@@ -230,8 +255,8 @@ describe('a batch of ledger events', () => {
       return { statements: counted.statements() - before, deferrals };
     });
     expect(deferrals).toEqual([]);
-    // Progress rows made and locked (2), the tenants and their branches' zones (2), then every write in one.
-    expect(statements).toBe(5);
+    // Progress rows made and locked (2), the tenants with their branches' zones (1), then every write in one.
+    expect(statements).toBe(4);
     for (const s of sims) {
       expect((await loadContract(database.db, tenantId, s.entitlementId))?.sessions.filter((x) => x.consumedBy)).toHaveLength(1);
     }

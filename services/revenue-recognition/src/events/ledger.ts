@@ -24,7 +24,7 @@ import { RevenueRuleError } from '../domain/errors.js';
 import { orderDecision } from '../domain/ordering.js';
 import type { JournalDraft } from '../domain/types.js';
 import { statusFromProto } from '../mapping.js';
-import { definitionKey, definitionTermsOf, getTenants, tenantBranchZones, type DefinitionRef, type TenantRow } from '../store/catalogue.js';
+import { definitionKey, definitionTermsOf, tenantsWithZones, type DefinitionRef, type TenantRow } from '../store/catalogue.js';
 import { contractsWrite, entitlementKey, lockEntitlements, progressWrite } from '../store/contracts.js';
 import type { RevenueDb } from '../store/schema.js';
 import { knownTenant, postingContextFrom, requireCurrency, type HandlerDeps } from './context.js';
@@ -78,10 +78,8 @@ export async function onLedgerEvents(tx: Kysely<RevenueDb>, events: readonly Con
   for (const group of byEntitlement.values()) group.sort((a, b) => a.version - b.version);
   const refs = [...byEntitlement.values()].map(([x]) => ({ tenantId: x!.event.tenantId, entitlementId: x!.ent.entitlementId }));
   const states = await lockEntitlements(tx, refs);
-  const tenantIds = refs.map((r) => r.tenantId);
   const catalogue: Catalogue = {
-    tenants: await getTenants(tx, tenantIds),
-    zones: await tenantBranchZones(tx, tenantIds),
+    ...(await tenantsWithZones(tx, refs.map((r) => r.tenantId))),
     definitions: await definitionTermsOf(
       tx,
       events.flatMap((e) => {

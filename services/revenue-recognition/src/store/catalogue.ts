@@ -40,22 +40,29 @@ export async function upsertBranch(db: Kysely<RevenueDb>, b: { tenantId: string;
     .execute();
 }
 
-/** The tenants among `tenantIds` that revenue has heard of, by id. */
-export async function getTenants(db: Kysely<RevenueDb>, tenantIds: readonly string[]): Promise<Map<string, TenantRow>> {
+/**
+ * The tenants among `tenantIds` that revenue has heard of, by id, and the time zones of every branch
+ * of theirs it has heard of (tenant id → branch id → zone; an empty map for each other id): one query.
+ */
+export async function tenantsWithZones(
+  db: Kysely<RevenueDb>,
+  tenantIds: readonly string[],
+): Promise<{ tenants: Map<string, TenantRow>; zones: Map<string, Map<string, string>> }> {
   const ids = [...new Set(tenantIds)];
-  if (ids.length === 0) return new Map();
-  const rows = await db.selectFrom('tenant').selectAll().where('tenant_id', 'in', ids).execute();
-  return new Map(rows.map((r) => [r.tenant_id, { tenantId: r.tenant_id, currency: r.currency, earningRule: r.earning_rule as EarningRule }]));
-}
-
-/** Time zones of every branch of the given tenants that revenue has heard of: tenant id → branch id → zone. */
-export async function tenantBranchZones(db: Kysely<RevenueDb>, tenantIds: readonly string[]): Promise<Map<string, Map<string, string>>> {
-  const ids = [...new Set(tenantIds)];
-  const out = new Map<string, Map<string, string>>(ids.map((id) => [id, new Map()]));
-  if (ids.length === 0) return out;
-  const rows = await db.selectFrom('branch').select(['tenant_id', 'branch_id', 'time_zone']).where('tenant_id', 'in', ids).execute();
-  for (const r of rows) out.get(r.tenant_id)?.set(r.branch_id, r.time_zone);
-  return out;
+  const tenants = new Map<string, TenantRow>();
+  const zones = new Map<string, Map<string, string>>(ids.map((id) => [id, new Map()]));
+  if (ids.length === 0) return { tenants, zones };
+  // A row per branch, the tenant's columns on each; a branch whose tenant is unknown yet comes alone.
+  const { rows } = await sql<{ tenant_id: string; currency: string | null; earning_rule: string | null; branch_id: string | null; time_zone: string | null }>`
+    select v.id as tenant_id, t.currency, t.earning_rule, b.branch_id, b.time_zone
+    from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) as v (id)
+    left join tenant t on t.tenant_id = v.id
+    left join branch b on b.tenant_id = v.id`.execute(db);
+  for (const r of rows) {
+    if (r.currency !== null && !tenants.has(r.tenant_id)) tenants.set(r.tenant_id, { tenantId: r.tenant_id, currency: r.currency, earningRule: r.earning_rule as EarningRule });
+    if (r.branch_id !== null) zones.get(r.tenant_id)!.set(r.branch_id, r.time_zone!);
+  }
+  return { tenants, zones };
 }
 
 /** Time zones of the tenant's branches among `branchIds` that revenue has heard of. */
