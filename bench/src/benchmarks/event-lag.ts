@@ -3,6 +3,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fromBinary } from '@bufbuild/protobuf';
 import { JournalPostedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
+import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
 import { createEnv } from '../env.js';
 import { EventWatch } from '../events.js';
 import type { Flags } from '../flags.js';
@@ -63,12 +64,25 @@ export const eventLag: Benchmark = {
 
       ledger.resetPeakRss();
       revenue.resetPeakRss();
+      const backends = await benchBackends(env);
+      const nats = localNatsServer(env.natsUrl);
+      const cpu = new CpuMeter({
+        'entitlement-ledger': () => [ledger.pid],
+        'revenue-recognition': () => [revenue.pid],
+        postgres: () => backends.pids('services'),
+        'postgres: vacuum stand-in': () => backends.pids('vacuum'),
+        ...(nats ? { 'nats-server': () => [nats] } : {}),
+        'bench client': () => [process.pid],
+      });
       let next = 0;
       const steps = [];
       for (const rate of rates) {
         const committed = new Map<string, number>();
+        // From the first measured consume until revenue has posted the last: what each costs on the way.
+        let metering: Promise<void> | undefined;
         const result = await openLoop({
           rate,
+          onMeasureStart: () => (metering = cpu.start()),
           durationMs: flags.durationMs,
           warmupMs: flags.warmupMs,
           progress,
@@ -88,6 +102,10 @@ export const eventLag: Benchmark = {
         const missingRelay = await relayed.waitFor(committed.keys(), DRAIN_TIMEOUT_MS, (n) => progress.update(`ledger events: ${n} to go`));
         const missingRevenue = await recognised.waitFor(committed.keys(), DRAIN_TIMEOUT_MS, (n) => progress.update(`revenue entries: ${n} to go`));
         const drainSeconds = round((performance.now() - t0) / 1000);
+        await metering;
+        const cpuSeconds = await cpu.stop();
+        const consumes = result.ok + Object.values(result.failures).reduce((a, b) => a + b, 0);
+        const cpuMsPerConsume = Object.fromEntries(Object.entries(cpuSeconds).map(([k, sec]) => [k, consumes > 0 ? round((sec * 1000) / consumes, 3) : 0]));
         const relay = lags(committed, relayed);
         const revenueLag = lags(committed, recognised);
         progress.note(`at ${rate}/s: ledger event p99 ${relay.latency.p99} ms, revenue p99 ${revenueLag.latency.p99} ms`);
@@ -97,6 +115,8 @@ export const eventLag: Benchmark = {
           relayLag: { ...relay, missing: missingRelay.length },
           revenueLag: { ...revenueLag, missing: missingRevenue.length },
           drainSeconds,
+          cpuSeconds,
+          cpuMsPerConsume,
         });
       }
       const peakRss = { 'entitlement-ledger': ledger.peakRssMb(), 'revenue-recognition': revenue.peakRssMb() };
@@ -127,6 +147,7 @@ export const eventLag: Benchmark = {
           'ledger event: until the ledger.session_consumed event reaches a plain JetStream subscriber (outbox → relay → JetStream → subscriber).',
           'revenue recognised: until revenue.journal_posted for that ledger entry reaches the subscriber (revenue-recognition consumed the event, posted the journal entry and relayed its own event).',
           'Events seen before the client had its response count as 0 ms. Each rate runs after the previous one drained.',
+          'CPU per consume: each process group from the end of the warm-up until revenue had posted the last consume, over the consumes measured.',
         ],
         tables: [
           {
@@ -137,6 +158,11 @@ export const eventLag: Benchmark = {
               ['', 'committed → ledger event', st.relayLag.latency.count, ...ms(st.relayLag), st.relayLag.missing ? `${st.relayLag.missing} missing` : ''],
               ['', 'committed → revenue recognised', st.revenueLag.latency.count, ...ms(st.revenueLag), st.revenueLag.missing ? `${st.revenueLag.missing} missing` : ''],
             ]),
+          },
+          {
+            title: 'CPU per consume (ms), from the end of the warm-up until revenue posted the last',
+            columns: ['rate', ...Object.keys(steps[0]?.cpuMsPerConsume ?? {}), 'in all'],
+            rows: steps.map((st) => [`${st.rate}/s`, ...Object.values(st.cpuMsPerConsume), round(Object.values(st.cpuMsPerConsume).reduce((a, b) => a + b, 0), 3)]),
           },
         ],
       };
