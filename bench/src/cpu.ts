@@ -177,3 +177,23 @@ export function localNatsServer(natsUrl: string): number | undefined {
   const found = listeningProcess(natsUrl);
   return found?.command === 'nats-server' ? found.pid : undefined;
 }
+
+/**
+ * A meter of everything a run's work spends CPU in: each service's process (by name), this
+ * database's Postgres backends with the vacuum stand-in's apart, the local NATS server if there is
+ * one, and the bench client; with a note saying what each group is.
+ */
+export async function systemCpuMeter(env: BenchEnv, services: Record<string, { pid: number }>): Promise<{ meter: CpuMeter; note: string }> {
+  const backends = await benchBackends(env);
+  const nats = localNatsServer(env.natsUrl);
+  const meter = new CpuMeter({
+    ...Object.fromEntries(Object.entries(services).map(([name, s]) => [name, () => [s.pid]])),
+    postgres: () => backends.pids('services'),
+    'postgres: vacuum stand-in': () => backends.pids('vacuum'),
+    ...(nats ? { 'nats-server': () => [nats] } : {}),
+    'bench client': () => [process.pid],
+  });
+  const natsNote = nats ? 'nats-server: the local NATS server, all of it (nothing else uses it during a run here)' : 'the NATS server is not on this machine (or not visible), so it is not counted';
+  const note = `CPU groups: each service's process; postgres: this database's backends and the WAL writer; postgres: vacuum stand-in: the bench's vacuum and analyze in autovacuum's place (its connections); ${natsNote}; bench client: this process.`;
+  return { meter, note };
+}

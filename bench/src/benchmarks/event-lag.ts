@@ -3,7 +3,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fromBinary } from '@bufbuild/protobuf';
 import { JournalPostedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
-import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
+import { systemCpuMeter } from '../cpu.js';
 import { createEnv } from '../env.js';
 import { EventWatch } from '../events.js';
 import type { Flags } from '../flags.js';
@@ -64,16 +64,7 @@ export const eventLag: Benchmark = {
 
       ledger.resetPeakRss();
       revenue.resetPeakRss();
-      const backends = await benchBackends(env);
-      const nats = localNatsServer(env.natsUrl);
-      const cpu = new CpuMeter({
-        'entitlement-ledger': () => [ledger.pid],
-        'revenue-recognition': () => [revenue.pid],
-        postgres: () => backends.pids('services'),
-        'postgres: vacuum stand-in': () => backends.pids('vacuum'),
-        ...(nats ? { 'nats-server': () => [nats] } : {}),
-        'bench client': () => [process.pid],
-      });
+      const { meter: cpu, note: cpuGroups } = await systemCpuMeter(env, { 'entitlement-ledger': ledger, 'revenue-recognition': revenue });
       let next = 0;
       const steps = [];
       for (const rate of rates) {
@@ -148,6 +139,7 @@ export const eventLag: Benchmark = {
           'revenue recognised: until revenue.journal_posted for that ledger entry reaches the subscriber (revenue-recognition consumed the event, posted the journal entry and relayed its own event).',
           'Events seen before the client had its response count as 0 ms. Each rate runs after the previous one drained.',
           'CPU per consume: each process group from the end of the warm-up until revenue had posted the last consume, over the consumes measured.',
+          cpuGroups,
         ],
         tables: [
           {

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { fromBinary } from '@bufbuild/protobuf';
 import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
-import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
+import { systemCpuMeter } from '../cpu.js';
 import { COUNTERS_SETTLE_MS, rowsWrittenBySchema, startWriteMeter, type Writes } from '../writes.js';
 import { createEnv } from '../env.js';
 import { EventCounter } from '../events.js';
@@ -120,16 +120,10 @@ export const expirySweep: Benchmark = {
       const restart = performance.now();
       scheduler = await startServiceProcess({ service: 'expiry-scheduler', env, logLevel: flags.logLevel, extraEnv: schedulerEnv, ...profileDir(flags) });
       const ready = performance.now();
-      const backends = await benchBackends(env);
-      const nats = localNatsServer(env.natsUrl);
-      const cpu = new CpuMeter({
-        'entitlement-ledger': () => [ledger.pid],
-        'expiry-scheduler': () => [scheduler.pid],
-        'revenue-recognition': () => [revenue.pid],
-        postgres: () => backends.pids('services'),
-        'postgres: vacuum stand-in': () => backends.pids('vacuum'),
-        ...(nats ? { 'nats-server': () => [nats] } : {}),
-        'bench client': () => [process.pid],
+      const { meter: cpu, note: cpuGroups } = await systemCpuMeter(env, {
+        'entitlement-ledger': ledger,
+        'expiry-scheduler': scheduler,
+        'revenue-recognition': revenue,
       });
       const writeMeter = await startWriteMeter(env.database.url);
       await cpu.start();
@@ -224,7 +218,7 @@ export const expirySweep: Benchmark = {
           `Load: ${templates} packages bought three days ago, valid one day, through the ledger; the scheduler plans their expiry from the ledger events with its sweep off, revenue books the sales; then those packages are copied in SQL with new ids (ledger entitlements and entries, scheduler entitlements and timers, revenue progress, contracts and sale journal) up to ${n}.`,
           'Sweep: the scheduler restarts with its background sweep on and fires the backlog (ExpireBatch requests to the ledger over gRPC); the ledger publishes entitlement_expired; revenue posts breakage for the full price.',
           'Times run from the restarted scheduler being ready (or its first event, if earlier) to the last event of each kind. CPU is summed over the same span, per process group.',
-          `CPU groups: each service's process; postgres: this database's backends and the WAL writer; postgres: vacuum stand-in: the bench's vacuum and analyze in autovacuum's place (its connections); ${nats ? 'nats-server: the local NATS server, all of it (nothing else uses it during a run here)' : 'the NATS server is not on this machine (or not visible), so it is not counted'}; bench client: this process.`,
+          cpuGroups,
           "Writes: rows inserted, updated (of which HOT: no index entry written) and deleted in each service's schema from the same start until the counters settled after the last event (pg_stat_user_tables); WAL is the whole server's over that span.",
         ],
         tables: [

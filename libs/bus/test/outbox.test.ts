@@ -351,12 +351,22 @@ describe('enqueue', () => {
   /** Counts the statements a query builder sends (plugins see every one, raw SQL included). */
   const counting = () => countingStatements(h.db);
 
-  it('writes one event, or many, the relay wake-up and a write of the producer\'s in one statement, notified at commit only', async () => {
+  /** Runs `check` while a connection listens on the relay's channel; `notified` gets each payload. */
+  const withNotifications = async (check: (notified: string[]) => Promise<void>) => {
     const listener = await h.pool.connect();
     const notified: string[] = [];
-    listener.on('notification', (m) => notified.push(m.payload ?? ''));
+    listener.on('notification', (n) => notified.push(n.payload ?? ''));
     await listener.query(`listen ${OUTBOX_CHANNEL}`);
     try {
+      await check(notified);
+    } finally {
+      await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
+      listener.release();
+    }
+  };
+
+  it('writes one event, or many, the relay wake-up and a write of the producer\'s in one statement, notified at commit only', async () => {
+    await withNotifications(async (notified) => {
       const event = (v: number) => ({
         producer: 'ledger',
         event: 'session_consumed',
@@ -394,10 +404,7 @@ describe('enqueue', () => {
       expect(rows.map((r) => Number(r.aggregate_version))).toEqual([1, 2, 3, 4]);
       const own = await h.pool.query("select value from effects where aggregate_id = 'ent-one-statement'");
       expect(own.rows.map((r) => r.value).sort()).toEqual(['another', 'its own row']);
-    } finally {
-      await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
-      listener.release();
-    }
+    });
   });
 
   it('a write alongside one event commits and rolls back with it', async () => {
@@ -420,11 +427,7 @@ describe('enqueue', () => {
   });
 
   it('writes alongside no events run alone, in one statement, and wake no relay', async () => {
-    const listener = await h.pool.connect();
-    const notified: string[] = [];
-    listener.on('notification', (n) => notified.push(n.payload ?? ''));
-    await listener.query(`listen ${OUTBOX_CHANNEL}`);
-    try {
+    await withNotifications(async (notified) => {
       const c = counting();
       const written = await inTransaction(c.db, async (tx) => {
         const before = c.statements();
@@ -446,10 +449,7 @@ describe('enqueue', () => {
       });
       await new Promise((r) => setTimeout(r, 100));
       expect(notified).toEqual([]);
-    } finally {
-      await listener.query(`unlisten ${OUTBOX_CHANNEL}`);
-      listener.release();
-    }
+    });
   });
 });
 
