@@ -23,12 +23,6 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** JetStream publish ack timeout; default the client's. */
   publishTimeoutMs?: number;
-  /**
-   * Woken within this long of its last read, the relay waits until that much has passed, so that the
-   * commits of those milliseconds go out together: one read and one flush to NATS for all. An event
-   * waits at most this long, and only when events come closer together; default 0 (read at once).
-   */
-  coalesceMs?: number;
 }
 
 export interface OutboxRelayStats {
@@ -113,14 +107,12 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const log = options.logger ?? pino({ level: 'silent' });
   const pollMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 500;
-  const coalesceMs = options.coalesceMs ?? 0;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`outbox relay batchSize must be a positive integer, got ${batchSize}`);
   const stats: OutboxRelayStats = { published: 0, duplicates: 0, leaderships: 0 };
   let leader: Leadership | undefined;
   let stopped = false;
   let wakePending = false;
   let wakeWaiter: (() => void) | undefined;
-  let lastRead = 0;
 
   const wake = () => {
     wakePending = true;
@@ -193,7 +185,6 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    */
   async function drain(held: Leadership): Promise<number> {
     wakePending = false;
-    lastRead = performance.now();
     // Marks the previous batch in the statement that reads the next one: a round trip per batch
     // instead of two. The read's snapshot predates the mark, hence the explicit exclusion. Neither
     // the ids (jsonb, read into an array once) nor the limit (in the text) show Postgres a size, so it
@@ -244,11 +235,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           continue;
         }
         const read = await drain(leader);
-        if (read < batchSize) {
-          await sleep(leader.unmarked.length > 0 ? MARK_DELAY_MS : pollMs);
-          const early = lastRead + coalesceMs - performance.now();
-          if (early > 0 && !stopped) await new Promise((r) => setTimeout(r, early));
-        }
+        if (read < batchSize) await sleep(leader.unmarked.length > 0 ? MARK_DELAY_MS : pollMs);
       } catch (err) {
         log.error({ err }, 'outbox relay cycle failed');
         if (leader?.lost) await resign(leader);

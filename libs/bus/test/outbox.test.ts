@@ -287,32 +287,6 @@ describe('outbox relay', () => {
     expect(outboxQueries).toBe(4);
   });
 
-  it('woken soon after its last read, waits out coalesceMs so that commits close together go out in one read', async () => {
-    // What each of the relay's reads returned, of this test's rows.
-    const reads: string[][] = [];
-    const watched = poolSeeing((client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<pg.QueryResult<{ aggregate_id: string; aggregate_version: string }>>;
-      (client as { query: unknown }).query = async (...args: unknown[]) => {
-        const result = await query(...args);
-        if (typeof args[0] === 'string' && args[0].includes('select id, event_type')) {
-          reads.push(result.rows.filter((r) => r.aggregate_id === 'ent-coalesce').map((r) => `v${r.aggregate_version}`));
-        }
-        return result;
-      };
-    });
-    const relay = startOutboxRelay({ pool: watched, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, coalesceMs: 1_000 });
-    try {
-      await enqueueVersions('ent-coalesce', 1, 1);
-      await waitUntil(() => reads.some((r) => r.includes('v1')));
-      // Three commits, each waking the relay, well within a second of its read of the first.
-      await enqueueVersions('ent-coalesce', 2, 4);
-      await waitUntil(() => reads.some((r) => r.includes('v4')));
-    } finally {
-      await relay.stop();
-    }
-    expect(reads.filter((r) => r.length > 0)).toEqual([['v1'], ['v2', 'v3', 'v4']]);
-  });
-
   it('keeps one plan for its read-and-mark statement, whatever the size of the batch it marks', async () => {
     // Batches of 1 to 3 rows, as events come under light load, over an outbox with history; its
     // statistics taken while a backlog was still unpublished.

@@ -44,9 +44,6 @@ export async function startLedgerEvents(o: LedgerEventsOptions): Promise<LedgerE
     source: SOURCE,
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.relayPollMs ? { pollIntervalMs: o.relayPollMs } : {}),
-    // Under load consumes commit every few ms; read together, they cost one relay statement and one
-    // flush to NATS per window instead of per commit. An event waits at most 20 ms more for it.
-    coalesceMs: 20,
   });
   const common = {
     db: o.db,
