@@ -11,7 +11,7 @@ import type { JournalDraft } from '../src/domain/types.js';
 import { onLedgerEvents } from '../src/events/ledger.js';
 import { postEntries } from '../src/events/publish.js';
 import { tenantsWithZones, upsertBranch, upsertTenant } from '../src/store/catalogue.js';
-import { contractsWrite, entitlementKey, loadContract, lockEntitlements, progressWrite } from '../src/store/contracts.js';
+import { contractsWrites, entitlementKey, loadContract, lockEntitlements, progressWrites } from '../src/store/contracts.js';
 import { findJournalEntry, journalEntryId } from '../src/store/journal.js';
 import { migrations } from '../src/store/migrations.js';
 import { SCHEMA, type RevenueDb } from '../src/store/schema.js';
@@ -45,8 +45,8 @@ function draft(sourceId: string, lines: JournalDraft['lines']): JournalDraft {
 /** Posts one draft as the service does: the entry, its lines and its events in one statement. */
 const postOne = async (tx: Kysely<RevenueDb>, d: JournalDraft, at: Date) => (await postEntries(tx, [d], at))[0]!;
 
-/** Runs a write meant for a statement's `alongside` on its own. */
-const writeAlone = (tx: Kysely<RevenueDb>, write: OwnWrite | undefined) => enqueueMany(tx, [], { alongside: [write!] });
+/** Runs writes meant for a statement's `alongside` on their own. */
+const writeAlone = (tx: Kysely<RevenueDb>, writes: OwnWrite[]) => enqueueMany(tx, [], { alongside: writes });
 
 describe('journal tables', () => {
   it('migrate again without applying anything', async () => {
@@ -147,7 +147,7 @@ describe('contracts', () => {
       ctx,
     );
     contract = apply(contract, { kind: 'CONSUME', entryId: 'c', at: new Date('2025-03-02T00:00:00Z'), branchId: 'B', status: 'ACTIVE', bonus: null }, ctx).contract;
-    await inTransaction(database.db, (tx) => writeAlone(tx, contractsWrite([contract], new Date())));
+    await inTransaction(database.db, (tx) => writeAlone(tx, contractsWrites([contract], new Date())));
     expect(await loadContract(database.db, 't1', 'e-rt')).toEqual(contract);
     expect(await loadContract(database.db, 't2', 'e-rt')).toBeUndefined();
   });
@@ -159,7 +159,7 @@ describe('contracts', () => {
     await inTransaction(database.db, async (tx) => {
       const states = await lockEntitlements(tx, [v1, other]);
       expect(states.get(entitlementKey(v1))).toEqual({ applied: 0, contract: undefined });
-      await writeAlone(tx, progressWrite([{ ...v1, version: 1 }]));
+      await writeAlone(tx, progressWrites([{ ...v1, version: 1 }]));
     });
     const states = await inTransaction(database.db, (tx) => lockEntitlements(tx, [other, v1, withContract]));
     expect([...states.entries()].map(([k, s]) => [k, s.applied])).toEqual([
@@ -182,7 +182,7 @@ describe('contracts', () => {
       await lockEntitlements(tx, [ref]);
       locked();
       await held;
-      await writeAlone(tx, progressWrite([{ ...ref, version: 1 }]));
+      await writeAlone(tx, progressWrites([{ ...ref, version: 1 }]));
       order.push('first committed');
     });
     await isLocked;

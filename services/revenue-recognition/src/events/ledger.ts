@@ -25,7 +25,7 @@ import { orderDecision } from '../domain/ordering.js';
 import type { JournalDraft } from '../domain/types.js';
 import { statusFromProto } from '../mapping.js';
 import { definitionKey, definitionTermsOf, tenantsWithZones, type DefinitionRef, type TenantRow } from '../store/catalogue.js';
-import { contractsWrite, entitlementKey, lockEntitlements, progressWrite } from '../store/contracts.js';
+import { contractsWrites, entitlementKey, lockEntitlements, progressWrites } from '../store/contracts.js';
 import type { RevenueDb } from '../store/schema.js';
 import { knownTenant, postingContextFrom, requireCurrency, type HandlerDeps } from './context.js';
 import { postEntries } from './publish.js';
@@ -124,7 +124,7 @@ export async function onLedgerEvents(tx: Kysely<RevenueDb>, events: readonly Con
   }
 
   const now = deps.now();
-  const alongside = [contractsWrite(contracts, now), progressWrite(progress)].filter((w) => w !== undefined);
+  const alongside = [...contractsWrites(contracts, now), ...progressWrites(progress)];
   await postEntries(tx, drafts.map((d) => d.draft), now, { causes: drafts.map((d) => d.cause), alongside });
   return deferrals;
 }

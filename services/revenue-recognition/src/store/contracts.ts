@@ -51,16 +51,18 @@ export async function lockEntitlements(db: Kysely<RevenueDb>, refs: readonly Ent
   return out;
 }
 
-/** The write recording the version applied of each entitlement (locked by {@link lockEntitlements}), for a statement's `alongside`. */
-export function progressWrite(progress: readonly (EntitlementRef & { version: number })[]): OwnWrite | undefined {
-  if (progress.length === 0) return undefined;
-  return sqlWrite(
-    () => sql`
-      update entitlement_progress p set applied_version = v.version
-      from jsonb_to_recordset(${JSON.stringify(progress.map((x) => ({ tenant: x.tenantId, entitlement: x.entitlementId, version: x.version })))}::jsonb)
-        as v (tenant text, entitlement text, version bigint)
-      where p.tenant_id = v.tenant and p.entitlement_id = v.entitlement`,
-  );
+/** The writes recording the version applied of each entitlement (locked by {@link lockEntitlements}), for a statement's `alongside`. */
+export function progressWrites(progress: readonly (EntitlementRef & { version: number })[]): OwnWrite[] {
+  if (progress.length === 0) return [];
+  return [
+    sqlWrite(
+      () => sql`
+        update entitlement_progress p set applied_version = v.version
+        from jsonb_to_recordset(${JSON.stringify(progress.map((x) => ({ tenant: x.tenantId, entitlement: x.entitlementId, version: x.version })))}::jsonb)
+          as v (tenant text, entitlement text, version bigint)
+        where p.tenant_id = v.tenant and p.entitlement_id = v.entitlement`,
+    ),
+  ];
 }
 
 export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, entitlementId: string): Promise<Contract | undefined> {
@@ -69,26 +71,28 @@ export async function loadContract(db: Kysely<RevenueDb>, tenantId: string, enti
 }
 
 /**
- * The write that inserts or updates contracts (at most one per entitlement), for a statement's
+ * The writes that insert or update contracts (at most one per entitlement), for a statement's
  * `alongside`. The rows travel as one jsonb parameter: as arrays, pg would quote and escape every
  * JSON column's text into an array literal (about four times the client's CPU for a 10-session contract).
  */
-export function contractsWrite(contracts: readonly Contract[], now: Date): OwnWrite | undefined {
-  if (contracts.length === 0) return undefined;
-  return sqlWrite(() => sql`
-    insert into contract (tenant_id, entitlement_id, definition_id, definition_version, member_id, currency, liability_branch_id,
-      breakage_bps, session_order, standalone_price_minor, costs, status, lines, sessions, package_recognised_minor, breakage_recognised_minor, updated_at)
-    select c.*, ${now}::timestamptz from jsonb_to_recordset(${json(contracts.map(toRow))}::jsonb) as c(
-      tenant_id text, entitlement_id text, definition_id text, definition_version integer, member_id text, currency text,
-      liability_branch_id text, breakage_bps integer, session_order text, standalone_price_minor bigint, costs jsonb, status text,
-      lines jsonb, sessions jsonb, package_recognised_minor bigint, breakage_recognised_minor bigint)
-    on conflict (tenant_id, entitlement_id) do update set
-      status = excluded.status,
-      lines = excluded.lines,
-      sessions = excluded.sessions,
-      package_recognised_minor = excluded.package_recognised_minor,
-      breakage_recognised_minor = excluded.breakage_recognised_minor,
-      updated_at = excluded.updated_at`);
+export function contractsWrites(contracts: readonly Contract[], now: Date): OwnWrite[] {
+  if (contracts.length === 0) return [];
+  return [
+    sqlWrite(() => sql`
+      insert into contract (tenant_id, entitlement_id, definition_id, definition_version, member_id, currency, liability_branch_id,
+        breakage_bps, session_order, standalone_price_minor, costs, status, lines, sessions, package_recognised_minor, breakage_recognised_minor, updated_at)
+      select c.*, ${now}::timestamptz from jsonb_to_recordset(${json(contracts.map(toRow))}::jsonb) as c(
+        tenant_id text, entitlement_id text, definition_id text, definition_version integer, member_id text, currency text,
+        liability_branch_id text, breakage_bps integer, session_order text, standalone_price_minor bigint, costs jsonb, status text,
+        lines jsonb, sessions jsonb, package_recognised_minor bigint, breakage_recognised_minor bigint)
+      on conflict (tenant_id, entitlement_id) do update set
+        status = excluded.status,
+        lines = excluded.lines,
+        sessions = excluded.sessions,
+        package_recognised_minor = excluded.package_recognised_minor,
+        breakage_recognised_minor = excluded.breakage_recognised_minor,
+        updated_at = excluded.updated_at`),
+  ];
 }
 
 /** A row as read: JSON columns arrive parsed, int8 as bigint. */
