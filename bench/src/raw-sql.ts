@@ -56,7 +56,7 @@ export class RawConsumer {
   async outboxPublished(timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { rows } = await this.pool.query<{ n: number }>('select count(*)::int as n from outbox where published_at is null');
+      const { rows } = await this.pool.query<{ n: number }>('select count(*)::int as n from outbox');
       if (rows[0]!.n === 0) return;
       if (Date.now() > deadline) throw new Error(`the ledger's outbox still holds ${rows[0]!.n} unpublished events after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));

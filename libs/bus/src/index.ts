@@ -32,9 +32,9 @@ export { publishEvent, publishEnvelope, type PublishEventInput, type PublishEnve
 export {
   outboxMigration,
   outboxSeqNotUniqueMigration,
+  outboxDeletedOnPublishMigration,
   enqueue,
   enqueueMany,
-  pruneOutbox,
   OUTBOX_CHANNEL,
   type EnqueueInput,
   type EventInput,

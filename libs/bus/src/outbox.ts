@@ -1,5 +1,5 @@
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
-import { deleteOlderThan, uuidv7, type Migration } from '@punchcard/db';
+import { uuidv7, type Migration } from '@punchcard/db';
 import { sql, type RawBuilder, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
 import { eventSubject, eventType } from './names.js';
 import { traceHeaders } from './trace.js';
@@ -44,6 +44,25 @@ export const outboxSeqNotUniqueMigration: Migration = {
   },
 };
 
+/**
+ * Append after {@link outboxSeqNotUniqueMigration}: the relay deletes a row once JetStream has acked
+ * it, where it used to mark it published and housekeeping deleted it a week later. A mark was an
+ * update that could not be HOT (`published_at` was in both partial indexes' predicates): a second
+ * copy of the row with an entry in two indexes, then a delete, for every event. Rows already
+ * published go now; the relay reads what is left in `seq` order. A relay of the earlier code still
+ * running during a rollout fails its statements (the column is gone) and holds publishing back until
+ * its pod stops and a relay of this code takes over: events wait, none is lost.
+ */
+export const outboxDeletedOnPublishMigration: Migration = {
+  async up(db) {
+    await sql`delete from outbox where published_at is not null`.execute(db);
+    await sql`drop index outbox_published_at`.execute(db);
+    await sql`drop index outbox_unpublished`.execute(db);
+    await sql`alter table outbox drop column published_at`.execute(db);
+    await sql`create index outbox_seq on outbox (seq)`.execute(db);
+  },
+};
+
 export interface OutboxTable {
   id: string;
   seq: Generated<bigint | string>;
@@ -60,7 +79,6 @@ export interface OutboxTable {
   /** Trace context (`traceparent`, `tracestate`) and producer headers, copied onto the message. */
   headers: ColumnType<Record<string, string>, string, never>;
   created_at: ColumnType<Date, Date | undefined, never>;
-  published_at: ColumnType<Date | null, never, Date | null>;
 }
 
 export interface OutboxTables {
@@ -197,11 +215,6 @@ export async function enqueueMany<S extends DescMessage>(
     .selectNoFrom(sql<string>`pg_notify(${OUTBOX_CHANNEL}, current_schema())`.as('notified'))
     .execute();
   return events;
-}
-
-/** Deletes rows published before `before`; returns how many. Consumers deduplicate by inbox, not by outbox. */
-export function pruneOutbox(db: Kysely<any>, before: Date): Promise<number> {
-  return deleteOlderThan(db, 'outbox', 'published_at', before);
 }
 
 function lowerCaseKeys(record: Record<string, string>): Record<string, string> {

@@ -47,8 +47,8 @@ interface Leadership {
   client: pg.PoolClient;
   table: string;
   lost: boolean;
-  /** Rows published and acked, to be marked by the next query. */
-  unmarked: string[];
+  /** Rows published and acked, to be deleted by the next query. */
+  acked: string[];
   onError: (err: Error) => void;
 }
 
@@ -92,16 +92,16 @@ export function publishOutboxRow(js: JetStreamClient, namespace: string, source:
 /** Session advisory lock (two int4 keys): the constant names the purpose, the second the schema. */
 const LOCK_SQL = `select pg_try_advisory_lock(hashtext('punchcard.outbox'), hashtext(current_schema())) as locked, current_schema() as schema`;
 const IDENTIFIER = /^[a-z_][a-z0-9_$]*$/;
-/** How long published rows may stay unmarked when no further events arrive to carry the mark. */
-const MARK_DELAY_MS = 20;
+/** How long published rows may stay in the outbox when no further events arrive to carry their delete. */
+const DELETE_DELAY_MS = 20;
 
 /**
- * Publishes the outbox of the pool's schema in `seq` order with `Nats-Msg-Id` = event id, marking rows
- * published after JetStream acks them (with the next read, or alone after MARK_DELAY_MS). Any number
- * of relays may run against one schema: one holds a session advisory lock on its own connection and
- * publishes; the others stand by and take over when that connection ends. A crash between publish
- * and mark republishes the rows; JetStream drops them as duplicates inside the stream's duplicate
- * window and consumers' inboxes drop them after it.
+ * Publishes the outbox of the pool's schema in `seq` order with `Nats-Msg-Id` = event id, deleting
+ * rows once JetStream acks them (with the next read, or alone after DELETE_DELAY_MS): the stream is
+ * the record of what was published. Any number of relays may run against one schema: one holds a
+ * session advisory lock on its own connection and publishes; the others stand by and take over when
+ * that connection ends. A crash between publish and delete republishes the rows; JetStream drops
+ * them as duplicates inside the stream's duplicate window and consumers' inboxes drop them after it.
  */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const log = options.logger ?? pino({ level: 'silent' });
@@ -132,7 +132,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function acquire(): Promise<Leadership | undefined> {
     const client = await options.pool.connect();
-    const held: Leadership = { client, table: '', lost: false, unmarked: [], onError: () => undefined };
+    const held: Leadership = { client, table: '', lost: false, acked: [], onError: () => undefined };
     held.onError = (err: Error) => {
       held.lost = true;
       log.warn({ err }, 'outbox relay lost its lock connection');
@@ -165,9 +165,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function resign(held: Leadership): Promise<void> {
     if (leader === held) leader = undefined;
-    if (!held.lost && held.unmarked.length > 0) {
-      // Unmarked rows would only be published again (and dropped as duplicates); not worth failing over.
-      await held.client.query(`update ${held.table} set published_at = now() where id = any($1::uuid[])`, [held.unmarked]).catch(() => undefined);
+    if (!held.lost && held.acked.length > 0) {
+      // Rows left would only be published again (and dropped as duplicates); not worth failing over.
+      await held.client.query(`delete from ${held.table} where id = any($1::uuid[])`, [held.acked]).catch(() => undefined);
     }
     if (!held.lost) {
       // Unlock before closing: the session ends asynchronously, and a standby should not wait for it.
@@ -179,25 +179,25 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /**
    * Publishes one batch; returns how many rows it read. The rows are sent at once, in `seq` order on
    * the one connection (JetStream stores them in that order), and their acks awaited in order: a
-   * batch costs one round trip instead of one per row. Rows are marked up to the first failure; any
+   * batch costs one round trip instead of one per row. Rows are deleted up to the first failure; any
    * after it are published again next time (JetStream drops those it stored as duplicates), so only
    * a failed publish can let later rows overtake it, as consumers already allow (version gaps wait).
    */
   async function drain(held: Leadership): Promise<number> {
     wakePending = false;
-    // Marks the previous batch in the statement that reads the next one: a round trip per batch
-    // instead of two. The read's snapshot predates the mark, hence the explicit exclusion. Neither
+    // Deletes the previous batch in the statement that reads the next one: a round trip per batch
+    // instead of two. The read's snapshot predates the delete, hence the explicit exclusion. Neither
     // the ids (jsonb, read into an array once) nor the limit (in the text) show Postgres a size, so it
     // keeps one generic plan: with a `uuid[]` and a `limit $1`, plans for the known sizes looked
     // cheaper, and the statement was planned again for most batches.
     const { rows } = await held.client.query<OutboxRow>(
       `with published as (select array(select v::uuid from jsonb_array_elements_text($1::jsonb) v) as ids),
-         marked as (update ${held.table} set published_at = now() where id = any((select ids from published)::uuid[]) and published_at is null)
+         deleted as (delete from ${held.table} where id = any((select ids from published)::uuid[]))
        select id, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at
-         from ${held.table} where published_at is null and id <> all((select ids from published)::uuid[]) order by seq limit ${batchSize}`,
-      [JSON.stringify(held.unmarked)],
+         from ${held.table} where id <> all((select ids from published)::uuid[]) order by seq limit ${batchSize}`,
+      [JSON.stringify(held.acked)],
     );
-    held.unmarked = [];
+    held.acked = [];
     if (held.lost || stopped) return rows.length;
     const publishes = rows.map((row) => publishOutboxRow(options.js, options.namespace, options.source, row, options.publishTimeoutMs));
     const acked: string[] = [];
@@ -214,7 +214,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
     }
     if (failure !== undefined) await Promise.allSettled(publishes);
-    held.unmarked = acked;
+    held.acked = acked;
     if (failure !== undefined) throw failure;
     return rows.length;
   }
@@ -235,7 +235,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           continue;
         }
         const read = await drain(leader);
-        if (read < batchSize) await sleep(leader.unmarked.length > 0 ? MARK_DELAY_MS : pollMs);
+        if (read < batchSize) await sleep(leader.acked.length > 0 ? DELETE_DELAY_MS : pollMs);
       } catch (err) {
         log.error({ err }, 'outbox relay cycle failed');
         if (leader?.lost) await resign(leader);
@@ -254,7 +254,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       for (;;) {
         wake();
         const { rows } = await options.pool.query<{ n: number }>(
-          'select count(*)::int as n from outbox where published_at is null',
+          'select count(*)::int as n from outbox',
         );
         const pending = rows[0]?.n ?? 0;
         if (pending === 0) return;

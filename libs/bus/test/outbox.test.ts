@@ -1,6 +1,6 @@
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { inTransaction } from '@punchcard/db';
+import { createDb, ensureSchema, inTransaction, migrateToLatest, uuidv7 } from '@punchcard/db';
 import { countingStatements } from '@punchcard/testing';
 import { sql, type QueryCreator } from 'kysely';
 import type pg from 'pg';
@@ -11,12 +11,16 @@ import {
   enqueueMany,
   headerRecord,
   OUTBOX_CHANNEL,
+  outboxDeletedOnPublishMigration,
+  outboxMigration,
+  outboxSeqNotUniqueMigration,
   publishOutboxRow,
   startConsumer,
   startOutboxRelay,
   streamName,
   type OutboxRelay,
   type OutboxRow,
+  type OutboxTables,
 } from '../src/index.js';
 import { applicationsPerEvent, harness, Outcomes, readStream, SCHEMA, type Harness } from './helpers.js';
 
@@ -65,7 +69,7 @@ function poolSeeing(see: (client: pg.PoolClient) => void): pg.Pool {
 }
 
 async function unpublished(): Promise<number> {
-  const { rows } = await h.pool.query<{ n: number }>('select count(*)::int as n from outbox where published_at is null');
+  const { rows } = await h.pool.query<{ n: number }>('select count(*)::int as n from outbox');
   return rows[0]?.n ?? -1;
 }
 
@@ -129,12 +133,10 @@ describe('outbox relay', () => {
     expect(await unpublished()).toBe(0);
   });
 
-  it('a relay that crashed after publishing but before marking leaves no duplicate for consumers', async () => {
+  it('a relay that crashed after publishing but before deleting leaves no duplicate for consumers', async () => {
     const ids = await enqueueVersions('ent-crash', 1, 6);
-    // What a relay does before it dies: read the batch and publish it; the mark never happens.
-    const { rows } = await h.pool.query<OutboxRow>(
-      'select * from outbox where published_at is null order by seq',
-    );
+    // What a relay does before it dies: read the batch and publish it; the delete never happens.
+    const { rows } = await h.pool.query<OutboxRow>('select * from outbox order by seq');
     expect(rows.map((r) => r.id)).toEqual(ids);
     for (const row of rows) {
       const ack = await publishOutboxRow(h.bus.js, h.namespace, SOURCE, row);
@@ -263,8 +265,8 @@ describe('outbox relay', () => {
     expect(published.map((m) => m.headers?.get(CE.id))).toEqual(many.map((e) => e.id));
   });
 
-  it('marks a batch in the query that reads the next: one query per batch', async () => {
-    const ids = await enqueueVersions('ent-marks', 1, 3);
+  it('deletes a published batch in the query that reads the next: one query per batch', async () => {
+    const ids = await enqueueVersions('ent-deletes', 1, 3);
     let outboxQueries = 0;
     // Counts the relay's queries on its own connection (which it destroys when it stops).
     const counted = poolSeeing((client) => {
@@ -277,24 +279,24 @@ describe('outbox relay', () => {
     const relay = startOutboxRelay({ pool: counted, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 1 });
     try {
       await waitUntil(async () => {
-        const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[]) and published_at is not null', [ids]);
-        return rows[0].n === 3;
+        const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[])', [ids]);
+        return rows[0].n === 0;
       });
     } finally {
       await relay.stop();
     }
-    // Three batches of one: three reads, and a fourth that marks the last and finds nothing (six before).
+    // Three batches of one: three reads, and a fourth that deletes the last and finds nothing.
     expect(outboxQueries).toBe(4);
   });
 
-  it('keeps one plan for its read-and-mark statement, whatever the size of the batch it marks', async () => {
+  it('keeps one plan for its read-and-delete statement, whatever the size of the batch it deletes', async () => {
     // Batches of 1 to 3 rows, as events come under light load, over an outbox with history; its
     // statistics taken while a backlog was still unpublished.
     await sql`
       insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload)
       select gen_random_uuid(), 'ledger', 'old', 'old', 'tenant-a', 'old-' || g, 'old', '\\x' from generate_series(1, 5000) g`.execute(h.db);
     await sql`analyze outbox`.execute(h.db);
-    await sql`update outbox set published_at = now() where published_at is null`.execute(h.db);
+    await sql`delete from outbox`.execute(h.db);
     let relayClient: pg.PoolClient | undefined;
     const watched = poolSeeing((client) => (relayClient = client));
     const relay = startOutboxRelay({ pool: watched, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 3 });
@@ -303,11 +305,11 @@ describe('outbox relay', () => {
       for (let burst = 1; burst <= 24; burst++) {
         const ids = await enqueueVersions(`ent-plans-${burst}`, 1, 1 + (burst % 3));
         await waitUntil(async () => {
-          const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[]) and published_at is null', [ids]);
+          const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[])', [ids]);
           return rows[0].n === 0;
         });
       }
-      ({ rows: plans } = await relayClient!.query(`select generic_plans::int, custom_plans::int from pg_prepared_statements where statement like '%.outbox set published_at%'`));
+      ({ rows: plans } = await relayClient!.query(`select generic_plans::int, custom_plans::int from pg_prepared_statements where statement like '%delete from "%".outbox where%select ids from published%'`));
     } finally {
       await relay.stop();
     }
@@ -315,19 +317,16 @@ describe('outbox relay', () => {
     expect(plans[0]!.generic_plans).toBeGreaterThan(plans[0]!.custom_plans);
   });
 
-  it("keeps only the indexes the relay and pruning read: seq orders the unpublished rows but is not unique", async () => {
+  it('keeps only the indexes the relay reads: seq orders the rows but is not unique', async () => {
     const { rows } = await h.pool.query<{ indexname: string; indexdef: string }>(
       'select indexname, indexdef from pg_indexes where schemaname = $1 and tablename = $2 order by indexname',
       [SCHEMA, 'outbox'],
     );
-    expect(rows.map((r) => r.indexname)).toEqual(['outbox_pkey', 'outbox_published_at', 'outbox_unpublished']);
-    expect(rows.find((r) => r.indexname === 'outbox_unpublished')!.indexdef).toMatch(/\(seq\) WHERE \(published_at IS NULL\)/);
-    // The relay's read finds the unpublished rows through the partial index.
-    const plan = await h.pool.query<{ 'QUERY PLAN': string }>(
-      'explain select id from outbox where published_at is null and id <> all($1::uuid[]) order by seq limit 500',
-      [[]],
-    );
-    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan on outbox_unpublished|Index Scan using outbox_unpublished/);
+    expect(rows.map((r) => r.indexname)).toEqual(['outbox_pkey', 'outbox_seq']);
+    expect(rows.find((r) => r.indexname === 'outbox_seq')!.indexdef).toMatch(/^CREATE INDEX .* \(seq\)$/);
+    // The relay's read takes the oldest rows through the seq index.
+    const plan = await h.pool.query<{ 'QUERY PLAN': string }>('explain select id from outbox where id <> all($1::uuid[]) order by seq limit 500', [[]]);
+    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using outbox_seq/);
   });
 
   it('wakes on NOTIFY rather than waiting for the poll', async () => {
@@ -337,12 +336,58 @@ describe('outbox relay', () => {
       await waitUntil(() => relay.isLeader());
       const [id] = await enqueueVersions('ent-notify', 1, 1);
       await waitUntil(async () => {
-        const { rows } = await h.pool.query('select 1 from outbox where id = $1 and published_at is not null', [id]);
-        return rows.length === 1;
+        const { rows } = await h.pool.query('select 1 from outbox where id = $1', [id]);
+        return rows.length === 0;
       });
       expect(relay.stats().published).toBe(1);
     } finally {
       await relay.stop();
+    }
+  });
+});
+
+describe('outboxDeletedOnPublishMigration', () => {
+  it('drops the rows an earlier relay marked published and keeps those still owed, which a relay then publishes', async () => {
+    const schema = 'svc_upgrade';
+    await ensureSchema(h.database.url, schema);
+    const { db, pool, close } = createDb<OutboxTables>({ url: h.database.url, schema, poolMax: 2 });
+    try {
+      await migrateToLatest(db, schema, { '0001_outbox': outboxMigration, '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration });
+      const row = (event: string) => ({
+        id: uuidv7(),
+        producer: 'ledger',
+        event_type: 'punchcard.ledger.session_consumed',
+        subject: 'punchcard.ledger.session_consumed.tenant-a',
+        tenant_id: 'tenant-a',
+        aggregate_id: event,
+        data_type: StringValueSchema.typeName,
+        payload: toBinary(StringValueSchema, create(StringValueSchema, { value: event })),
+      });
+      const [published, owed] = [row('ent-upgrade-published'), row('ent-upgrade-owed')];
+      await sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, published_at)
+        values (${published.id}, ${published.producer}, ${published.event_type}, ${published.subject}, ${published.tenant_id}, ${published.aggregate_id}, ${published.data_type}, ${published.payload}, now()),
+               (${owed.id}, ${owed.producer}, ${owed.event_type}, ${owed.subject}, ${owed.tenant_id}, ${owed.aggregate_id}, ${owed.data_type}, ${owed.payload}, null)`.execute(db);
+
+      await migrateToLatest(db, schema, {
+        '0001_outbox': outboxMigration,
+        '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
+        '0003_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+      });
+      const left = await pool.query<{ id: string }>('select id from outbox');
+      expect(left.rows.map((r) => r.id)).toEqual([owed.id]);
+      const columns = await pool.query<{ column_name: string }>('select column_name from information_schema.columns where table_schema = $1 and table_name = $2', [schema, 'outbox']);
+      expect(columns.rows.map((r) => r.column_name)).not.toContain('published_at');
+
+      const relay = startOutboxRelay({ pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+      try {
+        await relay.flush();
+      } finally {
+        await relay.stop();
+      }
+      const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-upgrade-'));
+      expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual([owed.id]);
+    } finally {
+      await close();
     }
   });
 });

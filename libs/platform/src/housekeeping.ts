@@ -1,4 +1,4 @@
-import { pruneInbox, pruneOutbox } from '@punchcard/bus';
+import { pruneInbox } from '@punchcard/bus';
 import { pruneIdempotencyKeys, type Database } from '@punchcard/db';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -9,8 +9,6 @@ type Db = Database<any>['db'];
 
 /** How long rows that have served their purpose are kept, in days. */
 export const RETENTION_DAYS = {
-  /** Published events (the streams keep them for consumers): long enough to investigate a relay problem. */
-  outbox: 7,
   /**
    * Applied event ids: far longer than a redelivery can arrive (ack wait × bounded redeliveries). A
    * replay from the start of a stream relies on each consumer's own duplicate check past this.
@@ -27,7 +25,6 @@ export type SpentRows = keyof typeof RETENTION_DAYS;
 export type Pruned = Record<string, number>;
 
 const pruners: Record<SpentRows, (db: Db, before: Date) => Promise<number>> = {
-  outbox: pruneOutbox,
   inbox: pruneInbox,
   idempotencyKeys: pruneIdempotencyKeys,
 };

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { inboxMigration, outboxMigration } from '@punchcard/bus';
+import { inboxMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -10,7 +9,7 @@ import { captureLogs, sampleConfig, storesSandbox, type StoresSandbox } from './
 const DAY_MS = 86_400_000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
 
-const migrations: Migrations = { '0001_outbox': outboxMigration, '0002_inbox': inboxMigration, '0003_idempotency_keys': idempotencyMigration };
+const migrations: Migrations = { '0001_inbox': inboxMigration, '0002_idempotency_keys': idempotencyMigration };
 
 const definition = defineService<Stores<any>>({
   name: 'housekeeping-sample',
@@ -18,7 +17,7 @@ const definition = defineService<Stores<any>>({
   requires: ['database', 'nats'],
   setup: (ctx) => connectStores(ctx, { poolMax: 2 }),
   register() {},
-  housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox', 'idempotencyKeys']),
+  housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['inbox', 'idempotencyKeys']),
   migrate: (ctx) => migrateDatabase(ctx, migrations),
 });
 
@@ -36,34 +35,13 @@ describe('housekeeping of a service', () => {
     await sandbox?.drop();
   });
 
-  it('deletes published events, applied event ids and idempotency keys past their retention, every interval, and counts them', async () => {
+  it('deletes applied event ids and idempotency keys past their retention, every interval, and counts them', async () => {
     const config = loadConfig(definition, sandbox.env({ HOUSEKEEPING_INTERVAL_MS: '50' }));
     await definition.migrate!({ config, logger: createLogger({ serviceName: config.serviceName, level: 'silent' }) });
     const logs = captureLogs();
     const service = await startService(definition, config, { logDestination: logs.destination });
     const { db } = service.state.database;
     try {
-      const outbox = (label: string, created: Date, published: Date | null) => ({
-        id: randomUUID(),
-        producer: 'sample',
-        event_type: label,
-        subject: `punchcard.sample.${label}.t1`,
-        tenant_id: 't1',
-        aggregate_id: label,
-        data_type: 'punchcard.events.v1.Sample',
-        payload: new Uint8Array([1]),
-        created_at: created,
-        published_at: published,
-      });
-      await db
-        .insertInto('outbox')
-        .values([
-          outbox('published_8_days_ago', daysAgo(9), daysAgo(8)),
-          outbox('published_6_days_ago', daysAgo(6), daysAgo(6)),
-          // Never published: the relay still owes it, whatever its age.
-          outbox('unpublished', daysAgo(40), null),
-        ])
-        .execute();
       await db
         .insertInto('inbox')
         .values([
@@ -80,15 +58,14 @@ describe('housekeeping of a service', () => {
         .execute();
 
       await waitFor(() => logs.lines.some((l) => l.msg === 'housekeeping done'));
-      expect(logs.lines.find((l) => l.msg === 'housekeeping done')?.pruned).toEqual({ outbox: 1, inbox: 1, idempotencyKeys: 1 });
+      expect(logs.lines.find((l) => l.msg === 'housekeeping done')?.pruned).toEqual({ inbox: 1, idempotencyKeys: 1 });
       const left = async (table: string, column: string) =>
         (await service.state.database.pool.query<{ v: string }>(`select ${column} as v from ${table} order by 1`)).rows.map((r) => r.v);
-      expect(await left('outbox', 'event_type')).toEqual(['published_6_days_ago', 'unpublished']);
       expect(await left('inbox', 'event_id')).toEqual(['applied_29_days_ago']);
       expect(await left('idempotency_keys', 'key')).toEqual(['created_6_days_ago']);
 
       const metrics = await (await fetch(`${service.opsUrl}/metrics`)).text();
-      for (const rows of ['outbox', 'inbox', 'idempotencyKeys']) {
+      for (const rows of ['inbox', 'idempotencyKeys']) {
         expect(metrics).toContain(`punchcard_housekeeping_deleted_rows_total{rows="${rows}",service="housekeeping-sample"} 1`);
       }
     } finally {

@@ -5,13 +5,6 @@ const MARK = 'housekeeping-check';
 
 /** Each spent-row table: a row long past any retention ('spent') and one written now ('fresh'). */
 const TABLES = {
-  outbox: {
-    insert: (key: string, at: Date) =>
-      sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, created_at, published_at)
-          values (${randomUUID()}, ${MARK}, ${key}, 'check', 'check', 'check', 'check', '\\x00', ${at}, ${at})`,
-    left: sql<{ key: string }>`select event_type as key from outbox where producer = ${MARK} order by 1`,
-    clear: sql`delete from outbox where producer = ${MARK}`,
-  },
   inbox: {
     insert: (key: string, at: Date) => sql`insert into inbox (consumer, event_id, subject, applied_at) values (${MARK}, ${key}, 'check', ${at})`,
     left: sql<{ key: string }>`select event_id as key from inbox where consumer = ${MARK} order by 1`,
@@ -27,9 +20,9 @@ const TABLES = {
 
 /**
  * For a service's housekeeping test: puts a row 60 days old and a fresh one into each of the
- * outbox, inbox and idempotency_keys tables its schema has (`db` is its connection), runs
+ * inbox and idempotency_keys tables its schema has (`db` is its connection), runs
  * `housekeep`, and returns which of them are left, by table, then removes its rows. A service that
- * prunes all three as it should leaves `['fresh']` in each table it has.
+ * prunes both as it should leaves `['fresh']` in each table it has.
  */
 export async function spentRowsLeftAfter(db: Kysely<any>, housekeep: () => Promise<unknown>): Promise<Record<string, string[]>> {
   const present = [];

@@ -137,7 +137,7 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
             : 'secrets are still being sealed with BILLING_SECRETS_KEY_PREVIOUS (pods with the old key?); the next round seals them again',
         );
       }
-      return pruneSpentRows(database.db, ['outbox', 'inbox', 'idempotencyKeys']);
+      return pruneSpentRows(database.db, ['inbox', 'idempotencyKeys']);
     },
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),

@@ -49,7 +49,7 @@ export function catalogueService(options: CatalogueServiceOptions = {}): Service
       return () => relay.stop();
     },
 
-    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'idempotencyKeys']),
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['idempotencyKeys']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

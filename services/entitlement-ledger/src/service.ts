@@ -85,7 +85,7 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
       return () => events.stop();
     },
 
-    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox', 'idempotencyKeys']),
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['inbox', 'idempotencyKeys']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

@@ -16,6 +16,6 @@ export const CANCELLED_TIMER_RETENTION_DAYS = 30;
 export async function housekeep(db: Kysely<ExpiryDb>, now: Date, wallNow = new Date()): Promise<Pruned> {
   return {
     cancelledTimers: await pruneCancelledTimers(db, new Date(now.getTime() - CANCELLED_TIMER_RETENTION_DAYS * DAY_MS)),
-    ...(await pruneSpentRows(db, ['outbox', 'inbox', 'idempotencyKeys'], wallNow)),
+    ...(await pruneSpentRows(db, ['inbox', 'idempotencyKeys'], wallNow)),
   };
 }

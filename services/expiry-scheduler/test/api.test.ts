@@ -156,10 +156,10 @@ describe('ExpiryService over gRPC', () => {
 });
 
 describe('housekeeping', () => {
-  it('deletes published events, applied event ids and idempotency keys past their retention beside cancelled timers, and keeps fresh ones', async () => {
+  it('deletes applied event ids and idempotency keys past their retention beside cancelled timers, and keeps fresh ones', async () => {
     let pruned: Record<string, number> = {};
     const left = await spentRowsLeftAfter(service.state.database.db, async () => (pruned = await service.housekeep()));
-    expect(left).toEqual({ outbox: ['fresh'], inbox: ['fresh'], idempotency_keys: ['fresh'] });
-    expect(Object.keys(pruned).sort()).toEqual(['cancelledTimers', 'idempotencyKeys', 'inbox', 'outbox']);
+    expect(left).toEqual({ inbox: ['fresh'], idempotency_keys: ['fresh'] });
+    expect(Object.keys(pruned).sort()).toEqual(['cancelledTimers', 'idempotencyKeys', 'inbox']);
   });
 });

@@ -64,7 +64,7 @@ export function revenueService(options: RevenueServiceOptions = {}): ServiceDefi
       return () => events.stop();
     },
 
-    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['outbox', 'inbox']),
+    housekeep: (ctx) => pruneSpentRows(ctx.state.database.db, ['inbox']),
 
     migrate: (ctx) => migrateDatabase(ctx, migrations),
   });

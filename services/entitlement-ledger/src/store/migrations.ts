@@ -1,5 +1,5 @@
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
 import { sql } from 'kysely';
 
 /** Forward-only migrations of the `entitlement_ledger` schema; add new ones at the end. */
@@ -288,4 +288,5 @@ export const migrations: Migrations = {
       await sql`alter table entries drop constraint entries_seq_key`.execute(db);
     },
   },
+  '0010_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
 };

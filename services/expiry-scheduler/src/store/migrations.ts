@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -80,4 +80,5 @@ export const migrations: Migrations = {
       await sql`drop index timers_entitlement`.execute(db);
     },
   },
+  '0007_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
 };

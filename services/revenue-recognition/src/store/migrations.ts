@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
 import type { Migration, Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -332,4 +332,5 @@ export const migrations: Migrations = {
       await sql`alter table journal_entry drop constraint journal_entry_seq_key`.execute(db);
     },
   },
+  '0010_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
 };
