@@ -55,7 +55,7 @@ export async function postEntries(
           definitionId: entry.definitionId,
           accountingDate: entry.accountingDate,
         },
-        id: journalEntryId(entry.tenantId, 'revenue.recognized', `${entry.journalEntryId}:${i}`),
+        id: journalEntryId(entry.tenantId, 'revenue.recognized', `${entry.journalEntryId}:${i}`, entry.journalEntryId),
         time: now,
         headers,
       });

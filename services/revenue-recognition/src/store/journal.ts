@@ -4,15 +4,24 @@ import { sql, type Kysely } from 'kysely';
 import type { JournalDraft, JournalLine, Account, Movement } from '../domain/types.js';
 import type { RevenueDb } from './schema.js';
 
+/** A UUID whose first 48 bits are a time: v7 (the ledger's entries and events), or v8 made by {@link journalEntryId}. */
+const TIME_ORDERED_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[78][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
 /**
  * The id of the entry recording (tenant, cause, source): derived, not random, so replaying the same
- * events yields the same journal, ids included.
+ * events yields the same journal, ids included. Its first 48 bits are those of `orderedBy` (by
+ * default the source) when that is a time-ordered UUID, as the ledger's entry ids are, and of the
+ * hash otherwise: entries then reach the journal's indexes keyed by entry id (three of them, with
+ * the lines') in the order their sources happened, at the indexes' right edge, where a hash put each
+ * on a random page (once an index outgrows the buffer cache, a read from disk and, after a
+ * checkpoint, a full-page image in the WAL; see `uuidv7` in `@punchcard/db`).
  */
-export function journalEntryId(tenantId: string, cause: string, sourceId: string): string {
+export function journalEntryId(tenantId: string, cause: string, sourceId: string, orderedBy: string = sourceId): string {
   const h = createHash('sha256').update(`${tenantId}\u0000${cause}\u0000${sourceId}`).digest('hex');
+  const first = TIME_ORDERED_UUID.test(orderedBy) ? orderedBy.slice(0, 13).toLowerCase() : `${h.slice(0, 8)}-${h.slice(8, 12)}`;
   // RFC 9562 layout, version 8 (custom), variant 10.
   const variant = ((parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return `${first}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /** An entry as posted: its draft with its id and the time it was posted. */
