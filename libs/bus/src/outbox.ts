@@ -48,18 +48,19 @@ export const outboxSeqNotUniqueMigration: Migration = {
  * Append after {@link outboxSeqNotUniqueMigration}: the relay deletes a row once JetStream has acked
  * it, where it used to mark it published and housekeeping deleted it a week later. A mark was an
  * update that could not be HOT (`published_at` was in both partial indexes' predicates): a second
- * copy of the row with an entry in two indexes, then a delete, for every event. Rows already
- * published go now; the relay reads what is left in `seq` order. A relay of the earlier code still
- * running during a rollout fails its statements (the column is gone) and holds publishing back until
- * its pod stops and a relay of this code takes over: events wait, none is lost.
+ * copy of the row with two index entries, then a delete, for every event. Rows already published
+ * go now, and the relay reads what is left in `seq` order. `published_at` itself stays, unused by
+ * this code, so that the previous release's relay keeps working against the migrated schema during
+ * a rollout and after a rollback (deploy/README: expand now, contract in a later release): rows it
+ * marks meanwhile are published again by this release's relay, dropped by JetStream or by the
+ * consumers' inboxes, and deleted.
  */
 export const outboxDeletedOnPublishMigration: Migration = {
   async up(db) {
     await sql`delete from outbox where published_at is not null`.execute(db);
-    await sql`drop index outbox_published_at`.execute(db);
-    await sql`drop index outbox_unpublished`.execute(db);
-    await sql`alter table outbox drop column published_at`.execute(db);
     await sql`create index outbox_seq on outbox (seq)`.execute(db);
+    await sql`drop index outbox_unpublished`.execute(db);
+    await sql`drop index outbox_published_at`.execute(db);
   },
 };
 

@@ -347,43 +347,40 @@ describe('outbox relay', () => {
 });
 
 describe('outboxDeletedOnPublishMigration', () => {
-  it('drops the rows an earlier relay marked published and keeps those still owed, which a relay then publishes', async () => {
+  it("drops the rows an earlier relay marked published, keeps those still owed, and leaves the previous release's relay working", async () => {
     const schema = 'svc_upgrade';
     await ensureSchema(h.database.url, schema);
     const { db, pool, close } = createDb<OutboxTables>({ url: h.database.url, schema, poolMax: 2 });
     try {
-      await migrateToLatest(db, schema, { '0001_outbox': outboxMigration, '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration });
-      const row = (event: string) => ({
-        id: uuidv7(),
-        producer: 'ledger',
-        event_type: 'punchcard.ledger.session_consumed',
-        subject: 'punchcard.ledger.session_consumed.tenant-a',
-        tenant_id: 'tenant-a',
-        aggregate_id: event,
-        data_type: StringValueSchema.typeName,
-        payload: toBinary(StringValueSchema, create(StringValueSchema, { value: event })),
-      });
-      const [published, owed] = [row('ent-upgrade-published'), row('ent-upgrade-owed')];
-      await sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, published_at)
-        values (${published.id}, ${published.producer}, ${published.event_type}, ${published.subject}, ${published.tenant_id}, ${published.aggregate_id}, ${published.data_type}, ${published.payload}, now()),
-               (${owed.id}, ${owed.producer}, ${owed.event_type}, ${owed.subject}, ${owed.tenant_id}, ${owed.aggregate_id}, ${owed.data_type}, ${owed.payload}, null)`.execute(db);
+      const before = { '0001_outbox': outboxMigration, '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration };
+      await migrateToLatest(db, schema, before);
+      const insert = (event: string, published: boolean) =>
+        sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, published_at)
+          values (${uuidv7()}, 'ledger', 'punchcard.ledger.session_consumed', 'punchcard.ledger.session_consumed.tenant-a', 'tenant-a', ${event},
+                  ${StringValueSchema.typeName}, ${toBinary(StringValueSchema, create(StringValueSchema, { value: event }))}, ${published ? new Date() : null})
+          returning id`.execute(db);
+      await insert('ent-upgrade-published', true);
+      const owed = (await insert('ent-upgrade-owed', false)).rows[0] as { id: string };
 
-      await migrateToLatest(db, schema, {
-        '0001_outbox': outboxMigration,
-        '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
-        '0003_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
-      });
-      const left = await pool.query<{ id: string }>('select id from outbox');
-      expect(left.rows.map((r) => r.id)).toEqual([owed.id]);
-      const columns = await pool.query<{ column_name: string }>('select column_name from information_schema.columns where table_schema = $1 and table_name = $2', [schema, 'outbox']);
-      expect(columns.rows.map((r) => r.column_name)).not.toContain('published_at');
+      await migrateToLatest(db, schema, { ...before, '0003_outbox_deleted_on_publish': outboxDeletedOnPublishMigration });
+      expect((await pool.query<{ id: string }>('select id from outbox')).rows.map((r) => r.id)).toEqual([owed.id]);
 
+      // During the rollout the previous release's relay may still lead: it reads the rows not marked,
+      // publishes them and marks them, as it always did.
+      const { rows } = await pool.query<OutboxRow>('select * from outbox where published_at is null order by seq limit 500');
+      expect(rows.map((r) => r.id)).toEqual([owed.id]);
+      expect((await publishOutboxRow(h.bus.js, h.namespace, SOURCE, rows[0]!)).duplicate).toBe(false);
+      await pool.query('update outbox set published_at = now() where id = any($1::uuid[])', [[owed.id]]);
+
+      // This release's relay takes over: the marked row goes out again, JetStream drops it, and it is deleted.
       const relay = startOutboxRelay({ pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
       try {
         await relay.flush();
+        expect(relay.stats()).toMatchObject({ published: 0, duplicates: 1 });
       } finally {
         await relay.stop();
       }
+      expect((await pool.query('select id from outbox')).rows).toEqual([]);
       const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-upgrade-'));
       expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual([owed.id]);
     } finally {
