@@ -5,14 +5,26 @@ import pg from 'pg';
  * planned by the scheduler and booked by revenue, then copied in SQL with new ids until there are
  * `n`, consistently across the three services' schemas (what each holds of an entitlement), so
  * every copy is what a real purchase would have left behind.
+ *
+ * Laid out as the services lay out their own rows: ids are time-ordered (UUIDv7) and rows are
+ * appended in id order, so the packages that fall due together sit together in every table and
+ * index. A copy's id keeps its template's time and adds its generation, and each template's copies
+ * are inserted together, in template order.
  */
 
 const LEDGER = 'entitlement_ledger';
 const SCHEDULER = 'expiry_scheduler';
 const REVENUE = 'revenue_recognition';
 
-/** A copy's id: the same in every schema, so the copies agree with each other. */
-const copyOf = (expr: string) => `md5((${expr})::text || ':' || g)::uuid`;
+/**
+ * A copy's id: the same in every schema, so the copies agree with each other. As a UUIDv7 made
+ * then would be: the template's 48-bit time, the version, the generation (24 bits, so a template's
+ * copies sort in generation order) and 48 bits of hash that keep ids of equal time and generation apart.
+ */
+export const copyOf = (expr: string) => {
+  const id = `(${expr})::text`;
+  return `(substr(replace(${id}, '-', ''), 1, 12) || '7' || lpad(to_hex((g >> 12) & 4095), 3, '0') || 'a' || lpad(to_hex(g & 4095), 3, '0') || substr(md5(${id} || ':' || g), 1, 12))::uuid`;
+};
 const ENTITLEMENT = copyOf('t.entitlement_id');
 const PURCHASE_ENTRY = copyOf('tpl.entry_id');
 
@@ -58,13 +70,15 @@ async function copyStatement(client: pg.Client, schema: string, table: string, o
   if (rows.length === 0) throw new Error(`${schema}.${table} does not exist`);
   const cols = rows.filter((r) => r.is_generated !== 'ALWAYS' && !(r.column_default ?? '').startsWith('nextval(')).map((r) => r.column_name);
   const exprs = cols.map((c) => overrides[c] ?? `t.${c}`);
-  // Copy g of template package idx exists while (g - 1) * templates + idx < copies wanted ($4).
+  // Copy g of template package idx exists while (g - 1) * templates + idx < copies wanted ($4);
+  // templates $1 to $2, each one's copies together, in id order.
   return `insert into ${schema}.${table} (${cols.join(', ')})
           select ${exprs.join(', ')}
             from ${schema}.${table} t
             join bench_template tpl on tpl.entitlement_id::text = t.entitlement_id::text
-            cross join generate_series($1::int, $2::int) g
-           where t.tenant_id = $3 and (g - 1) * $5::int + tpl.idx < $4::int`;
+            cross join generate_series(1, $6::int) g
+           where t.tenant_id = $3 and tpl.idx between $1::int and $2::int and (g - 1) * $5::int + tpl.idx < $4::int
+           order by tpl.idx, g`;
 }
 
 export interface BacklogCopy {
@@ -99,14 +113,19 @@ export async function copyBacklog(databaseUrl: string, tenantId: string, n: numb
     for (const t of TABLES) statements.push(await copyStatement(client, t.schema, t.table, t.overrides));
     await client.query('set session_replication_role = replica');
     // About 50,000 packages per transaction: progress to show, and no transaction of hours.
-    const step = Math.max(1, Math.floor(50_000 / Math.max(1, templates)));
     const generations = Math.ceil(copies / Math.max(1, templates));
-    for (let g = 1; g <= generations; g += step) {
-      const last = Math.min(generations, g + step - 1);
+    const step = Math.max(1, Math.floor(50_000 / Math.max(1, generations)));
+    let done = 0;
+    for (let first = 0; first < templates && done < copies; first += step) {
+      const last = Math.min(templates, first + step) - 1;
       await client.query('begin');
-      for (const s of statements) await client.query(s, [g, last, tenantId, copies, templates]);
+      for (const [i, s] of statements.entries()) {
+        const { rowCount } = await client.query(s, [first, last, tenantId, copies, templates, generations]);
+        // The first table holds one row per package.
+        if (i === 0) done += rowCount ?? 0;
+      }
       await client.query('commit');
-      onProgress(Math.min(copies, last * templates));
+      onProgress(done);
     }
     await client.query('set session_replication_role = origin');
     const { rows: rebuild } = await client.query<{ n: number }>(
