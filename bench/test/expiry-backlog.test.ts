@@ -1,3 +1,4 @@
+import { uuidv7 } from '@punchcard/db';
 import { createTestDatabase, type TestDatabase } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyOf } from '../src/benchmarks/expiry-backlog.js';
@@ -13,16 +14,10 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** A UUIDv7 of the given millisecond, its random bits from `salt`. */
-function v7(ms: number, salt: number): string {
-  const hex = ms.toString(16).padStart(12, '0') + '7' + salt.toString(16).padStart(3, '0') + '8' + salt.toString(16).padStart(15, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 describe('the ids of the expiry backlog copies', () => {
   it('are UUIDv7 with their template time, sort by template then generation, and never collide', async () => {
     // Two templates in one millisecond, as purchases a few milliseconds apart can be.
-    const templates = [v7(1_796_000_000_000, 1), v7(1_796_000_000_000, 2), v7(1_796_000_000_005, 3), v7(1_796_000_360_000, 4)];
+    const templates = [uuidv7(1_796_000_000_000), uuidv7(1_796_000_000_000), uuidv7(1_796_000_000_005), uuidv7(1_796_000_360_000)];
     const generations = 5000;
     const values = templates.map((id, idx) => `('${id}'::uuid, ${idx})`).join(', ');
     const rows = await sqlOnOwnConnection<{ idx: number; g: number; id: string }>(
@@ -47,7 +42,7 @@ describe('the ids of the expiry backlog copies', () => {
   });
 
   it('are the same for the same template and generation, whatever table makes them', async () => {
-    const template = v7(1_796_000_000_000, 7);
+    const template = uuidv7(1_796_000_000_000);
     const text = `select ${copyOf('t.entitlement_id')} as id from (values ('${template}'::uuid)) t(entitlement_id), generate_series(41, 42) g order by g`;
     const [first, second] = [await sqlOnOwnConnection<{ id: string }>(database.url, text), await sqlOnOwnConnection<{ id: string }>(database.url, text.replace("'::uuid", "'::text"))];
     expect(second).toEqual(first);
