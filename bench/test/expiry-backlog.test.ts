@@ -32,9 +32,9 @@ describe('the ids of the expiry backlog copies', () => {
       expect(r.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(r.id.replace(/-/g, '').slice(0, 12)).toBe(templates[r.idx]!.replace(/-/g, '').slice(0, 12));
     }
-    // In id order: by time first; within a time, each template's copies in generation order.
-    const byTime = rows.map((r) => r.id.slice(0, 13));
-    expect(byTime).toEqual([...byTime].sort());
+    // In id order: by their template's time first; within a time, each template's copies in generation order.
+    const templateTimes = rows.map((r) => templates[r.idx]!.slice(0, 13));
+    expect(templateTimes).toEqual([...templateTimes].sort());
     for (let idx = 0; idx < templates.length; idx++) {
       const gs = rows.filter((r) => r.idx === idx).map((r) => r.g);
       expect(gs).toEqual(Array.from({ length: generations }, (_, i) => i + 1));
