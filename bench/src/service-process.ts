@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serviceNodeFlags } from '@punchcard/platform';
 import type { BenchEnv } from './env.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -52,7 +53,7 @@ export async function startServiceProcess(o: ServiceProcessOptions): Promise<Ser
     ...o.extraEnv,
   };
   const main = path.join(o.sourceDir ?? path.join('services', o.service), 'src', 'main.ts');
-  const nodeArgs = ['--conditions=punchcard-src', '--import', 'tsx'];
+  const nodeArgs = [...serviceNodeFlags, '--conditions=punchcard-src', '--import', 'tsx'];
 
   const migrate = await runToEnd(nodeArgs.concat(main, 'migrate'), childEnv);
   if (migrate.code !== 0) throw new Error(`${o.service} migrate exited ${migrate.code}:\n${migrate.stderr.slice(-4000)}`);

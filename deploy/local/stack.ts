@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { serviceNodeFlags } from '@punchcard/platform';
 import { lines } from './logs.js';
 
-/** One Punchcard service as the launcher runs it: `node --import tsx services/<name>/src/main.ts`. */
+/** One Punchcard service as the launcher runs it: `node <serviceNodeFlags> --import tsx services/<name>/src/main.ts`. */
 export interface ServiceSpec {
   name: string;
   ports: { api: number; ops: number };
@@ -121,7 +122,7 @@ function baseEnv(o: StackOptions): Record<string, string> {
 }
 
 function nodeArgs(root: string, name: string, extra: string[] = []): string[] {
-  return ['--conditions=punchcard-src', '--import', 'tsx', path.relative(root, mainOf(root, name)), ...extra];
+  return [...serviceNodeFlags, '--conditions=punchcard-src', '--import', 'tsx', path.relative(root, mainOf(root, name)), ...extra];
 }
 
 function selected(o: StackOptions): ServiceSpec[] {

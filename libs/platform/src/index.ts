@@ -44,6 +44,7 @@ export {
   unauthenticated,
 } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
+export { serviceNodeFlags } from './node-flags.js';
 export type { ReadinessCheck } from './readiness.js';
 export { connectStores, migrateDatabase, storeReadiness, type ConnectStoresOptions, type Stores } from './stores.js';
 export { traceContextInterceptor } from './client-tracing.js';

@@ -1,4 +1,6 @@
-import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { spawnSync } from 'node:child_process';
+import { serviceNodeFlags } from '@punchcard/platform';
+import { DockerfileParser, Env, type Instruction } from 'dockerfile-ast';
 import { validate, ValidationSeverity, type ValidatorSettings } from 'dockerfile-utils';
 import { describe, expect, it } from 'vitest';
 import { find, podSpecOf, read, render, serviceDirs } from './support.js';
@@ -135,6 +137,17 @@ describe('deploy/docker/Dockerfile', () => {
     // Not ENV: billing-integration would read an empty WEBHOOK_PORT as port 0 instead of its default.
     const env = finalStage().filter((i) => i.getKeyword() === 'ENV').map((i) => i.getArgumentsContent() ?? '').join('\n');
     expect(env).not.toMatch(/WEBHOOK_PORT/);
+  });
+
+  it("sets NODE_OPTIONS to the services' V8 flags, as `pnpm start` and the benchmarks pass them, and node accepts them there", () => {
+    const properties = finalStage()
+      .filter((i): i is Env => i instanceof Env)
+      .flatMap((i) => i.getProperties());
+    const nodeOptions = properties.find((p) => p.getName() === 'NODE_OPTIONS')?.getValue() ?? '';
+    expect(nodeOptions.split(/\s+/)).toEqual(['--enable-source-maps', ...serviceNodeFlags]);
+    const node = spawnSync(process.execPath, ['-e', ''], { env: { PATH: process.env.PATH, NODE_OPTIONS: nodeOptions }, encoding: 'utf8' });
+    expect(node.stderr).toBe('');
+    expect(node.status).toBe(0);
   });
 });
 
