@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Tracer } from '@opentelemetry/api';
@@ -10,6 +9,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { authInterceptor, createTokenVerifier } from './auth.js';
+import { cancelOnShutdown } from './cancel-on-shutdown.js';
 import { ConfigError, loadConfig, type Requirement, type ServiceConfig } from './config.js';
 import { healthService } from './health.js';
 import { startHousekeeping, type Housekeeping, type Pruned } from './housekeeping.js';
@@ -130,9 +130,6 @@ export async function startService<S, Env>(
   const readiness = new Readiness();
   const closeHooks: StopHook[] = [];
   const cancelRpcs = new AbortController();
-  // Every RPC in flight listens to it (connect links each call's signal to it) and stops listening
-  // when it ends: past ten at once is load, not the leak Node's warning supposes.
-  setMaxListeners(0, cancelRpcs.signal);
   const base: ServiceContext<Env> = {
     config,
     logger,
@@ -177,11 +174,11 @@ export async function startService<S, Env>(
         index = new ReflectionIndex(router.handlers.map((h) => h.service));
       },
       interceptors: [
+        cancelOnShutdown(cancelRpcs.signal),
         observabilityInterceptor({ tracer: tracing.tracer, metrics, logger, untracedServices: new Set([Health.typeName]) }),
         authInterceptor(createTokenVerifier(config.auth), OPEN_SERVICES),
         jsonAnswersInterceptor(),
       ],
-      shutdownSignal: cancelRpcs.signal,
     });
 
     ops = await listenOps({ readiness, registry: metrics.registry, logger }, config.host, config.opsPort);
