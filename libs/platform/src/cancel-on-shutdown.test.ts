@@ -1,14 +1,19 @@
 import { getEventListeners } from 'node:events';
-import type { StreamResponse, UnaryRequest, UnaryResponse } from '@connectrpc/connect';
+import type { Interceptor, StreamResponse, UnaryRequest, UnaryResponse } from '@connectrpc/connect';
 import { describe, expect, it } from 'vitest';
 import { cancelOnShutdown } from './cancel-on-shutdown.js';
 
 type Next = (req: UnaryRequest) => Promise<UnaryResponse | StreamResponse>;
 
-/** Runs one call through the interceptor; `handle` plays the implementation and sees its signal. */
-function call(shutdown: AbortSignal, handle: (signal: AbortSignal) => Promise<UnaryResponse | StreamResponse>, request = new AbortController()) {
+/** Runs one call through `interceptor`, or a fresh one on `shutdown`; `handle` plays the implementation and sees its signal. */
+function call(
+  shutdown: AbortSignal | Interceptor,
+  handle: (signal: AbortSignal) => Promise<UnaryResponse | StreamResponse>,
+  request = new AbortController(),
+) {
+  const interceptor = shutdown instanceof AbortSignal ? cancelOnShutdown(shutdown) : shutdown;
   const next: Next = (req) => handle(req.signal);
-  const intercepted = cancelOnShutdown(shutdown)(next as never) as unknown as Next;
+  const intercepted = interceptor(next as never) as unknown as Next;
   return intercepted({ stream: false, signal: request.signal } as unknown as UnaryRequest);
 }
 
@@ -20,13 +25,15 @@ describe('cancelOnShutdown', () => {
     const shutdown = new AbortController();
     const interceptor = cancelOnShutdown(shutdown.signal);
     const seen: AbortSignal[] = [];
-    const next: Next = (req) =>
-      new Promise((resolve, reject) => {
-        seen.push(req.signal);
-        req.signal.addEventListener('abort', () => reject(req.signal.reason), { once: true });
-      });
     const calls = Array.from({ length: 25 }, () =>
-      (interceptor(next as never) as unknown as Next)({ stream: false, signal: new AbortController().signal } as unknown as UnaryRequest),
+      call(
+        interceptor,
+        (signal) =>
+          new Promise((_, reject) => {
+            seen.push(signal);
+            signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+          }),
+      ),
     );
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
     shutdown.abort(reason);
