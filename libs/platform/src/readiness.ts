@@ -54,14 +54,21 @@ export class Readiness {
 
   async #run(check: ReadinessCheck): Promise<string> {
     const signal = AbortSignal.timeout(this.timeoutMs);
-    const timedOut = new Promise<never>((_, reject) =>
-      signal.addEventListener('abort', () => reject(new Error(`no answer within ${this.timeoutMs} ms`)), { once: true }),
-    );
-    try {
-      await Promise.race([check(signal), timedOut]);
+    // The timeout resolves with its message rather than rejecting: a rejection nobody awaits any
+    // more (the check answered first, or threw before the race began) is an unhandled rejection.
+    let onAbort = (): void => undefined;
+    const timedOut = new Promise<string>((resolve) => {
+      onAbort = () => resolve(`no answer within ${this.timeoutMs} ms`);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const answered = (async () => {
+      await check(signal);
       return 'ok';
-    } catch (err) {
-      return err instanceof Error ? err.message : String(err);
+    })().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+    try {
+      return await Promise.race([answered, timedOut]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
   }
 }
