@@ -1,7 +1,6 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { respellGrpcMessage } from './grpc-message.js';
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -39,7 +38,6 @@ export async function listenApi(handler: Handler, host: string, port: number): P
       inFlight--;
       if (inFlight === 0) for (const wake of idleWaiters) wake();
     });
-    respellGrpcMessage(req.headers['content-type'], res);
     handler(req, res);
   };
 

@@ -172,7 +172,6 @@ export async function expectError(promise: Promise<unknown>, code: number, messa
 function statusOf(err: unknown): { code: number; text: string } {
   if (err instanceof ConnectError) return { code: err.code, text: err.rawMessage };
   const e = err as { code?: unknown; details?: unknown; message?: unknown };
-  // grpc-js decodes grpc-message with decodeURI, which leaves reserved characters (":") escaped.
-  if (typeof e.code === 'number') return { code: e.code, text: decodeURIComponent(String(e.details ?? e.message)) };
+  if (typeof e.code === 'number') return { code: e.code, text: String(e.details ?? e.message) };
   throw err;
 }

@@ -306,8 +306,7 @@ export class Harness {
       return (await this.client.call(method as never, request as never, token ? { token } : {})) as MessageShape<Methods[K]['output']>;
     } catch (err) {
       const e = err as { code?: number; details?: string };
-      // grpc-js decodes grpc-message with decodeURI, which leaves reserved characters (":") escaped.
-      if (typeof e.code === 'number') throw new ConnectError(decodeURIComponent(e.details ?? ''), e.code);
+      if (typeof e.code === 'number') throw new ConnectError(e.details ?? '', e.code);
       throw err;
     }
   }
