@@ -17,6 +17,18 @@ import type { Benchmark, Outcome } from './types.js';
 /** Big enough that no run exhausts a package: every failure is then a real failure. */
 const SESSIONS = 2_000_000_000;
 
+/**
+ * Packages the open-loop run spreads its consumes over, whatever the closed-loop levels were. The
+ * ledger puts at most one consume of a package in a grouped transaction, so a run over one package
+ * (`--concurrency 1`) would measure one transaction per consume instead of a clinic chain's traffic.
+ */
+export const OPEN_LOOP_PACKAGES = 64;
+
+/** How many packages the service's runs need: one per closed-loop caller, and the open loop's. */
+export function servicePackages(concurrency: readonly number[]): number {
+  return Math.max(OPEN_LOOP_PACKAGES, ...concurrency);
+}
+
 /** CPU milliseconds per consume, by process group, over the measured window. */
 type CpuPerConsume = Record<string, number>;
 
@@ -42,8 +54,8 @@ export const consumeThroughput: Benchmark = {
       const client = await seedTenant(env, ledger, { bulk: terms({ paidSessions: SESSIONS }) });
       const maxC = Math.max(...flags.concurrency);
       await client.purchaseWhenKnown('bulk');
-      progress.note(`purchasing ${maxC} entitlements each for the service, the raw driver and pgbench`);
-      const forService = (await client.purchaseMany('bulk', maxC)).map((e) => e.entitlementId);
+      progress.note(`purchasing ${servicePackages(flags.concurrency)} entitlements for the service, ${maxC} each for the raw driver and pgbench`);
+      const forService = (await client.purchaseMany('bulk', servicePackages(flags.concurrency))).map((e) => e.entitlementId);
       const forRaw = (await client.purchaseMany('bulk', maxC)).map((e) => e.entitlementId);
       const forPgbench = (await client.purchaseMany('bulk', maxC)).map((e) => e.entitlementId);
       // The raw transaction stores a payload the size of what the service stores (event, response).
