@@ -2,6 +2,7 @@ import { toBinary } from '@bufbuild/protobuf';
 import { ConsumeResponseSchema } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
 import { createEnv } from '../env.js';
+import { handledWithin, handlingShares, quantileBucket } from '../handling-time.js';
 import type { Flags } from '../flags.js';
 import { seedTenant, terms } from '../ledger.js';
 import { closedLoop, openLoop, type LoadResult } from '../load.js';
@@ -125,6 +126,8 @@ export const consumeThroughput: Benchmark = {
       const openLabel = flags.openRate ? 'set by --open-rate' : 'half of peak';
       let n = 0;
       await settled(`the service at ${openLabel}`);
+      const consumesHandled = async () => handledWithin(await (await fetch(`${ledger.opsUrl}/metrics`)).text(), 'Consume');
+      const handledBefore = await consumesHandled();
       const half = await metered((onMeasureStart) =>
         openLoop({
           ...step,
@@ -134,6 +137,9 @@ export const consumeThroughput: Benchmark = {
           op: () => client.consumeOutcome(forService[n++ % forService.length]!),
         }),
       );
+      // Includes the warm-up's consumes: the histogram has no time window.
+      const inLedger = handlingShares(handledBefore, await consumesHandled());
+      const inLedgerP99 = quantileBucket(inLedger, 0.99);
       const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
       progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres${nats ? ', NATS' : ''} and the client kept ${coresBusy} cores busy`);
       const peakRss = ledger.peakRssMb();
@@ -162,7 +168,7 @@ export const consumeThroughput: Benchmark = {
           peak: { concurrency: peak.concurrency, service: peak.service.throughput, raw: rawPeak, pgbench: pgbenchPeak },
           serviceToRaw: ratio,
           ...(pgbenchPeak ? { serviceToPgbench: round(peak.service.throughput / pgbenchPeak, 2) } : {}),
-          halfPeak: { rate: openRate, ...half, coresBusy },
+          halfPeak: { rate: openRate, ...half, coresBusy, handledInLedger: { within: inLedger, p99: inLedgerP99 } },
         },
         peakRssMb: { 'entitlement-ledger': peakRss },
         targets,
@@ -171,6 +177,7 @@ export const consumeThroughput: Benchmark = {
           'raw SQL: the same writes (conditional decrement, entry, idempotency record, outbox row + NOTIFY) in the same tables, through node-pg from the bench process, 4 round trips.',
           'pgbench: the same transaction as a pgbench script (C client, one connection per client).',
           'Half of peak: open loop at a fixed rate; latency from each scheduled start (no coordinated omission).',
+          "Handled in the ledger: the ledger's own histogram of Consume (grpc_server_handling_seconds on its ops port) over the half-of-peak run, warm-up included: from the request reaching its handler to the answer, without the client, HTTP/2 or the network.",
           `CPU per consume: the ledger's process, this database's Postgres backends and the WAL writer, the bench process (client)${nats ? ', and the local NATS server (all of it: the relay publishes every consume\'s event; nothing else uses it during a run here)' : '; the NATS server is not on this machine (or not visible), so it is not counted'}.`,
         ],
         tables: [
@@ -194,6 +201,11 @@ export const consumeThroughput: Benchmark = {
               ]),
               [`${openRate}/s open`, half.throughput, half.latency.p50, half.latency.p95, half.latency.p99, '', '', '', '', '', '', ''],
             ],
+          },
+          {
+            title: `at ${openRate}/s: consumes handled in the ledger within (its own histogram, warm-up included)`,
+            columns: [...inLedger.map((b) => `${b.withinMs} ms`), 'p99 in'],
+            rows: [[...inLedger.map((b) => `${round(b.share * 100, 1)} %`), `${inLedgerP99.aboveMs}–${inLedgerP99.withinMs} ms`]],
           },
           {
             title: 'CPU per consume (ms): where it goes on the shared cores',
