@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import pg from 'pg';
 import type { Bus } from '@punchcard/bus';
+import { idlePenalty, type IdlePenalty } from './idle-penalty.js';
 import { REPO_ROOT } from './service-process.js';
 
 export interface MachineInfo {
@@ -14,6 +15,8 @@ export interface MachineInfo {
   postgresSettings: Record<string, string>;
   nats: string;
   git: { commit: string; dirty: boolean };
+  /** What a wake-up costs here, measured before the benchmarks start (see idle-penalty.ts). */
+  idlePenalty: IdlePenalty;
 }
 
 /** What a figure needs beside it to mean anything: the hardware, the versions, the code. */
@@ -44,5 +47,6 @@ export async function machineInfo(adminUrl: string, bus: Bus): Promise<MachineIn
     postgresSettings,
     nats: bus.nc.info?.version ?? 'unknown',
     git: { commit: git(['rev-parse', 'HEAD']), dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '' },
+    idlePenalty: await idlePenalty(),
   };
 }

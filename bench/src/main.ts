@@ -31,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
   const machine = await machineInfo(await testPostgres(), bus);
   await bus.close();
   process.stderr.write(`${machine.cpuModel} × ${machine.cores}, ${machine.memoryGiB} GiB, Node ${machine.node}, Postgres ${machine.postgres}, NATS ${machine.nats}\n`);
+  const { busyMicros, afterSleepMicros, sleepMs, factor } = machine.idlePenalty;
+  process.stderr.write(`a wake-up here: ${busyMicros} µs of work back to back took ${afterSleepMicros} µs after ${sleepMs} ms asleep (${factor}×)\n`);
 
   let failed = 0;
   const pending: string[] = [];

@@ -1,0 +1,50 @@
+/**
+ * What waking up costs on this machine: the CPU time of one small piece of work (about 40 µs warm)
+ * run back to back, and run after the process has slept. On the shared VMs the bench runs on, work
+ * after 20 ms asleep took three times as long (cold caches, a core brought back from idle). A
+ * service at half of its peak sleeps between requests and pays that on every wake-up; at its peak
+ * it never sleeps. So the factor tells how much dearer every consume at a low rate is on a machine,
+ * whatever the code, and lets figures from different VMs be set side by side.
+ */
+
+export interface IdlePenalty {
+  /** CPU µs of the work, median, run back to back. */
+  busyMicros: number;
+  /** CPU µs of the same work, median, each run after `sleepMs` asleep. */
+  afterSleepMicros: number;
+  sleepMs: number;
+  /** afterSleepMicros / busyMicros. */
+  factor: number;
+}
+
+const SAMPLE = { items: Array.from({ length: 20 }, (_, i) => ({ id: i, name: `item ${i}`, values: [i, i * 2, i * 3] })) };
+
+/** A fixed piece of work of the kind a request does: build, encode and decode a small document. */
+function work(): number {
+  return (JSON.parse(JSON.stringify(SAMPLE)) as typeof SAMPLE).items.length;
+}
+
+function cpuMicrosOf(fn: () => unknown): number {
+  const start = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
+}
+
+export async function idlePenalty(runs = 150, sleepMs = 20): Promise<IdlePenalty> {
+  for (let i = 0; i < 500; i++) work();
+  const busy = Array.from({ length: runs }, () => cpuMicrosOf(work));
+  const afterSleep: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await new Promise((resolve) => setTimeout(resolve, sleepMs));
+    afterSleep.push(cpuMicrosOf(work));
+  }
+  const busyMicros = median(busy);
+  const afterSleepMicros = median(afterSleep);
+  return { busyMicros, afterSleepMicros, sleepMs, factor: Math.round((afterSleepMicros / Math.max(1, busyMicros)) * 100) / 100 };
+}
