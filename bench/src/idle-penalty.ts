@@ -7,6 +7,8 @@
  * whatever the code, and lets figures from different VMs be set side by side.
  */
 
+import { percentile, round } from './stats.js';
+
 export interface IdlePenalty {
   /** CPU µs of the work, median, run back to back. */
   busyMicros: number;
@@ -31,10 +33,7 @@ function cpuMicrosOf(fn: () => unknown): number {
   return used.user + used.system;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
+const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 0.5);
 
 export async function idlePenalty(runs = 150, sleepMs = 20): Promise<IdlePenalty> {
   for (let i = 0; i < 500; i++) work();
@@ -46,5 +45,5 @@ export async function idlePenalty(runs = 150, sleepMs = 20): Promise<IdlePenalty
   }
   const busyMicros = median(busy);
   const afterSleepMicros = median(afterSleep);
-  return { busyMicros, afterSleepMicros, sleepMs, factor: Math.round((afterSleepMicros / Math.max(1, busyMicros)) * 100) / 100 };
+  return { busyMicros, afterSleepMicros, sleepMs, factor: round(afterSleepMicros / Math.max(1, busyMicros)) };
 }
