@@ -2,6 +2,7 @@ import { toBinary } from '@bufbuild/protobuf';
 import { ConsumeResponseSchema } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
 import { createEnv } from '../env.js';
+import { gcPausesBetween, gcTableRow, gcTotalsFromMetrics, watchOwnGc } from '../gc-pauses.js';
 import { handledWithin, handlingShares, quantileBucket } from '../handling-time.js';
 import type { Flags } from '../flags.js';
 import { seedTenant, terms } from '../ledger.js';
@@ -126,8 +127,10 @@ export const consumeThroughput: Benchmark = {
       const openLabel = flags.openRate ? 'set by --open-rate' : 'half of peak';
       let n = 0;
       await settled(`the service at ${openLabel}`);
-      const consumesHandled = async () => handledWithin(await (await fetch(`${ledger.opsUrl}/metrics`)).text(), 'Consume');
-      const handledBefore = await consumesHandled();
+      const ledgerMetrics = async () => (await fetch(`${ledger.opsUrl}/metrics`)).text();
+      const metricsBefore = await ledgerMetrics();
+      const openStarted = performance.now();
+      const clientGc = watchOwnGc();
       const half = await metered((onMeasureStart) =>
         openLoop({
           ...step,
@@ -137,8 +140,11 @@ export const consumeThroughput: Benchmark = {
           op: () => client.consumeOutcome(forService[n++ % forService.length]!),
         }),
       );
-      // Includes the warm-up's consumes: the histogram has no time window.
-      const inLedger = handlingShares(handledBefore, await consumesHandled());
+      const gcOfClient = await clientGc();
+      const metricsAfter = await ledgerMetrics();
+      // Both include the warm-up: the ledger's histograms have no time window.
+      const inLedger = handlingShares(handledWithin(metricsBefore, 'Consume'), handledWithin(metricsAfter, 'Consume'));
+      const gcOfLedger = gcPausesBetween(gcTotalsFromMetrics(metricsBefore), gcTotalsFromMetrics(metricsAfter), (performance.now() - openStarted) / 1000);
       const inLedgerP99 = quantileBucket(inLedger, 0.99);
       const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
       progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres${nats ? ', NATS' : ''} and the client kept ${coresBusy} cores busy`);
@@ -168,7 +174,7 @@ export const consumeThroughput: Benchmark = {
           peak: { concurrency: peak.concurrency, service: peak.service.throughput, raw: rawPeak, pgbench: pgbenchPeak },
           serviceToRaw: ratio,
           ...(pgbenchPeak ? { serviceToPgbench: round(peak.service.throughput / pgbenchPeak, 2) } : {}),
-          halfPeak: { rate: openRate, ...half, coresBusy, handledInLedger: { within: inLedger, p99: inLedgerP99 } },
+          halfPeak: { rate: openRate, ...half, coresBusy, handledInLedger: { within: inLedger, p99: inLedgerP99 }, gcPauses: { ledger: gcOfLedger, client: gcOfClient } },
         },
         peakRssMb: { 'entitlement-ledger': peakRss },
         targets,
@@ -206,6 +212,11 @@ export const consumeThroughput: Benchmark = {
             title: `at ${openRate}/s: consumes handled in the ledger within (its own histogram, warm-up included)`,
             columns: [...inLedger.map((b) => `${b.withinMs} ms`), 'p99 in'],
             rows: [[...inLedger.map((b) => `${round(b.share * 100, 1)} %`), Number.isFinite(inLedgerP99.withinMs) ? `${inLedgerP99.aboveMs}–${inLedgerP99.withinMs} ms` : `over ${inLedgerP99.aboveMs} ms`]],
+          },
+          {
+            title: `at ${openRate}/s: garbage-collection pauses (warm-up included), which stop every consume in flight in that process`,
+            columns: ['process', 'scavenges', 'ms', 'full', 'ms', 'other', 'ms', 'paused', 'longest ms'],
+            rows: [gcTableRow('ledger', gcOfLedger), gcTableRow('client', gcOfClient)],
           },
           {
             title: 'CPU per consume (ms): where it goes on the shared cores',
