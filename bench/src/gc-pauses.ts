@@ -17,13 +17,14 @@ export interface KindPauses {
 
 export type GcTotals = Map<string, KindPauses>;
 
-const METRIC = 'nodejs_gc_duration_seconds';
+/** A sum or count line of prom-client's `nodejs_gc_duration_seconds`, with its kind and value. */
+const SUM_OR_COUNT = /^nodejs_gc_duration_seconds_(sum|count)\{[^}]*kind="([^"]+)"[^}]*\}\s+(\S+)$/;
 
 /** Pauses so far by kind, from a Prometheus text exposition; none when the metric is absent. */
 export function gcTotalsFromMetrics(metricsText: string): GcTotals {
   const totals: GcTotals = new Map();
   for (const line of metricsText.split('\n')) {
-    const m = /^nodejs_gc_duration_seconds_(sum|count)\{[^}]*kind="([^"]+)"[^}]*\}\s+(\S+)$/.exec(line);
+    const m = SUM_OR_COUNT.exec(line);
     if (!m) continue;
     const [, part, kind, value] = m as unknown as [string, 'sum' | 'count', string, string];
     const t = totals.get(kind) ?? { count: 0, ms: 0 };

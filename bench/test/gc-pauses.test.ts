@@ -16,7 +16,7 @@ const exposition = (minor: [number, number], major: [number, number]) =>
     `grpc_server_handling_seconds_sum{grpc_method="Consume",grpc_code="OK"} 1.5`,
   ].join('\n');
 
-/** Allocates short-lived objects until this process has scavenged at least once more. */
+/** Allocates short-lived objects, enough for a few scavenges. */
 function churn(): void {
   let keep: unknown[] = [];
   for (let i = 0; i < 2_000_000; i++) {
