@@ -1,4 +1,4 @@
-import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { round } from './stats.js';
 
 /**
@@ -88,19 +88,17 @@ export function watchOwnGc(): () => Promise<GcPauses> {
   const totals: GcTotals = new Map();
   let maxMs = 0;
   const started = performance.now();
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
+  const record = (entries: readonly PerformanceEntry[]) => {
+    for (const entry of entries) {
       addPause(totals, entry);
       maxMs = Math.max(maxMs, entry.duration);
     }
-  });
+  };
+  const observer = new PerformanceObserver((list) => record(list.getEntries()));
   observer.observe({ entryTypes: ['gc'] });
   return async () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
-    for (const entry of observer.takeRecords()) {
-      addPause(totals, entry);
-      maxMs = Math.max(maxMs, entry.duration);
-    }
+    record(observer.takeRecords());
     observer.disconnect();
     return { ...gcPausesBetween(new Map(), totals, (performance.now() - started) / 1000), maxMs: round(maxMs) };
   };
