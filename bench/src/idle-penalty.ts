@@ -2,9 +2,8 @@
  * What waking up costs on this machine: the CPU time of one small piece of work (9 to 47 µs warm
  * on the VMs seen so far) run back to back, and run after the process has slept. On the shared VMs
  * the bench runs on, work after 20 ms asleep took three to seven times as long (cold caches, a core
- * brought back from idle). A
- * service at half of its peak sleeps between requests and pays that on every wake-up; at its peak
- * it never sleeps. So the factor tells how much dearer every consume at a low rate is on a machine,
+ * brought back from idle). A service at half of its peak sleeps between requests and pays that on
+ * every wake-up; at its peak it never sleeps. So the factor tells how much dearer every consume at a low rate is on a machine,
  * whatever the code, and lets figures from different VMs be set side by side.
  */
 
