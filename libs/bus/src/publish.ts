@@ -46,10 +46,11 @@ export async function publishEnvelope(js: JetStreamClient, options: PublishEnvel
     parent,
     async (span) => {
       try {
-        const extra = { ...options.headers };
-        delete extra[TRACEPARENT];
-        delete extra[TRACESTATE];
-        const h = eventHeaders(envelope, { ...extra, ...traceHeaders() });
+        // Copied without the stored trace rather than deleted from a copy: a deleted key turns the
+        // object into a dictionary, and a second spread gives it a hidden class of its own.
+        const extra: Record<string, string> = {};
+        for (const [k, v] of Object.entries(options.headers ?? {})) if (k !== TRACEPARENT && k !== TRACESTATE) extra[k] = v;
+        const h = eventHeaders(envelope, Object.assign(extra, traceHeaders()));
         const ack = await js.publish(natsSubject, options.payload, {
           msgID: envelope.id,
           headers: h,

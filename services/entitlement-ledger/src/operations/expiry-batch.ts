@@ -27,7 +27,8 @@ export function applyExpiryCalls(
     tx,
     ctx,
     caller.tenantId,
-    calls.map((call) => ({ ...call, caller })),
+    // Object.assign, not a leading spread (see entryRecord).
+    calls.map((call) => Object.assign({}, call, { caller })),
     (call, e, _tenant, now) => (call.action === 'expire' ? expire(e, call.dueTime, call.reason, now) : enterGrace(e, call.expiryTime, call.graceEndTime, now)),
     keyed,
   );

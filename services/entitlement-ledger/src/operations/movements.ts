@@ -82,8 +82,8 @@ export async function applyToEntitlements<C extends BatchCall, R = never>(
     if ('refused' in t) return t;
     if ('noop' in t) return { ok: { entitlement: e }, encoded: encodeMovement({ entitlement: e }) };
     const entitlement: EntitlementRecord = { ...e, ...t.next };
-    const movement = { entitlement, entry: entryRecord(ctx, call.caller, call.requestId, entitlement, t, now) };
-    const recorded: Recorded = { ...movement, encoded: encodeMovement(movement) };
+    const entry = entryRecord(ctx, call.caller, call.requestId, entitlement, t, now);
+    const recorded: Recorded = { entitlement, entry, encoded: encodeMovement({ entitlement, entry }) };
     changed.push({ prev: e, recorded, trace: call.trace });
     return { ok: recorded, encoded: recorded.encoded };
   });
@@ -105,7 +105,7 @@ async function saveMovements(tx: Kysely<LedgerDb>, movements: readonly BatchMove
   if (movements.length === 0) return;
   await enqueueEntryEvents(
     tx,
-    movements.map((m) => ({ ...m.recorded, payload: m.recorded.encoded, trace: m.trace })),
+    movements.map(({ recorded: { entitlement, entry, encoded }, trace }) => ({ entitlement, entry, payload: encoded, trace })),
     [
       entitlementsUpdate(
         movements.map((m) => ({ prev: m.prev, next: m.recorded.entitlement })),

@@ -57,6 +57,9 @@ export interface KeyLookup {
 
 type Response = KeyClaim & { response: Uint8Array };
 
+/** Built key by key, not as `{ ...claim, response }` (see entryRecord). */
+const answer = ({ method, key, requestHash }: KeyClaim, response: Uint8Array): Response => ({ method, key, requestHash, response });
+
 /**
  * Inserts the keys with their answers (a replay returns these bytes), in key order. A key that a
  * concurrent transaction inserted waits for it to end; if it committed, this statement fails with a
@@ -119,7 +122,7 @@ export async function onceEach<R>(
   const keys: KeyLookup = { query, settle, read: async () => settle((await query.execute(tx)).rows) };
   let written: readonly (Uint8Array | undefined)[] = [];
   const outcomes = await apply(keys, (answers) => {
-    const responses = answers.flatMap((response, k) => (response ? [{ ...claims[fresh![k]!]!, response }] : []));
+    const responses = answers.flatMap((response, k) => (response ? [answer(claims[fresh![k]!]!, response)] : []));
     if (responses.length === 0) return undefined;
     // Counted as written once the statement is built: it runs as soon as it is (see answerWrite).
     return sqlWrite(() => {
@@ -133,7 +136,7 @@ export async function onceEach<R>(
   for (const [k, outcome] of outcomes.entries()) {
     const n = fresh[k]!;
     out[n] = outcome;
-    if (!('refused' in outcome) && written[k] !== outcome.encoded) responses.push({ ...claims[n]!, response: outcome.encoded });
+    if (!('refused' in outcome) && written[k] !== outcome.encoded) responses.push(answer(claims[n]!, outcome.encoded));
   }
   if (responses.length > 0) await answersInsert(tenantId, responses).execute(tx);
   return out;

@@ -37,7 +37,9 @@ export interface NumberedEntry extends PostedEntry {
 
 /** The drafts as they are posted at `postedAt`, with their ids. */
 export function postedEntries(drafts: readonly JournalDraft[], postedAt: Date): PostedEntry[] {
-  return drafts.map((d) => ({ ...d, journalEntryId: journalEntryId(d.tenantId, d.cause, d.sourceId), postedAt }));
+  // Object.assign, not a leading spread: on Node 20's V8 the keys after a leading spread give every
+  // object a hidden class of its own, made in the old generation.
+  return drafts.map((d) => Object.assign({}, d, { journalEntryId: journalEntryId(d.tenantId, d.cause, d.sourceId), postedAt }));
 }
 
 /**
