@@ -106,8 +106,7 @@ function movementAttributes(entitlement: EntitlementRecord, entry: EntryRecord) 
   };
 }
 
-/** An entry's event, all but its payload. */
-/** Built in one literal: keys added after a spread would give each event a hidden class of its own (see entryRecord). */
+/** An entry's event, in one literal: keys added after a spread would give each one a hidden class of its own (see entryRecord). */
 function entryEvent(entitlement: EntitlementRecord, entry: EntryRecord, payload: Uint8Array, headers?: Record<string, string>) {
   const event = EVENT_BY_KIND[entry.kind];
   if (!event) throw new Error(`no ledger event is defined for ${entry.kind} entries`);
