@@ -9,7 +9,6 @@ import type { DestinationStream, Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { authInterceptor, createTokenVerifier } from './auth.js';
-import { cancelOnShutdown } from './cancel-on-shutdown.js';
 import { ConfigError, loadConfig, type Requirement, type ServiceConfig } from './config.js';
 import { healthService } from './health.js';
 import { startHousekeeping, type Housekeeping, type Pruned } from './housekeeping.js';
@@ -21,6 +20,7 @@ import { listenOps, type OpsServer } from './ops.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 import { ReflectionIndex, reflectionService, reflectionServiceV1alpha } from './reflection.js';
 import { listenApi, type ApiServer } from './server.js';
+import { shutdownSignal } from './shutdown-signal.js';
 import { createTracing } from './tracing.js';
 
 export type StopHook = () => Promise<void> | void;
@@ -173,8 +173,8 @@ export async function startService<S, Env>(
         router.service(ServerReflectionV1alpha, reflectionServiceV1alpha(() => index));
         index = new ReflectionIndex(router.handlers.map((h) => h.service));
       },
+      shutdownSignal: shutdownSignal(cancelRpcs.signal),
       interceptors: [
-        cancelOnShutdown(cancelRpcs.signal),
         observabilityInterceptor({ tracer: tracing.tracer, metrics, logger, untracedServices: new Set([Health.typeName]) }),
         authInterceptor(createTokenVerifier(config.auth), OPEN_SERVICES),
         jsonAnswersInterceptor(),
