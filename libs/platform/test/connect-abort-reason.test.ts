@@ -1,19 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { createHandlerContext } from '@connectrpc/connect';
 import { universalRequestFromNodeRequest } from '@connectrpc/connect-node';
 import { describe, expect, it } from 'vitest';
-import { SampleService } from './gen/platformtest/v1/sample_pb.js';
+import { sampleHandlerContext as handlerContext } from './helpers.js';
 
 /*
  * The patches to connect and connect-node give a call's signal one shared AbortError when the call
  * ends without a reason of its own (its answer done, or its stream closed), where each call built a
  * DOMException with a stack trace: two per call, 3 % of a busy ledger's time.
  */
-
-function handlerContext() {
-  const method = SampleService.methods[0]!;
-  return createHandlerContext({ service: SampleService, method, protocolName: 'grpc', requestMethod: 'POST', url: 'http://localhost/x' } as never);
-}
 
 /** An HTTP/2 request as connect-node reads it, closed without an error code. */
 function closedHttp2Request() {

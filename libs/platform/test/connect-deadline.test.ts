@@ -1,6 +1,6 @@
-import { Code, ConnectError, createHandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SampleService } from './gen/platformtest/v1/sample_pb.js';
+import { sampleHandlerContext as handlerContext } from './helpers.js';
 
 /*
  * The patch to connect gives a call without a deadline no deadline AbortController: on Node 20 every
@@ -23,11 +23,6 @@ function controllersMadeBy<T>(make: () => T): { value: T; made: number } {
   } finally {
     globalThis.AbortController = Original;
   }
-}
-
-function handlerContext(timeoutMs?: number) {
-  const method = SampleService.methods[0]!;
-  return createHandlerContext({ service: SampleService, method, protocolName: 'grpc', requestMethod: 'POST', url: 'http://localhost/x', timeoutMs } as never);
 }
 
 afterEach(() => vi.useRealTimers());

@@ -1,4 +1,5 @@
 import grpc from '@grpc/grpc-js';
+import { createHandlerContext } from '@connectrpc/connect';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   ServerReflectionRequestSchema,
@@ -9,9 +10,16 @@ import * as v1alpha from '@punchcard/contracts/grpc/reflection/v1alpha/reflectio
 import { connectBus, deleteStreams } from '@punchcard/bus';
 import { createTestDatabase, testNamespace, testNats, type TestDatabase } from '@punchcard/testing';
 import { loadConfig } from '../src/index.js';
+import { SampleService } from './gen/platformtest/v1/sample_pb.js';
 import { sampleDefinition } from './sample.js';
 
 export const SECRET = 'platform-test-secret-0123456789abcdef';
+
+/** The handler context connect makes for a gRPC call of the sample service, with a deadline if given. */
+export function sampleHandlerContext(timeoutMs?: number): ReturnType<typeof createHandlerContext> {
+  const method = SampleService.methods[0]!;
+  return createHandlerContext({ service: SampleService, method, protocolName: 'grpc', requestMethod: 'POST', url: 'http://localhost/x', timeoutMs } as never);
+}
 
 export function sampleConfig(env: Record<string, string> = {}) {
   return loadConfig(sampleDefinition(), {
