@@ -3,8 +3,8 @@
  * on the VMs seen so far) run back to back, and run after the process has slept. On the shared VMs
  * the bench runs on, work after 20 ms asleep took three to seven times as long (cold caches, a core
  * brought back from idle). A service at half of its peak sleeps between requests and pays that on
- * every wake-up; at its peak it never sleeps. So the factor tells how much dearer every consume at a low rate is on a machine,
- * whatever the code, and lets figures from different VMs be set side by side.
+ * every wake-up; at its peak it never sleeps. So the factor tells how much dearer every consume at a
+ * low rate is on a machine, whatever the code, and lets figures from different VMs be set side by side.
  */
 
 import { percentile, round } from './stats.js';
