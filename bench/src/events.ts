@@ -71,16 +71,18 @@ export class EventCounter {
   last: number | undefined;
   private constructor(private readonly messages: ConsumerMessages, private readonly done: Promise<void>) {}
 
+  /** Counts the messages stored from now on, or from stream sequence `fromSequence` on. */
   static async start(
     env: BenchEnv,
     stream: StreamKey,
     subject: string,
     accept: (data: Uint8Array) => { amount?: bigint } | undefined,
+    fromSequence?: number,
   ): Promise<EventCounter> {
     const name = streamName(env.namespace, stream);
     const info = await env.bus.jsm.consumers.add(name, {
       ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.New,
+      ...(fromSequence === undefined ? { deliver_policy: DeliverPolicy.New } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }),
       filter_subject: withNamespace(env.namespace, subject),
       inactive_threshold: 60_000_000_000,
     });
@@ -125,4 +127,93 @@ export class EventCounter {
     await this.messages.close();
     await this.done;
   }
+}
+
+/**
+ * Follows how many messages a stream has stored on one subject since `start`, and when the first and the
+ * last of them were stored, from the stream's own state (polled), without receiving them: a run's observer
+ * then adds no deliveries to the NATS server and no decoding to the bench process, whose CPU counts in
+ * the machine's. Times are on `performance.now()`'s clock, to the millisecond the server stores.
+ */
+export class SubjectTally {
+  count = 0;
+  first: number | undefined;
+  last: number | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private polling: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly env: BenchEnv,
+    private readonly stream: string,
+    private readonly subject: string,
+    private readonly baseline: number,
+    /** The stream's last sequence at the start: the first message counted comes after it. */
+    readonly startSequence: number,
+  ) {
+    this.timer = setInterval(() => {
+      this.polling = this.polling.then(() => this.poll()).catch(() => undefined);
+    }, 250);
+  }
+
+  static async start(env: BenchEnv, stream: StreamKey, subject: string): Promise<SubjectTally> {
+    const name = streamName(env.namespace, stream);
+    const natsSubject = withNamespace(env.namespace, subject);
+    const { stored, lastSequence } = await storedOn(env, name, natsSubject);
+    const tally = new SubjectTally(env, name, natsSubject, stored, lastSequence);
+    env.defer(() => tally.stop());
+    return tally;
+  }
+
+  /** Waits until `n` were stored or nothing was for `idleMs`; returns whether all were. */
+  async waitForCount(n: number, idleMs: number, onProgress?: (count: number) => void): Promise<boolean> {
+    let lastCount = -1;
+    let lastChange = Date.now();
+    while (this.count < n) {
+      if (this.count !== lastCount) {
+        lastCount = this.count;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > idleMs) {
+        break;
+      }
+      onProgress?.(this.count);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await this.poll();
+    return this.count >= n;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.polling;
+  }
+
+  private async poll(): Promise<void> {
+    const { stored } = await storedOn(this.env, this.stream, this.subject);
+    const count = stored - this.baseline;
+    if (count === this.count) return;
+    this.count = count;
+    const jsm = this.env.bus.jsm;
+    if (this.first === undefined) {
+      // Other subjects may share the stream: the first of this one is the first stored after the start on it.
+      for (let seq = this.startSequence + 1; ; seq++) {
+        const m = await jsm.streams.getMessage(this.stream, { seq });
+        if (m?.subject === this.subject) {
+          this.first = clockOf(m.time);
+          break;
+        }
+      }
+    }
+    const last = await jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
+    if (last) this.last = clockOf(last.time);
+  }
+}
+
+async function storedOn(env: BenchEnv, stream: string, subject: string): Promise<{ stored: number; lastSequence: number }> {
+  const info = await env.bus.jsm.streams.info(stream, { subjects_filter: subject });
+  return { stored: info.state.subjects?.[subject] ?? 0, lastSequence: info.state.last_seq };
+}
+
+/** A server time on `performance.now()`'s clock. */
+function clockOf(time: Date): number {
+  return time.getTime() - performance.timeOrigin;
 }
