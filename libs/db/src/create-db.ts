@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { assertIdentifier } from './identifiers.js';
 import { prepareStatements } from './prepared.js';
+import { parseTimestamptz } from './timestamptz.js';
 
 export interface CreateDbOptions {
   /** Postgres connection URL (the service's own role in production). */
@@ -25,13 +26,14 @@ export interface Database<DB> {
   close(): Promise<void>;
 }
 
-const OID = { int8: 20, int8Array: 1016, date: 1082, dateArray: 1182, textArray: 1009 } as const;
+const OID = { int8: 20, int8Array: 1016, date: 1082, dateArray: 1182, textArray: 1009, timestamptz: 1184 } as const;
 
 /**
  * Result parsing, per pool rather than through pg's global registry so other pools are unaffected:
  * - int8 (bigint, and so `count(*)`) -> JS `bigint`, never a lossy number;
  * - numeric stays a decimal `string` (pg's default), never a float;
- * - date stays the `'YYYY-MM-DD'` string, because a JS Date would pin a calendar day to the process's zone.
+ * - date stays the `'YYYY-MM-DD'` string, because a JS Date would pin a calendar day to the process's zone;
+ * - timestamptz is pg's Date, read without its regular expressions (timestamptz.ts).
  */
 /** pg-types' own text parsers, typed by plain OIDs (its `TypeId` union omits the array types). */
 const builtinParser = pg.types.getTypeParser as (oid: number) => (text: string) => unknown;
@@ -46,6 +48,8 @@ export function parseResultValue(oid: number, text: string): unknown {
       return text;
     case OID.dateArray:
       return builtinParser(OID.textArray)(text);
+    case OID.timestamptz:
+      return parseTimestamptz(text);
     default:
       return builtinParser(oid)(text);
   }
