@@ -141,6 +141,7 @@ export class SubjectTally {
   last: number | undefined;
   private readonly timer: NodeJS.Timeout;
   private polling: Promise<void> = Promise.resolve();
+  private failure: Error | undefined;
 
   private constructor(
     private readonly env: BenchEnv,
@@ -150,9 +151,7 @@ export class SubjectTally {
     /** The stream's last sequence at the start: the first message counted comes after it. */
     readonly startSequence: number,
   ) {
-    this.timer = setInterval(() => {
-      this.polling = this.polling.then(() => this.poll()).catch(() => undefined);
-    }, 250);
+    this.timer = setInterval(() => void this.poll(), 250);
   }
 
   static async start(env: BenchEnv, stream: StreamKey, subject: string): Promise<SubjectTally> {
@@ -168,7 +167,7 @@ export class SubjectTally {
   async waitForCount(n: number, idleMs: number, onProgress?: (count: number) => void): Promise<boolean> {
     let lastCount = -1;
     let lastChange = Date.now();
-    while (this.count < n) {
+    while (this.count < n && this.failure === undefined) {
       if (this.count !== lastCount) {
         lastCount = this.count;
         lastChange = Date.now();
@@ -179,6 +178,7 @@ export class SubjectTally {
       await new Promise((r) => setTimeout(r, 250));
     }
     await this.poll();
+    if (this.failure) throw this.failure;
     return this.count >= n;
   }
 
@@ -187,15 +187,20 @@ export class SubjectTally {
     await this.polling;
   }
 
-  private async poll(): Promise<void> {
-    const { stored } = await storedOn(this.env, this.stream, this.subject);
+  /** One poll after those before it; the first failure is kept for `waitForCount` to throw. */
+  private poll(): Promise<void> {
+    this.polling = this.polling.then(() => this.refresh()).catch((err: Error) => void (this.failure ??= err));
+    return this.polling;
+  }
+
+  private async refresh(): Promise<void> {
+    const { stored, lastSequence } = await storedOn(this.env, this.stream, this.subject);
     const count = stored - this.baseline;
     if (count === this.count) return;
-    this.count = count;
     const jsm = this.env.bus.jsm;
     if (this.first === undefined) {
       // Other subjects may share the stream: the first of this one is the first stored after the start on it.
-      for (let seq = this.startSequence + 1; ; seq++) {
+      for (let seq = this.startSequence + 1; seq <= lastSequence; seq++) {
         const m = await jsm.streams.getMessage(this.stream, { seq });
         if (m?.subject === this.subject) {
           this.first = clockOf(m.time);
@@ -205,6 +210,8 @@ export class SubjectTally {
     }
     const last = await jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
     if (last) this.last = clockOf(last.time);
+    // Set last, so whoever sees the count sees the times that go with it.
+    this.count = count;
   }
 }
 
