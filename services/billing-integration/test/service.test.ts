@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { BillingService, PaymentStatus } from '@punchcard/contracts/punchcard/billing/v1/billing_pb';
+import { connectBus, deleteStreams } from '@punchcard/bus';
 import { migrateSchema } from '@punchcard/db';
 import { loadConfig, mintToken, startService, type RunningService } from '@punchcard/platform';
 import { createTestDatabase, grpcJsClient, spentRowsLeftAfter, testNamespace, testNats, type GrpcJsClient, type TestDatabase } from '@punchcard/testing';
@@ -57,6 +58,12 @@ afterAll(async () => {
   await running?.stop();
   await ledger?.close();
   await testpay?.close();
+  if (env) {
+    // The service declared its streams in this namespace; they would outlive the run.
+    const bus = await connectBus({ url: env.NATS_URL!, name: 'billing-service-test-cleanup' });
+    await deleteStreams(bus.jsm, env.BUS_NAMESPACE!);
+    await bus.close();
+  }
   await database?.drop();
 });
 
