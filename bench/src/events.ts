@@ -60,6 +60,23 @@ export class EventWatch {
   }
 }
 
+/** Returns once `count()` reaches `n`, or has not moved for `idleMs`; reports it every 250 ms meanwhile. */
+async function whileGrowing(count: () => number, n: number, idleMs: number, onProgress?: (count: number) => void): Promise<void> {
+  let lastCount = -1;
+  let lastChange = Date.now();
+  while (count() < n) {
+    const now = count();
+    if (now !== lastCount) {
+      lastCount = now;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > idleMs) {
+      return;
+    }
+    onProgress?.(now);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /**
  * Counts the messages on a subject that `accept` keeps (and sums what `amount` says of them),
  * noting the first and last arrival: for runs too large to track every event by key.
@@ -108,19 +125,8 @@ export class EventCounter {
 
   /** Waits until `n` were counted or nothing arrived for `idleMs`; returns whether all arrived. */
   async waitForCount(n: number, idleMs: number, onProgress?: (count: number) => void): Promise<boolean> {
-    let lastCount = -1;
-    let lastChange = Date.now();
-    while (this.count < n) {
-      if (this.count !== lastCount) {
-        lastCount = this.count;
-        lastChange = Date.now();
-      } else if (Date.now() - lastChange > idleMs) {
-        return false;
-      }
-      onProgress?.(this.count);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    return true;
+    await whileGrowing(() => this.count, n, idleMs, onProgress);
+    return this.count >= n;
   }
 
   async stop(): Promise<void> {
@@ -172,18 +178,8 @@ export class SubjectTally {
 
   /** Waits until `n` were stored or nothing was for `idleMs`; returns whether all were. */
   async waitForCount(n: number, idleMs: number, onProgress?: (count: number) => void): Promise<boolean> {
-    let lastCount = -1;
-    let lastChange = Date.now();
-    while (this.count < n && this.failure === undefined) {
-      if (this.count !== lastCount) {
-        lastCount = this.count;
-        lastChange = Date.now();
-      } else if (Date.now() - lastChange > idleMs) {
-        break;
-      }
-      onProgress?.(this.count);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    // A failed poll ends the wait; the poll after it throws the failure.
+    await whileGrowing(() => (this.failure ? n : this.count), n, idleMs, onProgress);
     await this.poll();
     if (this.failure) throw this.failure;
     return this.count >= n;
