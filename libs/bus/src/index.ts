@@ -45,6 +45,7 @@ export {
   type OutboxTable,
   type OutboxTables,
 } from './outbox.js';
+export { ackRoutingPublisher, requestingPublisher, type AckRoutingPublisher, type StreamPublisher } from './stream-publisher.js';
 export { startOutboxRelay, publishOutboxRow, type OutboxRow, type OutboxRelay, type OutboxRelayOptions, type OutboxRelayStats } from './relay.js';
 export {
   inboxMigration,

@@ -1,10 +1,11 @@
 import { create, toBinary, type DescMessage } from '@bufbuild/protobuf';
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { PubHeaders, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { uuidv7 } from '@punchcard/db';
 import { context, SpanKind, SpanStatusCode, type Context } from '@opentelemetry/api';
 import { eventHeaders, TRACEPARENT, TRACESTATE, type EventEnvelope } from './cloudevents.js';
 import { eventSubject, eventType, streamKeyOf, streamName, withNamespace } from './names.js';
 import type { EventInput } from './outbox.js';
+import { requestingPublisher, type StreamPublisher } from './stream-publisher.js';
 import { busTracer, traceHeaders } from './trace.js';
 
 export interface PublishEnvelopeOptions {
@@ -17,7 +18,6 @@ export interface PublishEnvelopeOptions {
   headers?: Record<string, string>;
   /** The trace the publish span belongs to; default the active context. */
   parent?: Context;
-  timeoutMs?: number;
 }
 
 /**
@@ -25,7 +25,7 @@ export interface PublishEnvelopeOptions {
  * window is stored once, and expects the producer's own stream (a subject caught by any other stream
  * is refused rather than misfiled).
  */
-export async function publishEnvelope(js: JetStreamClient, options: PublishEnvelopeOptions): Promise<PubAck> {
+export async function publishEnvelope(publisher: StreamPublisher, options: PublishEnvelopeOptions): Promise<PubAck> {
   const { namespace, subject, envelope } = options;
   const producer = subject.split('.')[1] ?? '';
   const stream = streamName(namespace, streamKeyOf(producer));
@@ -51,12 +51,9 @@ export async function publishEnvelope(js: JetStreamClient, options: PublishEnvel
         const extra: Record<string, string> = {};
         for (const [k, v] of Object.entries(options.headers ?? {})) if (k !== TRACEPARENT && k !== TRACESTATE) extra[k] = v;
         const h = eventHeaders(envelope, Object.assign(extra, traceHeaders()));
-        const ack = await js.publish(natsSubject, options.payload, {
-          msgID: envelope.id,
-          headers: h,
-          expect: { streamName: stream },
-          ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
-        });
+        h.set(PubHeaders.MsgIdHdr, envelope.id);
+        h.set(PubHeaders.ExpectedStreamHdr, stream);
+        const ack = await publisher.publish(natsSubject, options.payload, h);
         span.setAttribute('messaging.nats.duplicate', ack.duplicate);
         return ack;
       } catch (err) {
@@ -86,7 +83,7 @@ export async function publishEvent<S extends DescMessage>(
 ): Promise<PubAck & { id: string; subject: string }> {
   const id = input.id ?? uuidv7();
   const subject = eventSubject(input.producer, input.event, input.tenantId);
-  const ack = await publishEnvelope(js, {
+  const ack = await publishEnvelope(requestingPublisher(js), {
     namespace: input.namespace,
     subject,
     envelope: {

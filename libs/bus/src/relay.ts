@@ -1,8 +1,10 @@
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import type { PubAck } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { publishEnvelope } from './publish.js';
 import { OUTBOX_CHANNEL } from './outbox.js';
+import { ackRoutingPublisher, type StreamPublisher } from './stream-publisher.js';
 import { contextFromHeaders } from './trace.js';
 
 export interface OutboxRelayOptions {
@@ -11,7 +13,8 @@ export interface OutboxRelayOptions {
    * leader keeps one connection for itself: the advisory lock, LISTEN, and the outbox queries.
    */
   pool: pg.Pool;
-  js: JetStreamClient;
+  /** The bus's connection: the relay publishes on it and receives the streams' acks under one subscription of its own. */
+  nc: NatsConnection;
   /** '' in production; a `testNamespace()` in tests. */
   namespace: string;
   /** CloudEvents `source`, e.g. `/punchcard/entitlement-ledger`. */
@@ -21,7 +24,7 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** Rows per query, published together; default 500. */
   batchSize?: number;
-  /** JetStream publish ack timeout; default the client's. */
+  /** How long a publish waits for the stream's ack; default 5000. */
   publishTimeoutMs?: number;
 }
 
@@ -67,9 +70,9 @@ export interface OutboxRow {
 }
 
 /** Publishes one outbox row as its event, continuing the trace stored with it. */
-export function publishOutboxRow(js: JetStreamClient, namespace: string, source: string, row: OutboxRow, timeoutMs?: number): Promise<PubAck> {
+export function publishOutboxRow(publisher: StreamPublisher, namespace: string, source: string, row: OutboxRow): Promise<PubAck> {
   const headers = row.headers ?? {};
-  return publishEnvelope(js, {
+  return publishEnvelope(publisher, {
     namespace,
     subject: row.subject,
     envelope: {
@@ -85,7 +88,6 @@ export function publishOutboxRow(js: JetStreamClient, namespace: string, source:
     payload: row.payload,
     headers,
     parent: contextFromHeaders(headers),
-    ...(timeoutMs ? { timeoutMs } : {}),
   });
 }
 
@@ -109,6 +111,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 500;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`outbox relay batchSize must be a positive integer, got ${batchSize}`);
   const stats: OutboxRelayStats = { published: 0, duplicates: 0, leaderships: 0 };
+  const publisher = ackRoutingPublisher(options.nc, options.publishTimeoutMs ?? 5000);
   let leader: Leadership | undefined;
   let stopped = false;
   let wakePending = false;
@@ -199,7 +202,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     );
     held.acked = [];
     if (held.lost || stopped) return rows.length;
-    const publishes = rows.map((row) => publishOutboxRow(options.js, options.namespace, options.source, row, options.publishTimeoutMs));
+    const publishes = rows.map((row) => publishOutboxRow(publisher, options.namespace, options.source, row));
     const acked: string[] = [];
     let failure: unknown;
     for (const [i, publish] of publishes.entries()) {
@@ -244,6 +247,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
     }
     if (leader) await resign(leader);
+    publisher.close();
   }
 
   const running = loop();

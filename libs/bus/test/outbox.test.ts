@@ -4,9 +4,11 @@ import { createDb, ensureSchema, inTransaction, migrateToLatest, uuidv7 } from '
 import { countingStatements } from '@punchcard/testing';
 import { sql, type QueryCreator } from 'kysely';
 import type pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CE,
+  declareStreams,
   enqueue,
   enqueueMany,
   headerRecord,
@@ -15,6 +17,7 @@ import {
   outboxMigration,
   outboxSeqNotUniqueMigration,
   publishOutboxRow,
+  requestingPublisher,
   startConsumer,
   startOutboxRelay,
   streamName,
@@ -103,7 +106,7 @@ describe('outbox relay', () => {
       }),
     ).rejects.toThrow('the state change failed');
 
-    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+    const relay = startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
     try {
       await relay.flush();
     } finally {
@@ -139,13 +142,13 @@ describe('outbox relay', () => {
     const { rows } = await h.pool.query<OutboxRow>('select * from outbox order by seq');
     expect(rows.map((r) => r.id)).toEqual(ids);
     for (const row of rows) {
-      const ack = await publishOutboxRow(h.bus.js, h.namespace, SOURCE, row);
+      const ack = await publishOutboxRow(requestingPublisher(h.bus.js), h.namespace, SOURCE, row);
       expect(ack.duplicate).toBe(false);
     }
     expect(await unpublished()).toBe(6);
 
     // The restarted relay republishes all six; JetStream recognises every one by Nats-Msg-Id.
-    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+    const relay = startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
     try {
       await relay.flush();
       expect(relay.stats()).toMatchObject({ published: 0, duplicates: 6 });
@@ -187,7 +190,7 @@ describe('outbox relay', () => {
 
   it('two relays on one schema: one publishes, the other takes over when the leader’s connection dies', async () => {
     const relays = [0, 1].map(() =>
-      startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 }),
+      startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 }),
     );
     try {
       const before = (await h.bus.jsm.streams.info(streamName(h.namespace, 'LEDGER'))).state.messages;
@@ -255,7 +258,7 @@ describe('outbox relay', () => {
     const { rows: stored } = await h.pool.query<OutboxRow>('select * from outbox where id = $1', [encoded!.id]);
     expect(Buffer.from(stored[0]!.payload).equals(Buffer.from(bytes))).toBe(true);
 
-    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+    const relay = startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
     try {
       await relay.flush(30_000);
     } finally {
@@ -276,7 +279,7 @@ describe('outbox relay', () => {
         return query(...args);
       };
     });
-    const relay = startOutboxRelay({ pool: counted, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 1 });
+    const relay = startOutboxRelay({ pool: counted, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 1 });
     try {
       await waitUntil(async () => {
         const { rows } = await h.pool.query('select count(*)::int as n from outbox where id = any($1::uuid[])', [ids]);
@@ -299,7 +302,7 @@ describe('outbox relay', () => {
     await sql`delete from outbox`.execute(h.db);
     let relayClient: pg.PoolClient | undefined;
     const watched = poolSeeing((client) => (relayClient = client));
-    const relay = startOutboxRelay({ pool: watched, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 3 });
+    const relay = startOutboxRelay({ pool: watched, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000, batchSize: 3 });
     let plans: { generic_plans: number; custom_plans: number }[];
     try {
       for (let burst = 1; burst <= 24; burst++) {
@@ -329,9 +332,33 @@ describe('outbox relay', () => {
     expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using outbox_seq/);
   });
 
+  it('keeps the events it could not publish (no stream took them) and publishes them, in order, once a stream does', async () => {
+    const failures: Array<{ msg: string; err?: { type?: string; message?: string } }> = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void failures.push(JSON.parse(line)) });
+    await h.bus.jsm.streams.delete(streamName(h.namespace, 'LEDGER'));
+    let relay: OutboxRelay | undefined;
+    try {
+      const ids = await enqueueVersions('ent-no-stream', 1, 5);
+      relay = startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50, logger });
+      await waitUntil(() => failures.length >= 2);
+      expect(failures[0]).toMatchObject({ msg: 'outbox relay cycle failed', err: { type: 'NoRespondersError' } });
+      expect(relay.stats().published).toBe(0);
+      expect(await unpublished()).toBe(5);
+
+      await declareStreams(h.bus.jsm, { namespace: h.namespace });
+      await relay.flush();
+      expect(relay.stats()).toMatchObject({ published: 5, duplicates: 0 });
+      const stored = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => m.headers?.get(CE.subject) === 'ent-no-stream');
+      expect(stored.map((m) => m.headers?.get(CE.id))).toEqual(ids);
+    } finally {
+      await relay?.stop();
+      await declareStreams(h.bus.jsm, { namespace: h.namespace });
+    }
+  });
+
   it('wakes on NOTIFY rather than waiting for the poll', async () => {
     // A poll interval far beyond the test timeout: only the notification can get the event out.
-    const relay = startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000 });
+    const relay = startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 3_600_000 });
     try {
       await waitUntil(() => relay.isLeader());
       const [id] = await enqueueVersions('ent-notify', 1, 1);
@@ -369,11 +396,11 @@ describe('outboxDeletedOnPublishMigration', () => {
       // publishes them and marks them, as it always did.
       const { rows } = await pool.query<OutboxRow>('select * from outbox where published_at is null order by seq limit 500');
       expect(rows.map((r) => r.id)).toEqual([owed.id]);
-      expect((await publishOutboxRow(h.bus.js, h.namespace, SOURCE, rows[0]!)).duplicate).toBe(false);
+      expect((await publishOutboxRow(requestingPublisher(h.bus.js), h.namespace, SOURCE, rows[0]!)).duplicate).toBe(false);
       await pool.query('update outbox set published_at = now() where id = any($1::uuid[])', [[owed.id]]);
 
       // This release's relay takes over: the marked row goes out again, JetStream drops it, and it is deleted.
-      const relay = startOutboxRelay({ pool, js: h.bus.js, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+      const relay = startOutboxRelay({ pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
       try {
         await relay.flush();
         expect(relay.stats()).toMatchObject({ published: 0, duplicates: 1 });

@@ -42,7 +42,7 @@ it('continues the producer’s trace through outbox, relay and consumer', async 
 
   // The relay runs outside any request (a root context): its publish span joins the stored trace.
   const relay = context.with(ROOT_CONTEXT, () =>
-    startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: '/punchcard/test', pollIntervalMs: 50 }),
+    startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: '/punchcard/test', pollIntervalMs: 50 }),
   );
   const outcomes = new Outcomes();
   let handlerTrace: Record<string, string> = {};
@@ -92,7 +92,7 @@ it('a batch keeps one process span per event, each in its producer’s trace, an
       }),
     );
   }
-  const relay = context.with(ROOT_CONTEXT, () => startOutboxRelay({ pool: h.pool, js: h.bus.js, namespace: h.namespace, source: '/punchcard/test', pollIntervalMs: 50 }));
+  const relay = context.with(ROOT_CONTEXT, () => startOutboxRelay({ pool: h.pool, nc: h.bus.nc, namespace: h.namespace, source: '/punchcard/test', pollIntervalMs: 50 }));
   await relay.flush();
   await relay.stop();
 

@@ -25,6 +25,7 @@ export interface BillingOptions {
   db: Db;
   pool: pg.Pool;
   js: JetStreamClient;
+  nc: Bus['nc'];
   namespace: string;
   logger: Logger;
   secrets: SecretBox;
@@ -92,7 +93,7 @@ export async function startBilling(options: BillingOptions): Promise<BillingApp>
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => options.logger.error({ err: (err as Error).message }, 'stop failed'));
   };
   try {
-    const relay = options.relay === false ? undefined : startOutboxRelay({ pool: options.pool, js: options.js, namespace: options.namespace, source: '/punchcard/billing-integration', logger: options.logger });
+    const relay = options.relay === false ? undefined : startOutboxRelay({ pool: options.pool, nc: options.nc, namespace: options.namespace, source: '/punchcard/billing-integration', logger: options.logger });
     if (relay) stops.push(() => relay.stop());
     const consumers: RunningConsumer[] = await startConsumers(ctx, {
       js: options.js,

@@ -103,6 +103,7 @@ export function billingService(options: BillingServiceOptions = {}): ServiceDefi
         db: ctx.state.database.db,
         pool: ctx.state.database.pool,
         js: ctx.state.bus.js,
+        nc: ctx.state.bus.nc,
         namespace: ctx.config.busNamespace,
         logger,
         secrets: ctx.state.secrets,

@@ -39,7 +39,7 @@ export function catalogueService(options: CatalogueServiceOptions = {}): Service
     start(ctx) {
       const relay = startOutboxRelay({
         pool: ctx.state.database.pool,
-        js: ctx.state.bus.js,
+        nc: ctx.state.bus.nc,
         namespace: ctx.config.busNamespace,
         source: '/punchcard/catalogue',
         logger: ctx.logger.child({ component: 'outbox-relay' }),

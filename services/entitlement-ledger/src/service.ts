@@ -75,6 +75,7 @@ export function ledgerService(options: LedgerServiceOptions = {}): ServiceDefini
         db: ctx.state.database.db,
         pool: ctx.state.database.pool,
         js: ctx.state.bus.js,
+        nc: ctx.state.bus.nc,
         namespace: ctx.config.busNamespace,
         clock: ctx.state.clock,
         logger: ctx.logger.child({ component: 'events' }),

@@ -34,7 +34,7 @@ beforeAll(async () => {
   namespace = testNamespace('ledgerev');
   bus = await connectBus({ url: await testNats(), name: 'ledger-events-test' });
   await declareStreams(bus.jsm, { namespace });
-  events = await startLedgerEvents({ db: t.db, pool: t.pool, js: bus.js, namespace, clock: ctx.clock, relayPollMs: 100, onOutcome: (o) => outcomes.push(o) });
+  events = await startLedgerEvents({ db: t.db, pool: t.pool, js: bus.js, nc: bus.nc, namespace, clock: ctx.clock, relayPollMs: 100, onOutcome: (o) => outcomes.push(o) });
   feed = new CatalogueFeed(bus, namespace);
   for (const [tenantId, features] of [
     [advanced, ALL_FEATURES],

@@ -61,7 +61,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<Runtime> {
   );
   const relay = startOutboxRelay({
     pool: o.db.pool,
-    js: o.bus.js,
+    nc: o.bus.nc,
     namespace: o.namespace,
     source: SOURCE,
     logger,

@@ -51,6 +51,7 @@ export function revenueService(options: RevenueServiceOptions = {}): ServiceDefi
         db: ctx.state.database.db,
         pool: ctx.state.database.pool,
         js: ctx.state.bus.js,
+        nc: ctx.state.bus.nc,
         namespace: ctx.config.busNamespace,
         now: clock,
         retryDelayMs: options.retryDelayMs ?? 1000,

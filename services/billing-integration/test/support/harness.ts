@@ -138,6 +138,7 @@ export async function startTestEnv(overrides: Partial<BillingOptions> = {}): Pro
       db: dbh.db,
       pool: dbh.pool,
       js: bus.js,
+      nc: bus.nc,
       namespace,
       logger,
       secrets: SecretBox.fromEnv(secretsKey),

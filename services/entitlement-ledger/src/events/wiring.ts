@@ -19,6 +19,7 @@ export interface LedgerEventsOptions extends OperationContext {
   db: Kysely<LedgerDb>;
   pool: pg.Pool;
   js: Bus['js'];
+  nc: Bus['nc'];
   namespace: string;
   logger?: Logger;
   /** Relay poll fallback; default the bus's. */
@@ -39,7 +40,7 @@ export interface LedgerEvents {
 export async function startLedgerEvents(o: LedgerEventsOptions): Promise<LedgerEvents> {
   const relay = startOutboxRelay({
     pool: o.pool,
-    js: o.js,
+    nc: o.nc,
     namespace: o.namespace,
     source: SOURCE,
     ...(o.logger ? { logger: o.logger } : {}),

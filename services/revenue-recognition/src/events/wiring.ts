@@ -16,6 +16,7 @@ export interface RevenueEventsOptions extends HandlerDeps {
   db: Kysely<RevenueDb>;
   pool: pg.Pool;
   js: Bus['js'];
+  nc: Bus['nc'];
   namespace: string;
   logger?: Logger;
   /** Relay poll fallback; default the bus's. */
@@ -39,7 +40,7 @@ export interface RevenueEvents {
 export async function startRevenueEvents(o: RevenueEventsOptions): Promise<RevenueEvents> {
   const relay = startOutboxRelay({
     pool: o.pool,
-    js: o.js,
+    nc: o.nc,
     namespace: o.namespace,
     source: SOURCE,
     ...(o.logger ? { logger: o.logger } : {}),
