@@ -1,5 +1,5 @@
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
-import { uuidv7, type Migration } from '@punchcard/db';
+import { PackedBytes, uuidv7, type Migration } from '@punchcard/db';
 import { sql, type RawBuilder, type ColumnType, type Generated, type Kysely, type QueryCreator } from 'kysely';
 import { eventSubject, eventType } from './names.js';
 import { traceHeaders } from './trace.js';
@@ -187,7 +187,7 @@ export async function enqueueMany<S extends DescMessage>(
       aggregate_id: input.aggregateId,
       aggregate_version: input.aggregateVersion ?? null,
       data_type: input.schema.typeName,
-      payload: 'payload' in input ? Buffer.from(input.payload.buffer, input.payload.byteOffset, input.payload.byteLength) : Buffer.from(toBinary(input.schema, create(input.schema, input.message))),
+      payload: 'payload' in input ? input.payload : toBinary(input.schema, create(input.schema, input.message)),
       headers: { ...lowerCaseKeys(input.headers ?? {}), ...trace },
       created_at: input.time ?? new Date(),
     };
@@ -195,20 +195,33 @@ export async function enqueueMany<S extends DescMessage>(
   // The rows and the NOTIFY that wakes the relay go in one statement (one round trip less). The
   // notification is delivered at commit, and only then; several in one transaction fold into one.
   const single = rows.length === 1 ? rows[0]! : undefined;
+  // The rows without their payloads, each saying where its payload sits in the packed parameter.
+  const payloads = new PackedBytes();
+  const packedRows = single
+    ? ''
+    : JSON.stringify(
+        rows.map((row) => {
+          const { at, length } = payloads.add(row.payload);
+          // JSON.stringify leaves out a key whose value is undefined. Object.assign, not a leading spread (see receive in consumer.ts).
+          return Object.assign({}, row, { payload: undefined, payload_at: at, payload_length: length });
+        }),
+      );
   await writes
     .with('queued', (q) =>
       single
-        ? q.insertInto('outbox').values({ ...single, headers: JSON.stringify(single.headers) }).returning('id')
+        ? q.insertInto('outbox').values({ ...single, payload: Buffer.from(single.payload.buffer, single.payload.byteOffset, single.payload.byteLength), headers: JSON.stringify(single.headers) }).returning('id')
         : q
             .insertInto('outbox')
             .columns(['id', 'producer', 'event_type', 'subject', 'tenant_id', 'aggregate_id', 'aggregate_version', 'data_type', 'payload', 'headers', 'created_at'])
             // One jsonb parameter rather than a VALUES list: the statement's text (and so its prepared
-            // plan) is the same whatever the number of rows, and there is no bind-parameter limit.
+            // plan) is the same whatever the number of rows, and there is no bind-parameter limit. The
+            // payloads go apart from it, packed into one binary parameter (see PackedBytes).
             .expression(
-              sql`select v.id, v.producer, v.event_type, v.subject, v.tenant_id, v.aggregate_id, v.aggregate_version, v.data_type, v.payload, v.headers, v.created_at
-                from rows from (jsonb_to_recordset(${JSON.stringify(rows.map((r) => ({ ...r, payload: `\\x${r.payload.toString('hex')}` })))}::jsonb) as (
+              sql`select v.id, v.producer, v.event_type, v.subject, v.tenant_id, v.aggregate_id, v.aggregate_version, v.data_type,
+                  substring(${payloads.bytes()}::bytea from v.payload_at for v.payload_length), v.headers, v.created_at
+                from rows from (jsonb_to_recordset(${packedRows}::jsonb) as (
                   id uuid, producer text, event_type text, subject text, tenant_id text, aggregate_id text, aggregate_version bigint,
-                  data_type text, payload bytea, headers jsonb, created_at timestamptz)) with ordinality as v
+                  data_type text, payload_at int, payload_length int, headers jsonb, created_at timestamptz)) with ordinality as v
                 order by v.ordinality`,
             )
             .returning('id'),

@@ -24,3 +24,4 @@ export { statementName, MAX_PREPARED_STATEMENTS, MAX_PREPARED_TEXT_LENGTH } from
 export { assertIdentifier } from './identifiers.js';
 export { deleteOlderThan, PRUNE_BATCH_SIZE } from './prune.js';
 export { uuidv7, isUuid } from './uuid.js';
+export { PackedBytes } from './packed-bytes.js';

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { sqlWrite, type OwnWrite } from '@punchcard/bus';
-import { IdempotencyKeyReused } from '@punchcard/db';
-import { hex, jsonRows } from './bulk.js';
+import { IdempotencyKeyReused, PackedBytes } from '@punchcard/db';
+import { jsonRows } from './bulk.js';
 import type { LedgerDb } from './schema.js';
 
 type Db = Kysely<LedgerDb>;
@@ -68,11 +68,19 @@ const answer = ({ method, key, requestHash }: KeyClaim, response: Uint8Array): R
  */
 function answersInsert(tenantId: string, responses: readonly Response[]) {
   const sorted = [...responses].sort((a, b) => (ref(a.method, a.key) < ref(b.method, b.key) ? -1 : 1));
+  // The answers go apart from the rows, packed into one binary parameter (see PackedBytes).
+  const answers = new PackedBytes();
+  const rows = jsonRows(
+    sorted.map((r) => {
+      const { at, length } = answers.add(r.response);
+      return { method: r.method, key: r.key, request_hash: r.requestHash, response_at: at, response_length: length };
+    }),
+  );
   return sql`
     insert into idempotency_keys (tenant_id, key, method, request_hash, response)
-    select ${tenantId}, v.key, v.method, v.request_hash, v.response
-    from rows from (jsonb_to_recordset(${jsonRows(sorted.map((r) => ({ method: r.method, key: r.key, request_hash: r.requestHash, response: hex(r.response) })))}::jsonb)
-      as (method text, key text, request_hash text, response bytea)) with ordinality as v (method, key, request_hash, response, n)
+    select ${tenantId}, v.key, v.method, v.request_hash, substring(${answers.bytes()}::bytea from v.response_at for v.response_length)
+    from rows from (jsonb_to_recordset(${rows}::jsonb)
+      as (method text, key text, request_hash text, response_at int, response_length int)) with ordinality as v (method, key, request_hash, response_at, response_length, n)
     order by v.n`;
 }
 
