@@ -111,6 +111,43 @@ describe('journal tables', () => {
     }
   });
 
+  it('check each entry once, at commit, lines added by later statements of its transaction included', async () => {
+    const calls = async (tx: Kysely<RevenueDb>) =>
+      (await sql<{ n: number }>`select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions where funcname = 'journal_entry_must_balance'`.execute(tx)).rows[0]!.n;
+    await inTransaction(database.db, async (tx) => {
+      await sql`set local track_functions = 'pl'`.execute(tx);
+      await postEntries(tx, ['once-1', 'once-2', 'once-3'].map((source) => draft(source, [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n)])), new Date());
+      // Fires the deferred checks now, where this transaction can still count them.
+      await sql`set constraints all immediate`.execute(tx);
+      expect(await calls(tx)).toBe(3);
+    });
+    const unbalanced = inTransaction(database.db, async (tx) => {
+      const posted = await postOne(tx, draft('later-line', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n)]), new Date());
+      await sql`
+        insert into journal_line (journal_entry_id, line_no, tenant_id, accounting_date, definition_id, currency, entitlement_id, account,
+          branch_id, counterparty_branch_id, debit_minor, credit_minor, sessions, delivery_cost_minor)
+        select journal_entry_id, 3, tenant_id, accounting_date, definition_id, currency, entitlement_id, 'CASH', 'A', '', 1, 0, 0, 0
+        from journal_entry where journal_entry_id = ${posted.journalEntryId}`.execute(tx);
+    });
+    await expect(unbalanced).rejects.toThrow(/does not balance: debits - credits at A \(1\)/);
+  });
+
+  it('refuse a line for an entry an earlier transaction committed, even lines that balance each other', async () => {
+    const posted = await inTransaction(database.db, (tx) =>
+      postOne(tx, draft('closed-1', [debit('CASH', 'A', 500n), credit('VISIT_REVENUE', 'A', 500n)]), new Date()),
+    );
+    const addPair = inTransaction(database.db, async (tx) => {
+      await sql`
+        insert into journal_line (journal_entry_id, line_no, tenant_id, accounting_date, definition_id, currency, entitlement_id, account,
+          branch_id, counterparty_branch_id, debit_minor, credit_minor, sessions, delivery_cost_minor)
+        select journal_entry_id, n, tenant_id, accounting_date, definition_id, currency, entitlement_id, 'CASH', 'A', '',
+          case n when 3 then 7 else 0 end, case n when 3 then 0 else 7 end, 0, 0
+        from journal_entry, generate_series(3, 4) n where journal_entry_id = ${posted.journalEntryId}`.execute(tx);
+    });
+    await expect(addPair).rejects.toThrow(new RegExp(`journal entry ${posted.journalEntryId} was posted by an earlier transaction`));
+    expect((await findJournalEntry(database.db, 't1', 'test', 'closed-1'))?.lines).toHaveLength(2);
+  });
+
   it('refuse two-sided lines and deferred lines without a roll-forward movement', async () => {
     const twoSided = { ...debit('CASH', 'A', 5n), credit: 5n };
     await expect(inTransaction(database.db, (tx) => postOne(tx, draft('bad-4', [twoSided, twoSided]), new Date()))).rejects.toThrow(/journal_line_one_sided/);
