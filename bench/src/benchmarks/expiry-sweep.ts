@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fromBinary } from '@bufbuild/protobuf';
 import { JournalPostedSchema, RevenueRecognizedSchema } from '@punchcard/contracts/punchcard/events/v1/revenue_events_pb';
 import { ExpiryAnchor, ExpiryMode } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
+import { cpuBoundOf } from '../cpu-bound.js';
 import { systemCpuMeter } from '../cpu.js';
 import { COUNTERS_SETTLE_MS, rowsWrittenBySchema, startWriteMeter, type Writes } from '../writes.js';
 import { createEnv } from '../env.js';
@@ -164,6 +166,7 @@ export const expirySweep: Benchmark = {
       const projected1M = { fired: projected(rates.fired), expired: projected(rates.expired), breakagePosted: projected(rates.breakagePosted) };
       const cpuMsPerExpiry = Object.fromEntries(Object.entries(cpuSeconds).map(([k, sec]) => [k, n > 0 ? round((sec * 1000) / n, 3) : 0]));
       const cpuInAll = { seconds: round(Object.values(cpuSeconds).reduce((a, b) => a + b, 0)), msPerExpiry: round(Object.values(cpuMsPerExpiry).reduce((a, b) => a + b, 0), 3) };
+      const cpuBound1M = cpuBoundOf(cpuInAll.msPerExpiry, os.cpus().length);
       const peakRss = { 'entitlement-ledger': ledger.peakRssMb(), 'revenue-recognition': revenue.peakRssMb(), 'expiry-scheduler': scheduler.peakRssMb() };
       const expectedBreakage = PRICE_MINOR * BigInt(n);
       progress.note('checking what the ledger, the scheduler and revenue hold');
@@ -226,6 +229,7 @@ export const expirySweep: Benchmark = {
           cpuSeconds,
           cpuMsPerExpiry,
           cpuInAll,
+          cpuBound1M,
           benchReceived,
           writes,
           writesPerExpiry,
@@ -238,6 +242,7 @@ export const expirySweep: Benchmark = {
           'Sweep: the scheduler restarts with its background sweep on and fires the backlog (ExpireBatch requests to the ledger over gRPC); the ledger publishes entitlement_expired; revenue posts breakage for the full price.',
           'Times run from the restarted scheduler being ready (or its first event, if earlier) to the last event of each kind, as its stream stored them: the bench follows the subjects in the streams\' state (polled every second) rather than receiving the events, and reads the breakage events for their amounts after the sweep. CPU is summed over the sweep, per process group.',
           cpuGroups,
+          "cpuBound1M: the sweep is bound by CPU, so 1M expiries take at least the CPU per expiry in all times 1M spread over every core (floorSeconds), and fit 300 s only at budgetMsPerExpiry or less.",
           "benchReceived: what the bench's own NATS connection received during the sweep, the answers to its polls of the streams' state.",
           "Writes: rows inserted, updated (of which HOT: no index entry written) and deleted in each service's schema from the same start until the counters settled after the last event (pg_stat_user_tables); WAL is the whole server's over that span.",
         ],
@@ -260,6 +265,11 @@ export const expirySweep: Benchmark = {
               ...Object.entries(cpuSeconds).map(([k, sec]) => [k, sec, cpuMsPerExpiry[k] ?? '-']),
               ['in all', cpuInAll.seconds, cpuInAll.msPerExpiry],
             ],
+          },
+          {
+            title: `1M expiries at this CPU per expiry, every one of the ${cpuBound1M.cores} cores busy`,
+            columns: ['ms per expiry in all', 'seconds at least', 'ms per expiry for 300 s'],
+            rows: [[cpuInAll.msPerExpiry, cpuBound1M.floorSeconds, cpuBound1M.budgetMsPerExpiry]],
           },
           {
             title: 'Postgres writes during the sweep (per expiry)',
