@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { inTransaction, withIdempotency } from '@punchcard/db';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { countingStatements } from '@punchcard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleViolation } from '../src/domain/errors.js';
@@ -11,6 +11,7 @@ import { entitlementUpdate, lockEntitlementWithTenant } from '../src/store/entit
 import { onceEach, type KeyLookup } from '../src/store/idempotency.js';
 import { Feature } from '@punchcard/contracts/punchcard/catalogue/v1/catalogue_pb';
 import { definitionTerms, ledgerTestDb, rowsRead, seedCatalogue, type LedgerTestDb } from './support/ledger-db.js';
+import type { LedgerDb } from '../src/store/index.js';
 
 const tenantId = randomUUID();
 const staff: Caller = { tenantId, subject: 'staff-1', roles: ['staff'] };
@@ -79,6 +80,45 @@ describe('entries are append-only', () => {
     await expect(
       sql`update entitlements set paid_remaining = -1 where entitlement_id = ${entitlement.entitlementId}`.execute(t.db),
     ).rejects.toThrow(/paid_remaining_check/);
+  });
+});
+
+describe('the entries of one statement', () => {
+  // One session from each package in one statement, as a grouped transaction or an ExpireBatch writes
+  // them; the entry of `wrong` (if given) claims one session more than its entitlement has left.
+  const consumeEach = (tx: Kysely<LedgerDb>, ids: readonly string[], wrong?: string) =>
+    sql`
+      with moved as (
+        update entitlements set paid_remaining = paid_remaining - 1, version = version + 1
+        where tenant_id = ${tenantId} and entitlement_id = any(${ids}::uuid[])
+        returning tenant_id, entitlement_id, remaining, version, member_id)
+      insert into entries (tenant_id, entry_id, entitlement_id, kind, sessions_delta, paid_delta, bonus_delta, branch_id,
+        actor_subject, actor_roles, reason, occurred_time, record_time, request_id, balance_after, in_grace, member_id, entitlement_version)
+      select tenant_id, gen_random_uuid(), entitlement_id, 'CONSUME', -1, -1, 0, 'b1', 'x', '{}', '', now(), now(), 'r',
+        case when entitlement_id = ${wrong ?? null}::uuid then remaining + 1 else remaining end, false, member_id, version
+      from moved`.execute(tx);
+  const buyEach = (members: string[]) => Promise.all(members.map(async (m) => (await buy(m)).entitlement.entitlementId));
+
+  it('are checked against their entitlements once, whatever their number', async () => {
+    const ids = await buyEach(['stmt-1', 'stmt-2', 'stmt-3']);
+    const checks = await inTransaction(t.db, async (tx) => {
+      await sql`set local track_functions = 'pl'`.execute(tx);
+      await consumeEach(tx, ids);
+      const { rows } = await sql<{ n: number }>`
+        select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions where funcname like 'entries_match_entitlement%'`.execute(tx);
+      return rows[0]!.n;
+    });
+    expect(checks).toBe(1);
+    for (const id of ids) expect(await ledgerBalance(id)).toEqual({ sum: 9n, n: 2n, remaining: 9, version: 2n });
+  });
+
+  it('are refused together when one disagrees with its entitlement, which the error names', async () => {
+    const ids = await buyEach(['stmt-4', 'stmt-5', 'stmt-6']);
+    const wrong = ids[1]!;
+    await expect(inTransaction(t.db, (tx) => consumeEach(tx, ids, wrong))).rejects.toThrow(
+      new RegExp(`\\(version 2, balance 10\\) does not match entitlement ${wrong} \\(version 2, remaining 9\\)`),
+    );
+    for (const id of ids) expect(await ledgerBalance(id)).toEqual({ sum: 10n, n: 1n, remaining: 10, version: 1n });
   });
 });
 

@@ -289,4 +289,32 @@ export const migrations: Migrations = {
     },
   },
   '0010_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+  '0011_entries_checked_per_statement': {
+    async up(db) {
+      // The same check as before (0004, 0007), once per statement over all its entries instead of a
+      // call and a lookup per entry: an ExpireBatch writes 500 entries in one statement.
+      await sql`
+        create function entries_match_entitlements() returns trigger language plpgsql as $$
+        declare
+          bad record;
+        begin
+          select n.entry_id, n.entitlement_version, n.balance_after, n.entitlement_id, e.version, e.remaining into bad
+            from inserted n
+            left join entitlements e on e.tenant_id = n.tenant_id and e.entitlement_id = n.entitlement_id
+           where e.version is distinct from n.entitlement_version or e.remaining is distinct from n.balance_after
+           limit 1;
+          if found then
+            raise exception 'entry % (version %, balance %) does not match entitlement % (version %, remaining %)',
+              bad.entry_id, bad.entitlement_version, bad.balance_after, bad.entitlement_id, bad.version, bad.remaining
+              using errcode = 'check_violation';
+          end if;
+          return null;
+        end $$`.execute(db);
+      await sql`drop trigger entries_match_entitlement on entries`.execute(db);
+      await sql`drop function entries_match_entitlement()`.execute(db);
+      await sql`
+        create trigger entries_match_entitlement after insert on entries
+        referencing new table as inserted for each statement execute function entries_match_entitlements()`.execute(db);
+    },
+  },
 };
