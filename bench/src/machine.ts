@@ -17,10 +17,12 @@ export interface MachineInfo {
   git: { commit: string; dirty: boolean };
   /** What a wake-up costs here, measured before the benchmarks start (see idle-penalty.ts). */
   idlePenalty: IdlePenalty;
+  /** Whether the bench's gRPC client ran with the lean `AsyncResource#bind` (lean-bind.ts); false where Node needs none. */
+  clientLeanBind: boolean;
 }
 
 /** What a figure needs beside it to mean anything: the hardware, the versions, the code. */
-export async function machineInfo(adminUrl: string, bus: Bus): Promise<MachineInfo> {
+export async function machineInfo(adminUrl: string, bus: Bus, clientLeanBind: boolean): Promise<MachineInfo> {
   const cpus = os.cpus();
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
@@ -48,5 +50,6 @@ export async function machineInfo(adminUrl: string, bus: Bus): Promise<MachineIn
     nats: bus.nc.info?.version ?? 'unknown',
     git: { commit: git(['rev-parse', 'HEAD']), dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '' },
     idlePenalty: await idlePenalty(),
+    clientLeanBind,
   };
 }

@@ -5,6 +5,7 @@ import { testNats, testPostgres } from '@punchcard/testing';
 import { BENCHMARKS } from './benchmarks/index.js';
 import { cleanUpOnSignal } from './env.js';
 import { parseFlags, USAGE } from './flags.js';
+import { installLeanBind } from './lean-bind.js';
 import { machineInfo } from './machine.js';
 import { surviveClosedOutput } from './output.js';
 import { formatTable, formatTargets, writeResult } from './results.js';
@@ -24,15 +25,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const clientLeanBind = installLeanBind();
   cleanUpOnSignal();
   surviveClosedOutput(process.stdout);
   surviveClosedOutput(process.stderr);
   const bus = await connectBus({ url: await testNats(), name: 'bench-machine-info' });
-  const machine = await machineInfo(await testPostgres(), bus);
+  const machine = await machineInfo(await testPostgres(), bus, clientLeanBind);
   await bus.close();
   process.stderr.write(`${machine.cpuModel} × ${machine.cores}, ${machine.memoryGiB} GiB, Node ${machine.node}, Postgres ${machine.postgres}, NATS ${machine.nats}\n`);
   const { busyMicros, afterSleepMicros, sleepMs, factor } = machine.idlePenalty;
   process.stderr.write(`a wake-up here: ${busyMicros} µs of work back to back took ${afterSleepMicros} µs after ${sleepMs} ms asleep (${factor}×)\n`);
+  if (clientLeanBind) process.stderr.write("the bench's gRPC client runs with a lean AsyncResource#bind: Node 20's keeps each call alive through the scavenges (bench/src/lean-bind.ts)\n");
 
   let failed = 0;
   const pending: string[] = [];
