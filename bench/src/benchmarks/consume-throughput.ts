@@ -91,38 +91,19 @@ export const consumeThroughput: Benchmark = {
         progress.update(`waiting for the relay to publish the events of the last step before ${next} …`);
         await raw.outboxPublished();
       };
+      // The service's steps and its half-of-peak run come first, the raw driver's and pgbench's after:
+      // once the raw driver had run in this process, the gRPC client promoted most of each call
+      // (bench/README.md, 7 December from 16:48), and its pauses went into the service's latency.
       for (const c of flags.concurrency) {
         await settled(`service c=${c}`);
         const service = await metered((onMeasureStart) =>
           closedLoop({ ...step, concurrency: c, label: `service c=${c}`, onMeasureStart, op: (w) => client.consumeOutcome(forService[w]!) }),
         );
         progress.note(`service   c=${c}: ${service.throughput}/s, p99 ${service.latency.p99} ms`);
-        let rawResult: Level['raw'];
-        if (!flags.serviceOnly) {
-          await settled(`raw SQL c=${c}`);
-          rawResult = await metered((onMeasureStart) =>
-            closedLoop({ ...step, concurrency: c, label: `raw SQL c=${c}`, onMeasureStart, op: (w) => raw.consume(forRaw[w]!) }),
-          );
-          progress.note(`raw SQL   c=${c}: ${rawResult.throughput}/s, p99 ${rawResult.latency.p99} ms`);
-        }
-        let pgb: Level['pgbench'];
-        if (pgbench) {
-          await settled(`pgbench c=${c}`);
-          progress.update(`pgbench c=${c} …`);
-          pgb = await metered(async (onMeasureStart) => {
-            // pgbench warms up in a run of its own; the meter covers the measured run.
-            if (flags.warmupMs > 0) await runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.warmupMs, warmupMs: 0 });
-            onMeasureStart();
-            return runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.durationMs, warmupMs: 0 });
-          });
-          progress.note(`pgbench   c=${c}: ${pgb.throughput}/s, p99 ${pgb.latency.p99} ms`);
-        }
-        levels.push({ concurrency: c, service, ...(rawResult ? { raw: rawResult } : {}), ...(pgb ? { pgbench: pgb } : {}) });
+        levels.push({ concurrency: c, service });
       }
 
       const peak = levels.reduce((best, l) => (l.service.throughput > best.service.throughput ? l : best));
-      const rawPeak = flags.serviceOnly ? undefined : Math.max(...levels.map((l) => l.raw?.throughput ?? 0));
-      const pgbenchPeak = pgbench ? Math.max(...levels.map((l) => l.pgbench?.throughput ?? 0)) : undefined;
       const openRate = flags.openRate ?? Math.max(1, Math.floor(peak.service.throughput / 2));
       const openLabel = flags.openRate ? 'set by --open-rate' : 'half of peak';
       let n = 0;
@@ -148,6 +129,29 @@ export const consumeThroughput: Benchmark = {
       const inLedgerP99 = quantileBucket(inLedger, 0.99);
       const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
       progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres${nats ? ', NATS' : ''} and the client kept ${coresBusy} cores busy`);
+      for (const level of levels) {
+        const c = level.concurrency;
+        if (!flags.serviceOnly) {
+          await settled(`raw SQL c=${c}`);
+          level.raw = await metered((onMeasureStart) =>
+            closedLoop({ ...step, concurrency: c, label: `raw SQL c=${c}`, onMeasureStart, op: (w) => raw.consume(forRaw[w]!) }),
+          );
+          progress.note(`raw SQL   c=${c}: ${level.raw.throughput}/s, p99 ${level.raw.latency.p99} ms`);
+        }
+        if (pgbench) {
+          await settled(`pgbench c=${c}`);
+          progress.update(`pgbench c=${c} …`);
+          level.pgbench = await metered(async (onMeasureStart) => {
+            // pgbench warms up in a run of its own; the meter covers the measured run.
+            if (flags.warmupMs > 0) await runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.warmupMs, warmupMs: 0 });
+            onMeasureStart();
+            return runPgbench(pgbenchSetup, { concurrency: c, durationMs: flags.durationMs, warmupMs: 0 });
+          });
+          progress.note(`pgbench   c=${c}: ${level.pgbench.throughput}/s, p99 ${level.pgbench.latency.p99} ms`);
+        }
+      }
+      const rawPeak = flags.serviceOnly ? undefined : Math.max(...levels.map((l) => l.raw?.throughput ?? 0));
+      const pgbenchPeak = pgbench ? Math.max(...levels.map((l) => l.pgbench?.throughput ?? 0)) : undefined;
       const peakRss = ledger.peakRssMb();
 
       const ratio = rawPeak ? round(peak.service.throughput / rawPeak, 2) : undefined;
