@@ -4,3 +4,4 @@ export { grpcJsClient, type GrpcJsClient } from './grpc.js';
 export { readStream } from './streams.js';
 export { countingStatements, type CountedDb } from './statements.js';
 export { spentRowsLeftAfter } from './housekeeping.js';
+export { promotedBy } from './promoted.js';
