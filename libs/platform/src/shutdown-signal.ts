@@ -5,9 +5,12 @@ type AbortListener = (this: AbortSignal, event: Event) => void;
  * signal to it: a listener added as the call starts and removed as it ends. Node 20's EventTarget
  * leaves a removed listener linked to the one added after it, so once a removed listener reached the
  * old generation it kept the next RPC, and that one the next, through every scavenge until a full
- * collection (a do-nothing method with 50 calls in flight: 12 KB promoted per call). This signal
- * keeps its listeners in a Set and aborts when `source` does, with its reason, calling each with
- * itself as `this`, as an AbortSignal would.
+ * collection (a do-nothing method with 50 calls in flight: 12 KB promoted per call). A Set did the
+ * same: once rehashed, its table keeps what it held and points to the next one, so once a table
+ * reached the old generation every later RPC's listener was kept (bench/README.md, 7 December from
+ * 16:48). This signal keeps its listeners in an array, a removed one's slot taken by the last, and
+ * aborts when `source` does, with its reason, calling each with itself as `this`, as an AbortSignal
+ * would.
  *
  * It has what connect's `createLinkedAbortController` uses of a signal (`aborted`, `reason`, adding
  * and removing an "abort" listener) and nothing else, so it is for that option only. The RPC's own
@@ -16,7 +19,7 @@ type AbortListener = (this: AbortSignal, event: Event) => void;
  * hidden classes of its own, in the old generation (bench/README.md, 7 December from 09:10).
  */
 export function shutdownSignal(source: AbortSignal): AbortSignal {
-  const listeners = new Set<AbortListener>();
+  const listeners: AbortListener[] = [];
   const signal = {
     get aborted() {
       return source.aborted;
@@ -25,17 +28,20 @@ export function shutdownSignal(source: AbortSignal): AbortSignal {
       return source.reason;
     },
     addEventListener(type: string, listener: AbortListener) {
-      if (type === 'abort' && !source.aborted) listeners.add(listener);
+      if (type === 'abort' && !source.aborted && !listeners.includes(listener)) listeners.push(listener);
     },
     removeEventListener(type: string, listener: AbortListener) {
-      if (type === 'abort') listeners.delete(listener);
+      if (type !== 'abort') return;
+      const i = listeners.lastIndexOf(listener);
+      if (i < 0) return;
+      listeners[i] = listeners[listeners.length - 1]!;
+      listeners.pop();
     },
   };
   source.addEventListener(
     'abort',
     (event) => {
-      for (const listener of [...listeners]) listener.call(signal as unknown as AbortSignal, event);
-      listeners.clear();
+      for (const listener of listeners.splice(0)) listener.call(signal as unknown as AbortSignal, event);
     },
     { once: true },
   );
