@@ -1,5 +1,6 @@
 import { createInbox, errors, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import { JetStreamApiError, JetStreamError, type ApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
+import { TransientMap } from './transient-map.js';
 
 /**
  * Sends one message to JetStream and resolves with the stream's ack. The headers already hold what
@@ -50,8 +51,9 @@ export function ackRoutingPublisher(nc: NatsConnection, timeoutMs: number): AckR
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new Error(`publish timeout must be a positive integer of milliseconds, got ${timeoutMs}`);
   const inbox = createInbox();
   const prefix = `${inbox}.`;
-  // Insertion order is deadline order (one timeout for all), which the timer relies on.
-  const waiting = new Map<string, Waiting>();
+  // Insertion order is deadline order (one timeout for all), which the timer relies on. Every
+  // publish passes through it, so a TransientMap, not a Map.
+  const waiting = new TransientMap<string, Waiting>();
   let sent = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
