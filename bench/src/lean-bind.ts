@@ -6,7 +6,7 @@ import { AsyncResource } from 'node:async_hooks';
  * object whose prototype is changed after it was made outlives the scavenges, and with it all the
  * bound function refers to, until the next full collection. Node's HTTP/2 client binds one per
  * request (`ClientHttp2Session#request`), so every gRPC call the bench makes, its stream and its
- * decoded response, was promoted: the client's scavenges took 6–17 ms and it paused a full
+ * decoded response, was promoted: the client's scavenges took 4–17 ms and it paused a full
  * collection every few seconds, stalling every call in flight. Later Node removed the accessor;
  * this gives the bench's process the same `bind`.
  */

@@ -19,7 +19,7 @@ describe('TransientMap', () => {
     expect(() => new TransientMap(0)).toThrow(/renewEvery/);
   });
 
-  it("lets what passed through die young, where a long-lived Map promoted it", () => {
+  it('lets what passed through die young, where a long-lived Map promoted it', () => {
     const promotedThrough = (m: { set(k: number, v: number[]): unknown; delete(k: number): boolean }) => {
       // 16 entries in flight long enough for the map's storage to reach the old generation; then
       // 2,000 more pass through, 16 in flight throughout.

@@ -67,6 +67,7 @@ describe('shutdownSignal', () => {
     source.signal.dispatchEvent(new Event('abort'));
     expect(seen).toEqual([shutdown]);
   });
+
   it('keeps nothing of the RPCs that have ended, however long the server has run', () => {
     const shutdown = shutdownSignal(new AbortController().signal);
     // An RPC's listener holds what the RPC holds; here an array of its own.

@@ -5,12 +5,12 @@ type AbortListener = (this: AbortSignal, event: Event) => void;
  * signal to it: a listener added as the call starts and removed as it ends. Node 20's EventTarget
  * leaves a removed listener linked to the one added after it, so once a removed listener reached the
  * old generation it kept the next RPC, and that one the next, through every scavenge until a full
- * collection (a do-nothing method with 50 calls in flight: 12 KB promoted per call). A Set did the
- * same: once rehashed, its table keeps what it held and points to the next one, so once a table
- * reached the old generation every later RPC's listener was kept (bench/README.md, 7 December from
- * 16:48). This signal keeps its listeners in an array, a removed one's slot taken by the last, and
- * aborts when `source` does, with its reason, calling each with itself as `this`, as an AbortSignal
- * would.
+ * collection (a do-nothing method with 50 calls in flight: 12 KB promoted per call). A Set did much
+ * the same: once its hash table had reached the old generation, nearly every listener that passed
+ * through it afterwards outlived the scavenges, kept by the tables its growth and rebuilding left
+ * behind (see TransientMap in @punchcard/bus). This signal keeps its listeners in an array, a
+ * removed one's slot taken by the last, and aborts when `source` does, with its reason, calling
+ * each with itself as `this`, as an AbortSignal would.
  *
  * It has what connect's `createLinkedAbortController` uses of a signal (`aborted`, `reason`, adding
  * and removing an "abort" listener) and nothing else, so it is for that option only. The RPC's own
