@@ -43,10 +43,6 @@ export class TransientMap<K, V> {
     return this.map.values();
   }
 
-  entries(): MapIterator<[K, V]> {
-    return this.map.entries();
-  }
-
   [Symbol.iterator](): MapIterator<[K, V]> {
     return this.map.entries();
   }
