@@ -93,7 +93,7 @@ export const consumeThroughput: Benchmark = {
       };
       // The service's steps and its half-of-peak run come first, the raw driver's and pgbench's after:
       // once the raw driver had run in this process, the gRPC client promoted most of each call
-      // (bench/README.md, 7 December from 16:48), and its pauses went into the service's latency.
+      // (bench/JOURNAL.md, 7 December from 16:48), and its pauses went into the service's latency.
       for (const c of flags.concurrency) {
         await settled(`service c=${c}`);
         const service = await metered((onMeasureStart) =>

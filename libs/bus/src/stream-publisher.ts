@@ -41,7 +41,7 @@ interface AckBody {
  * routes the streams' acks back to their publishes. `js.publish` makes a request of each message
  * (options copied, a request object and its timer, the ack decoded by a new TextDecoder); for a relay
  * sending hundreds at a time that was about a third more client CPU per message (measured in
- * bench/README.md). One timeout for every publish means they fall due in the order they were sent,
+ * bench/JOURNAL.md). One timeout for every publish means they fall due in the order they were sent,
  * so one timer serves them all. Failures are those `js.publish` raises: `NoRespondersError` when no
  * stream takes the subject, `JetStreamApiError` for a refusal (e.g. the expected stream does not
  * match), `TimeoutError` when no ack arrives in time, `ClosedConnectionError` once the connection or

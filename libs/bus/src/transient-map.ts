@@ -4,7 +4,7 @@
  * still through two scavenges), nearly every entry that passes through it afterwards outlives the
  * scavenges until a full collection, kept by the replaced tables of the Map's later growth and
  * rebuilding: 2,000 entries with 16 at a time, 3.4 MB promoted (test/transient-map.test.ts), which
- * for a long-lived Map with steady traffic meant everything its entries held (bench/README.md,
+ * for a long-lived Map with steady traffic meant everything its entries held (bench/JOURNAL.md,
  * 7 December from 16:48). A fresh Map starts young: renewed every 64 deletions, 0.15–0.4 MB.
  * Iteration is in insertion order, as a Map's.
  */

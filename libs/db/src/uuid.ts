@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
  * Unix time in milliseconds, so ids made later sort later. A random (v4) key puts each insert on a
  * random page of its index; once the index outgrows the buffer cache, nearly every such insert
  * after a checkpoint reads a cold page and writes a full-page image to the WAL. Time-ordered keys
- * keep the inserts on the index's last pages (measured in bench/README: 0.24 full-page images and
+ * keep the inserts on the index's last pages (measured in bench/JOURNAL.md: 0.24 full-page images and
  * 1.8 KB of WAL per insert into a 5M-row key with v4 ids, none and 0.35 KB with these). The other 74
  * bits are random, taken from a v4 UUID, whose variant bits are already those of v7.
  */

@@ -16,7 +16,7 @@ type AbortListener = (this: AbortSignal, event: Event) => void;
  * and removing an "abort" listener) and nothing else, so it is for that option only. The RPC's own
  * signal stays connect's real one. Before, an interceptor gave each RPC an AbortController of its
  * own to the same end; on Node 20 every AbortSignal is made with Object.setPrototypeOf and gets three
- * hidden classes of its own, in the old generation (bench/README.md, 7 December from 09:10).
+ * hidden classes of its own, in the old generation (bench/JOURNAL.md, 7 December from 09:10).
  */
 export function shutdownSignal(source: AbortSignal): AbortSignal {
   const listeners: AbortListener[] = [];

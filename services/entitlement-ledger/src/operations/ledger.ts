@@ -133,7 +133,7 @@ export function newId(ctx: OperationContext): string {
 
 export function entryRecord(ctx: OperationContext, caller: Caller, requestId: string, e: EntitlementRecord, t: Transition, now: Date, entryId?: string): EntryRecord {
   // Led by a key the draft has not, not by the spread: on Node 20's V8 the keys after a leading
-  // spread give every object a hidden class of its own, made in the old generation (bench/README.md,
+  // spread give every object a hidden class of its own, made in the old generation (bench/JOURNAL.md,
   // 7 December from 09:10).
   return {
     currency: e.priceCurrency,
