@@ -33,6 +33,7 @@ export {
   outboxMigration,
   outboxSeqNotUniqueMigration,
   outboxDeletedOnPublishMigration,
+  outboxKeyedBySeqMigration,
   enqueue,
   enqueueMany,
   OUTBOX_CHANNEL,

@@ -64,6 +64,21 @@ export const outboxDeletedOnPublishMigration: Migration = {
   },
 };
 
+/**
+ * Append after {@link outboxDeletedOnPublishMigration}: rows are keyed by `seq`, the order the relay
+ * reads them in and now deletes them by, and the primary key on `id` goes: one index entry fewer for
+ * every event (four per expiry in the expiry sweep; bench/JOURNAL.md, 7 December from 19:03). The
+ * event's id stays in its column: it is the message id JetStream deduplicates by. During a rollout
+ * the previous release's relay deletes by id without an index, a scan of what is still unpublished.
+ */
+export const outboxKeyedBySeqMigration: Migration = {
+  async up(db) {
+    await sql`alter table outbox drop constraint outbox_pkey`.execute(db);
+    await sql`drop index outbox_seq`.execute(db);
+    await sql`alter table outbox add constraint outbox_pkey primary key (seq)`.execute(db);
+  },
+};
+
 export interface OutboxTable {
   id: string;
   seq: Generated<bigint | string>;

@@ -50,13 +50,15 @@ interface Leadership {
   client: pg.PoolClient;
   table: string;
   lost: boolean;
-  /** Rows published and acked, to be deleted by the next query. */
+  /** The `seq` of rows published and acked, to be deleted by the next query. */
   acked: string[];
   onError: (err: Error) => void;
 }
 
 /** An outbox row as the relay reads it (int8 columns as pg returns them: bigint or string). */
 export interface OutboxRow {
+  /** The row's key (int8, as pg returns it: a string unless the pool parses it). */
+  seq: bigint | string;
   id: string;
   event_type: string;
   subject: string;
@@ -170,7 +172,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (leader === held) leader = undefined;
     if (!held.lost && held.acked.length > 0) {
       // Rows left would only be published again (and dropped as duplicates); not worth failing over.
-      await held.client.query(`delete from ${held.table} where id = any($1::uuid[])`, [held.acked]).catch(() => undefined);
+      await held.client.query(`delete from ${held.table} where seq = any($1::bigint[])`, [held.acked]).catch(() => undefined);
     }
     if (!held.lost) {
       // Unlock before closing: the session ends asynchronously, and a standby should not wait for it.
@@ -190,14 +192,14 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     wakePending = false;
     // Deletes the previous batch in the statement that reads the next one: a round trip per batch
     // instead of two. The read's snapshot predates the delete, hence the explicit exclusion. Neither
-    // the ids (jsonb, read into an array once) nor the limit (in the text) show Postgres a size, so it
-    // keeps one generic plan: with a `uuid[]` and a `limit $1`, plans for the known sizes looked
-    // cheaper, and the statement was planned again for most batches.
+    // the keys (jsonb, read into an array once) nor the limit (in the text) show Postgres a size, so it
+    // keeps one generic plan: with an array parameter and a `limit $1`, plans for the known sizes
+    // looked cheaper, and the statement was planned again for most batches.
     const { rows } = await held.client.query<OutboxRow>(
-      `with published as (select array(select v::uuid from jsonb_array_elements_text($1::jsonb) v) as ids),
-         deleted as (delete from ${held.table} where id = any((select ids from published)::uuid[]))
-       select id, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at
-         from ${held.table} where id <> all((select ids from published)::uuid[]) order by seq limit ${batchSize}`,
+      `with published as (select array(select v::bigint from jsonb_array_elements_text($1::jsonb) v) as seqs),
+         deleted as (delete from ${held.table} where seq = any((select seqs from published)::bigint[]))
+       select seq, id, event_type, subject, tenant_id, aggregate_id, aggregate_version, data_type, payload, headers, created_at
+         from ${held.table} where seq <> all((select seqs from published)::bigint[]) order by seq limit ${batchSize}`,
       [JSON.stringify(held.acked)],
     );
     held.acked = [];
@@ -210,7 +212,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const ack = await publish;
         if (ack.duplicate) stats.duplicates++;
         else stats.published++;
-        acked.push(rows[i]!.id);
+        acked.push(String(rows[i]!.seq));
       } catch (err) {
         failure = err;
         break;

@@ -3,7 +3,7 @@ import { createTestDatabase, readStream as readStoredMessages, testNats, testNam
 import type { JsMsg } from '@nats-io/jetstream';
 import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
-import { connectBus, declareStreams, deleteStreams, inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, streamName, type Bus, type ConsumeOutcome, type StreamKey } from '../src/index.js';
+import { connectBus, declareStreams, deleteStreams, inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration, streamName, type Bus, type ConsumeOutcome, type StreamKey } from '../src/index.js';
 
 export const SCHEMA = 'svc';
 
@@ -53,6 +53,7 @@ export async function harness(label: string): Promise<Harness> {
     },
     '0004_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
     '0005_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+    '0006_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
   });
   const namespace = testNamespace(label);
   const bus = await connectBus({ url: await testNats(), name: `bus-test-${label}` });

@@ -14,6 +14,7 @@ import {
   headerRecord,
   OUTBOX_CHANNEL,
   outboxDeletedOnPublishMigration,
+  outboxKeyedBySeqMigration,
   outboxMigration,
   outboxSeqNotUniqueMigration,
   publishOutboxRow,
@@ -312,7 +313,7 @@ describe('outbox relay', () => {
           return rows[0].n === 0;
         });
       }
-      ({ rows: plans } = await relayClient!.query(`select generic_plans::int, custom_plans::int from pg_prepared_statements where statement like '%delete from "%".outbox where%select ids from published%'`));
+      ({ rows: plans } = await relayClient!.query(`select generic_plans::int, custom_plans::int from pg_prepared_statements where statement like '%delete from "%".outbox where%select seqs from published%'`));
     } finally {
       await relay.stop();
     }
@@ -320,16 +321,16 @@ describe('outbox relay', () => {
     expect(plans[0]!.generic_plans).toBeGreaterThan(plans[0]!.custom_plans);
   });
 
-  it('keeps only the indexes the relay reads: seq orders the rows but is not unique', async () => {
+  it('keeps one index, the key the relay reads and deletes by: seq', async () => {
     const { rows } = await h.pool.query<{ indexname: string; indexdef: string }>(
       'select indexname, indexdef from pg_indexes where schemaname = $1 and tablename = $2 order by indexname',
       [SCHEMA, 'outbox'],
     );
-    expect(rows.map((r) => r.indexname)).toEqual(['outbox_pkey', 'outbox_seq']);
-    expect(rows.find((r) => r.indexname === 'outbox_seq')!.indexdef).toMatch(/^CREATE INDEX .* \(seq\)$/);
-    // The relay's read takes the oldest rows through the seq index.
-    const plan = await h.pool.query<{ 'QUERY PLAN': string }>('explain select id from outbox where id <> all($1::uuid[]) order by seq limit 500', [[]]);
-    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using outbox_seq/);
+    expect(rows.map((r) => r.indexname)).toEqual(['outbox_pkey']);
+    expect(rows[0]!.indexdef).toMatch(/^CREATE UNIQUE INDEX outbox_pkey .* \(seq\)$/);
+    // The relay's read takes the oldest rows through it.
+    const plan = await h.pool.query<{ 'QUERY PLAN': string }>('explain select id from outbox where seq <> all($1::bigint[]) order by seq limit 500', [[]]);
+    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using outbox_pkey/);
   });
 
   it('keeps the events it could not publish (no stream took them) and publishes them, in order, once a stream does', async () => {
@@ -410,6 +411,60 @@ describe('outboxDeletedOnPublishMigration', () => {
       expect((await pool.query('select id from outbox')).rows).toEqual([]);
       const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-upgrade-'));
       expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual([owed.id]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('outboxKeyedBySeqMigration', () => {
+  it("keeps the rows still owed, which this release's relay publishes and deletes by seq, and leaves the previous release's relay working", async () => {
+    const schema = 'svc_keyed_by_seq';
+    await ensureSchema(h.database.url, schema);
+    const { db, pool, close } = createDb<OutboxTables>({ url: h.database.url, schema, poolMax: 2 });
+    try {
+      const before = {
+        '0001_outbox': outboxMigration,
+        '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
+        '0003_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+      };
+      await migrateToLatest(db, schema, before);
+      const insert = async (event: string) =>
+        (
+          (
+            await sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload)
+              values (${uuidv7()}, 'ledger', 'punchcard.ledger.session_consumed', 'punchcard.ledger.session_consumed.tenant-a', 'tenant-a', ${event},
+                      ${StringValueSchema.typeName}, ${toBinary(StringValueSchema, create(StringValueSchema, { value: event }))})
+              returning id`.execute(db)
+          ).rows[0] as { id: string }
+        ).id;
+      const first = await insert('ent-keyed-first');
+      const second = await insert('ent-keyed-second');
+
+      await migrateToLatest(db, schema, { ...before, '0004_outbox_keyed_by_seq': outboxKeyedBySeqMigration });
+      const { rows: keys } = await pool.query<{ attname: string }>(
+        `select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+         where i.indrelid = 'outbox'::regclass and i.indisprimary`,
+      );
+      expect(keys.map((k) => k.attname)).toEqual(['seq']);
+
+      // During the rollout the previous release's relay may still lead: it reads by seq and deletes by id.
+      const { rows } = await pool.query<OutboxRow>('select * from outbox where id <> all($1::uuid[]) order by seq limit 500', [[]]);
+      expect(rows.map((r) => r.id)).toEqual([first, second]);
+      expect((await publishOutboxRow(requestingPublisher(h.bus.js), h.namespace, SOURCE, rows[0]!)).duplicate).toBe(false);
+      await pool.query('delete from outbox where id = any($1::uuid[])', [[first]]);
+
+      // This release's relay takes over and publishes the rest, deleting by seq.
+      const relay = startOutboxRelay({ pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+      try {
+        await relay.flush();
+        expect(relay.stats()).toMatchObject({ published: 1, duplicates: 0 });
+      } finally {
+        await relay.stop();
+      }
+      expect((await pool.query('select id from outbox')).rows).toEqual([]);
+      const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-keyed-'));
+      expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual([first, second]);
     } finally {
       await close();
     }

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migration } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -247,4 +247,5 @@ export const migrations: Record<string, Migration> = {
   '0005_upgrades_and_lineage': upgradesAndLineage,
   '0006_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
   '0007_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+  '0008_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
 };

@@ -1,4 +1,4 @@
-import { outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
+import { outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -75,4 +75,5 @@ export const migrations: Migrations = {
   },
   '0004_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
   '0005_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+  '0006_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
 };

@@ -1,5 +1,5 @@
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
 import { sql } from 'kysely';
 
 /** Forward-only migrations of the `entitlement_ledger` schema; add new ones at the end. */
@@ -317,4 +317,5 @@ export const migrations: Migrations = {
         referencing new table as inserted for each statement execute function entries_match_entitlements()`.execute(db);
     },
   },
+  '0012_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
 };

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
 import { idempotencyMigration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -81,4 +81,5 @@ export const migrations: Migrations = {
     },
   },
   '0007_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
+  '0008_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
 };

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration } from '@punchcard/bus';
+import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
 import type { Migration, Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
@@ -370,4 +370,5 @@ export const migrations: Migrations = {
   },
   '0010_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
   '0011_balance_checked_once_per_entry': balanceCheckedOncePerEntry,
+  '0012_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
 };
