@@ -5,3 +5,4 @@ export { readStream } from './streams.js';
 export { countingStatements, type CountedDb } from './statements.js';
 export { spentRowsLeftAfter } from './housekeeping.js';
 export { promotedBy } from './promoted.js';
+export { shareKeptOnTheirPages } from './pages.js';
