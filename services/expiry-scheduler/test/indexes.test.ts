@@ -63,6 +63,6 @@ describe('entitlement rows', () => {
       sql`update entitlements set version = version + 1, status = 'EXPIRED', remaining = 0, update_time = now() where tenant_id = ${tenant}`.execute(db),
     );
     // With full pages (the default fillfactor) none stayed; with a fifth of each page free, about a quarter.
-    expect(kept).toBeGreaterThan(0.2);
+    expect(kept).toBeGreaterThan(0.15);
   });
 });
