@@ -2,7 +2,7 @@ import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { createDb, ensureSchema, inTransaction, migrateToLatest, uuidv7 } from '@punchcard/db';
 import { countingStatements } from '@punchcard/testing';
-import { sql, type QueryCreator } from 'kysely';
+import { sql, type Kysely, type QueryCreator } from 'kysely';
 import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ import {
   startOutboxRelay,
   streamName,
   type OutboxRelay,
+  type OutboxRelayStats,
   type OutboxRow,
   type OutboxTables,
 } from '../src/index.js';
@@ -374,6 +375,34 @@ describe('outbox relay', () => {
   });
 });
 
+/** An outbox row as an earlier release wrote it, straight into `schema`'s table; its id. */
+async function insertOutboxRow(db: Kysely<OutboxTables>, event: string, publishedAt: Date | null = null): Promise<string> {
+  const { rows } = await sql<{ id: string }>`
+    insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, published_at)
+    values (${uuidv7()}, 'ledger', 'punchcard.ledger.session_consumed', 'punchcard.ledger.session_consumed.tenant-a', 'tenant-a', ${event},
+            ${StringValueSchema.typeName}, ${toBinary(StringValueSchema, create(StringValueSchema, { value: event }))}, ${publishedAt})
+    returning id`.execute(db);
+  return rows[0]!.id;
+}
+
+/**
+ * This release's relay takes over `pool`'s outbox: it publishes what is there, which must leave the
+ * stats given and an empty outbox. Returns the ids the LEDGER stream holds of events about aggregates
+ * whose id starts with `prefix`.
+ */
+async function relayTakesOver(pool: pg.Pool, stats: Partial<OutboxRelayStats>, prefix: string): Promise<string[]> {
+  const relay = startOutboxRelay({ pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
+  try {
+    await relay.flush();
+    expect(relay.stats()).toMatchObject(stats);
+  } finally {
+    await relay.stop();
+  }
+  expect((await pool.query('select id from outbox')).rows).toEqual([]);
+  const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith(prefix));
+  return inStream.map((m) => m.headers?.get(CE.id) ?? '');
+}
+
 describe('outboxDeletedOnPublishMigration', () => {
   it("drops the rows an earlier relay marked published, keeps those still owed, and leaves the previous release's relay working", async () => {
     const schema = 'svc_upgrade';
@@ -382,35 +411,21 @@ describe('outboxDeletedOnPublishMigration', () => {
     try {
       const before = { '0001_outbox': outboxMigration, '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration };
       await migrateToLatest(db, schema, before);
-      const insert = (event: string, published: boolean) =>
-        sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, published_at)
-          values (${uuidv7()}, 'ledger', 'punchcard.ledger.session_consumed', 'punchcard.ledger.session_consumed.tenant-a', 'tenant-a', ${event},
-                  ${StringValueSchema.typeName}, ${toBinary(StringValueSchema, create(StringValueSchema, { value: event }))}, ${published ? new Date() : null})
-          returning id`.execute(db);
-      await insert('ent-upgrade-published', true);
-      const owed = (await insert('ent-upgrade-owed', false)).rows[0] as { id: string };
+      await insertOutboxRow(db, 'ent-upgrade-published', new Date());
+      const owed = await insertOutboxRow(db, 'ent-upgrade-owed');
 
       await migrateToLatest(db, schema, { ...before, '0003_outbox_deleted_on_publish': outboxDeletedOnPublishMigration });
-      expect((await pool.query<{ id: string }>('select id from outbox')).rows.map((r) => r.id)).toEqual([owed.id]);
+      expect((await pool.query<{ id: string }>('select id from outbox')).rows.map((r) => r.id)).toEqual([owed]);
 
       // During the rollout the previous release's relay may still lead: it reads the rows not marked,
       // publishes them and marks them, as it always did.
       const { rows } = await pool.query<OutboxRow>('select * from outbox where published_at is null order by seq limit 500');
-      expect(rows.map((r) => r.id)).toEqual([owed.id]);
+      expect(rows.map((r) => r.id)).toEqual([owed]);
       expect((await publishOutboxRow(requestingPublisher(h.bus.js), h.namespace, SOURCE, rows[0]!)).duplicate).toBe(false);
-      await pool.query('update outbox set published_at = now() where id = any($1::uuid[])', [[owed.id]]);
+      await pool.query('update outbox set published_at = now() where id = any($1::uuid[])', [[owed]]);
 
       // This release's relay takes over: the marked row goes out again, JetStream drops it, and it is deleted.
-      const relay = startOutboxRelay({ pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
-      try {
-        await relay.flush();
-        expect(relay.stats()).toMatchObject({ published: 0, duplicates: 1 });
-      } finally {
-        await relay.stop();
-      }
-      expect((await pool.query('select id from outbox')).rows).toEqual([]);
-      const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-upgrade-'));
-      expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual([owed.id]);
+      expect(await relayTakesOver(pool, { published: 0, duplicates: 1 }, 'ent-upgrade-')).toEqual([owed]);
     } finally {
       await close();
     }
@@ -429,17 +444,8 @@ describe('outboxKeyedBySeqMigration', () => {
         '0003_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
       };
       await migrateToLatest(db, schema, before);
-      const insert = async (event: string) =>
-        (
-          (
-            await sql`insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload)
-              values (${uuidv7()}, 'ledger', 'punchcard.ledger.session_consumed', 'punchcard.ledger.session_consumed.tenant-a', 'tenant-a', ${event},
-                      ${StringValueSchema.typeName}, ${toBinary(StringValueSchema, create(StringValueSchema, { value: event }))})
-              returning id`.execute(db)
-          ).rows[0] as { id: string }
-        ).id;
-      const first = await insert('ent-keyed-first');
-      const second = await insert('ent-keyed-second');
+      const first = await insertOutboxRow(db, 'ent-keyed-first');
+      const second = await insertOutboxRow(db, 'ent-keyed-second');
 
       await migrateToLatest(db, schema, { ...before, '0004_outbox_keyed_by_seq': outboxKeyedBySeqMigration });
       const { rows: keys } = await pool.query<{ attname: string }>(
@@ -455,16 +461,7 @@ describe('outboxKeyedBySeqMigration', () => {
       await pool.query('delete from outbox where id = any($1::uuid[])', [[first]]);
 
       // This release's relay takes over and publishes the rest, deleting by seq.
-      const relay = startOutboxRelay({ pool, nc: h.bus.nc, namespace: h.namespace, source: SOURCE, pollIntervalMs: 50 });
-      try {
-        await relay.flush();
-        expect(relay.stats()).toMatchObject({ published: 1, duplicates: 0 });
-      } finally {
-        await relay.stop();
-      }
-      expect((await pool.query('select id from outbox')).rows).toEqual([]);
-      const inStream = (await readStream(h.bus, h.namespace, 'LEDGER')).filter((m) => (m.headers?.get(CE.subject) ?? '').startsWith('ent-keyed-'));
-      expect(inStream.map((m) => m.headers?.get(CE.id))).toEqual([first, second]);
+      expect(await relayTakesOver(pool, { published: 1, duplicates: 0 }, 'ent-keyed-')).toEqual([first, second]);
     } finally {
       await close();
     }
