@@ -375,7 +375,7 @@ describe('outbox relay', () => {
   });
 });
 
-/** An outbox row as an earlier release wrote it, straight into `schema`'s table; its id. */
+/** An outbox row as an earlier release wrote it, straight into the table `db` reaches; its id. */
 async function insertOutboxRow(db: Kysely<OutboxTables>, event: string, publishedAt: Date | null = null): Promise<string> {
   const { rows } = await sql<{ id: string }>`
     insert into outbox (id, producer, event_type, subject, tenant_id, aggregate_id, data_type, payload, published_at)
