@@ -55,7 +55,10 @@ export async function standInForAutovacuum(url: string, everyMs: number): Promis
         s.n_mod_since_analyze > ${setting('autovacuum_analyze_threshold')} + ${setting('autovacuum_analyze_scale_factor')} * t.rows as analyze
       from pg_stat_user_tables s
       join pg_class c on c.oid = s.relid
-      cross join lateral (select greatest(c.reltuples, 0) as rows) t`);
+      cross join lateral (select greatest(c.reltuples, 0) as rows) t
+      -- Temporary tables belong to their session (the sweep's loader makes one): autovacuum leaves
+      -- them, a vacuum from here only skips them, and one dropped meanwhile failed the whole round.
+      where c.relpersistence <> 't'`);
     for (const { name, vacuum, analyze } of rows) {
       if (stopping) return;
       if (vacuum) await client.query(`vacuum ${analyze ? '(analyze) ' : ''}${name}`);

@@ -96,4 +96,36 @@ describe('the bench standing in for autovacuum', () => {
     expect(lastAutovacuum.standInEverySeconds).toBe(0);
     expect((await counts()).barely).toBe('vacuum 0, analyze 0');
   });
+  it("leaves other sessions' temporary tables alone, as autovacuum does, and vacuums the rest", async () => {
+    await sql('create table beside (n int)');
+    await sql('insert into beside select g from generate_series(1, 1000) g');
+    await sql('delete from beside');
+    // A temporary table past the insert threshold, in a session of its own that stays open (the
+    // expiry sweep's loader makes one): no other session can vacuum it, and it may be gone by the
+    // time a vacuum names it.
+    const owner = new pg.Client({ connectionString: database.url });
+    await owner.connect();
+    const vacuumsDone = async () => Object.values(await counts()).reduce((n, c) => n + Number(/vacuum (\d+)/.exec(c)![1]), 0);
+    let done = 0;
+    try {
+      await owner.query('create temporary table scratch (n int)');
+      await owner.query('insert into scratch select g from generate_series(1, 5000) g');
+      await owner.query('select pg_stat_force_next_flush()');
+      await owner.query('select 1');
+      const before = await vacuumsDone();
+      const stop = await standInForAutovacuum(database.url, 50);
+      if (lastAutovacuum.autovacuum === 'on') return stop();
+      const deadline = Date.now() + 15_000;
+      while ((await counts()).beside !== 'vacuum 1, analyze 1' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // A few more rounds: each would name the temporary table again.
+      await new Promise((r) => setTimeout(r, 300));
+      await stop();
+      done = (await vacuumsDone()) - before;
+    } finally {
+      await owner.end();
+    }
+    expect((await counts()).beside).toBe('vacuum 1, analyze 1');
+    // Every vacuum the stand-in counts is one the server did.
+    expect(lastAutovacuum.vacuums).toBe(done);
+  });
 });
