@@ -16,6 +16,13 @@ async function counts(): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.relname, `vacuum ${r.v}, analyze ${r.a}`]));
 }
 
+/** A table of 1,000 dead rows: past the vacuum threshold (50 + 20 %). */
+async function tableOfDeadRows(name: string): Promise<void> {
+  await sql(`create table ${name} (n int)`);
+  await sql(`insert into ${name} select g from generate_series(1, 1000) g`);
+  await sql(`delete from ${name}`);
+}
+
 beforeAll(async () => {
   database = await createTestDatabase('bench_autovacuum');
   for (const table of ['grown', 'churned', 'barely']) await sql(`create table ${table} (n int)`);
@@ -58,9 +65,7 @@ describe('the bench standing in for autovacuum', () => {
     // Dead rows past the vacuum threshold, in a table this test keeps locked against vacuum: the
     // stand-in's vacuum waits for the lock until the stop cancels it (without the cancel, the stop
     // would wait for the vacuum, and the vacuum for this test's lock).
-    await sql('create table held (n int)');
-    await sql('insert into held select g from generate_series(1, 1000) g');
-    await sql('delete from held');
+    await tableOfDeadRows('held');
     const holder = new pg.Client({ connectionString: database.url });
     await holder.connect();
     try {
@@ -96,10 +101,9 @@ describe('the bench standing in for autovacuum', () => {
     expect(lastAutovacuum.standInEverySeconds).toBe(0);
     expect((await counts()).barely).toBe('vacuum 0, analyze 0');
   });
+
   it("leaves other sessions' temporary tables alone, as autovacuum does, and vacuums the rest", async () => {
-    await sql('create table beside (n int)');
-    await sql('insert into beside select g from generate_series(1, 1000) g');
-    await sql('delete from beside');
+    await tableOfDeadRows('beside');
     // A temporary table past the insert threshold, in a session of its own that stays open (the
     // expiry sweep's loader makes one): no other session can vacuum it, and it may be gone by the
     // time a vacuum names it.

@@ -25,3 +25,4 @@ export { assertIdentifier } from './identifiers.js';
 export { deleteOlderThan, PRUNE_BATCH_SIZE } from './prune.js';
 export { uuidv7, isUuid } from './uuid.js';
 export { PackedBytes } from './packed-bytes.js';
+export { roomForUpdatesMigration } from './room-for-updates.js';

@@ -1,4 +1,4 @@
-import { idempotencyMigration, type Migrations } from '@punchcard/db';
+import { idempotencyMigration, roomForUpdatesMigration, type Migrations } from '@punchcard/db';
 import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
 import { sql } from 'kysely';
 
@@ -318,12 +318,6 @@ export const migrations: Migrations = {
     },
   },
   '0012_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
-  '0013_entitlements_room_for_updates': {
-    async up(db) {
-      // Every movement (a consume, an expiry) updates its entitlement's row, and none changes an
-      // indexed column, so an update that finds room on the row's page is HOT: none of the table's
-      // four index entries is written again. Full pages sent nearly every update to another page.
-      await sql`alter table entitlements set (fillfactor = 80)`.execute(db);
-    },
-  },
+  // Every movement (a consume, an expiry) updates its entitlement's row and changes no indexed column.
+  '0013_entitlements_room_for_updates': roomForUpdatesMigration('entitlements'),
 };

@@ -1,5 +1,5 @@
 import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
-import { idempotencyMigration, type Migrations } from '@punchcard/db';
+import { idempotencyMigration, roomForUpdatesMigration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
 /** Forward-only migrations of the `expiry_scheduler` schema; append new ones, never edit applied ones. */
@@ -82,12 +82,6 @@ export const migrations: Migrations = {
   },
   '0007_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
   '0008_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
-  '0009_entitlements_room_for_updates': {
-    async up(db) {
-      // Every ledger event updates its entitlement's row here (a consume, an expiry). Only the primary
-      // key indexes the table, so an update that finds room on the row's page is HOT: no index entry.
-      // Full pages sent nearly every update to another page, with a new key entry each.
-      await sql`alter table entitlements set (fillfactor = 80)`.execute(db);
-    },
-  },
+  // Every ledger event (a consume, an expiry) updates its entitlement's row here; only the key indexes it.
+  '0009_entitlements_room_for_updates': roomForUpdatesMigration('entitlements'),
 };

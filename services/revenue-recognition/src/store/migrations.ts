@@ -1,5 +1,5 @@
 import { inboxMigration, outboxMigration, outboxSeqNotUniqueMigration, outboxDeletedOnPublishMigration, outboxKeyedBySeqMigration } from '@punchcard/bus';
-import type { Migration, Migrations } from '@punchcard/db';
+import { roomForUpdatesMigration, type Migration, type Migrations } from '@punchcard/db';
 import { sql } from 'kysely';
 
 // Frozen here rather than imported: a migration must mean the same thing forever.
@@ -371,12 +371,6 @@ export const migrations: Migrations = {
   '0010_outbox_deleted_on_publish': outboxDeletedOnPublishMigration,
   '0011_balance_checked_once_per_entry': balanceCheckedOncePerEntry,
   '0012_outbox_keyed_by_seq': outboxKeyedBySeqMigration,
-  '0013_progress_room_for_updates': {
-    async up(db) {
-      // Every ledger event updates its entitlement's progress row (the version applied). Only the
-      // primary key indexes the table, so an update that finds room on the row's page is HOT: no
-      // index entry. Full pages sent nearly every update to another page, with a new key entry each.
-      await sql`alter table entitlement_progress set (fillfactor = 80)`.execute(db);
-    },
-  },
+  // Every ledger event updates its entitlement's progress row (the version applied); only the key indexes it.
+  '0013_progress_room_for_updates': roomForUpdatesMigration('entitlement_progress'),
 };
