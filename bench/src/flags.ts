@@ -11,8 +11,8 @@ export interface Flags {
   pgbench: boolean;
   /** consume-throughput without the raw-SQL and pgbench columns (for profiling the service alone). */
   serviceOnly: boolean;
-  /** consume-throughput's open-loop rate instead of half of the peak (to compare configurations at one rate). */
-  openRate?: number;
+  /** consume-throughput's open-loop runs, one after another (default: half of the peak, where the p99 target is judged). */
+  openRates: OpenRate[];
   /** Consumes per second for event-lag, one step each; the targets apply to the highest. */
   rates: number[];
   hotSessions: number;
@@ -38,8 +38,9 @@ flags:
   --raw-pool N          pool size of the raw-SQL driver (default 10, the ledger's)
   --no-pgbench          skip the pgbench column
   --service-only        consume-throughput without the raw-SQL and pgbench runs (profiling)
-  --open-rate N         consume-throughput's open-loop run at N/s instead of half of the peak
-                        (configurations compared at one rate; the p99 target is then not judged)
+  --open-rate LIST      consume-throughput's open-loop runs, each N/s or N% of the peak
+                        (default 50%, where the p99 target is judged; e.g. 6%,12%,25%,50% for
+                        the tail against the rate, or 300 to compare configurations at one rate)
   --rate LIST           event-lag consumes per second, one step each (default 100,500)
   --hot-sessions N      hot-row: sessions in the shared entitlement (default 1000)
   --hot-workers N       hot-row: concurrent consumers (default 64)
@@ -49,6 +50,23 @@ flags:
   --log-level L         services' LOG_LEVEL (default info, as in production)
   --autovacuum-every S  with the server's autovacuum off, vacuum and analyze in its place every S s (default 10; 0 never)
   --help`;
+
+/** An open-loop run's rate: consumes per second, or a share of the peak the closed-loop steps found. */
+export type OpenRate = { perSecond: number } | { shareOfPeak: number };
+
+export const HALF_OF_PEAK = { shareOfPeak: 0.5 } as const satisfies OpenRate;
+
+/** `300` (consumes/s, at least 1) or `25%` (of the peak, above 0). */
+export function parseOpenRate(value: string): OpenRate {
+  const share = /^(\d+(?:\.\d+)?)%$/.exec(value);
+  if (share) {
+    const percent = Number(share[1]);
+    if (percent > 0) return { shareOfPeak: percent / 100 };
+  } else if (/^\d+(?:\.\d+)?$/.test(value) && Number(value) >= 1) {
+    return { perSecond: Number(value) };
+  }
+  throw new Error(`--open-rate takes consumes per second (at least 1) or a share of the peak above 0 %, such as 300 or 25%, got ${JSON.stringify(value)}`);
+}
 
 export const ALL_BENCHMARKS = ['consume-throughput', 'hot-row', 'event-lag', 'expiry-sweep', 'report'];
 
@@ -99,7 +117,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     rawPool: num('raw-pool', values['raw-pool'], 10, 1),
     pgbench: values['no-pgbench'] !== true && values['service-only'] !== true,
     serviceOnly: values['service-only'] === true,
-    ...(values['open-rate'] !== undefined ? { openRate: num('open-rate', values['open-rate'], 0, 1) } : {}),
+    openRates: values['open-rate'] !== undefined ? values['open-rate'].split(',').map((r) => parseOpenRate(r.trim())) : [HALF_OF_PEAK],
     rates: values.rate ? values.rate.split(',').map((r) => num('rate', r.trim(), 1, 1)) : [100, 500],
     hotSessions: num('hot-sessions', values['hot-sessions'], 1000, 1),
     hotWorkers: num('hot-workers', values['hot-workers'], 64, 1),

@@ -4,13 +4,25 @@ import { parseFlags, type Flags } from '../src/flags.js';
 const parsed = (...argv: string[]) => parseFlags(argv) as Flags;
 
 describe('bench flags', () => {
-  it('run the open-loop step at half of the peak unless --open-rate names a rate', () => {
-    expect(parsed('consume-throughput').openRate).toBeUndefined();
-    expect(parsed('consume-throughput', '--open-rate', '300').openRate).toBe(300);
+  it('run the open loop once at half of the peak unless --open-rate lists rates', () => {
+    expect(parsed('consume-throughput').openRates).toEqual([{ shareOfPeak: 0.5 }]);
+    expect(parsed('consume-throughput', '--open-rate', '300').openRates).toEqual([{ perSecond: 300 }]);
   });
 
-  it('refuse a rate that is not a positive number, naming the flag', () => {
-    expect(() => parsed('--open-rate', '0')).toThrow('--open-rate must be a number ≥ 1, got "0"');
-    expect(() => parsed('--open-rate', 'fast')).toThrow('--open-rate');
+  it('take shares of the peak and rates together, in the order given', () => {
+    expect(parsed('--open-rate', '6.25%, 25%,50%,120,150%').openRates).toEqual([
+      { shareOfPeak: 0.0625 },
+      { shareOfPeak: 0.25 },
+      { shareOfPeak: 0.5 },
+      { perSecond: 120 },
+      { shareOfPeak: 1.5 },
+    ]);
+  });
+
+  it('refuse a rate below 1/s, a share of 0 % and anything else, naming the flag and the value', () => {
+    for (const bad of ['0', '0.5', '0%', '-5%', 'fast', '25 %', '', '300,']) {
+      expect(() => parsed(`--open-rate=${bad}`), bad).toThrow(/^--open-rate takes .* got "/);
+    }
+    expect(() => parsed('--open-rate', '50%,x')).toThrow('got "x"');
   });
 });

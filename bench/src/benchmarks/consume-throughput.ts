@@ -2,9 +2,9 @@ import { toBinary } from '@bufbuild/protobuf';
 import { ConsumeResponseSchema } from '@punchcard/contracts/punchcard/ledger/v1/ledger_pb';
 import { benchBackends, CpuMeter, localNatsServer } from '../cpu.js';
 import { createEnv } from '../env.js';
-import { gcPausesBetween, gcTableRow, gcTotalsFromMetrics, watchOwnGc } from '../gc-pauses.js';
-import { handledWithin, handlingShares, quantileBucket } from '../handling-time.js';
-import type { Flags } from '../flags.js';
+import { gcPausesBetween, gcTableRow, gcTotalsFromMetrics, watchOwnGc, type GcPauses } from '../gc-pauses.js';
+import { handledWithin, handlingShares, quantileBucket, type HandlingShare } from '../handling-time.js';
+import { HALF_OF_PEAK, type Flags, type OpenRate } from '../flags.js';
 import { seedTenant, terms } from '../ledger.js';
 import { closedLoop, openLoop, type LoadResult } from '../load.js';
 import { pgbenchVersion, preparePgbench, runPgbench } from '../pgbench.js';
@@ -34,15 +34,43 @@ export function servicePackages(concurrency: readonly number[]): number {
 /** CPU milliseconds per consume, by process group, over the measured window. */
 type CpuPerConsume = Record<string, number>;
 
+type Metered = LoadResult & { cpuMsPerConsume: CpuPerConsume };
+
 interface Level {
   concurrency: number;
-  service: LoadResult & { cpuMsPerConsume: CpuPerConsume };
-  raw?: LoadResult & { cpuMsPerConsume: CpuPerConsume };
-  pgbench?: LoadResult & { cpuMsPerConsume: CpuPerConsume };
+  service: Metered;
+  raw?: Metered;
+  pgbench?: Metered;
+}
+
+/** One open-loop run of the service at a fixed rate. */
+interface OpenRun extends Metered {
+  rate: number;
+  label: string;
+  halfOfPeak: boolean;
+  /** Cores the measured processes kept busy on average. */
+  coresBusy: number;
+  handledInLedger: { within: HandlingShare[]; p99: { aboveMs: number; withinMs: number } };
+  gcPauses: { ledger: GcPauses; client: GcPauses };
 }
 
 function perConsume(cpu: Record<string, number>, ok: number): CpuPerConsume {
   return Object.fromEntries(Object.entries(cpu).map(([k, seconds]) => [k, ok > 0 ? round((seconds * 1000) / ok, 2) : 0]));
+}
+
+function coresBusy(run: Metered): number {
+  return round((Object.values(run.cpuMsPerConsume).reduce((a, b) => a + b, 0) * run.throughput) / 1000, 2);
+}
+
+/** The rate an open-loop run sends at, given the peak the closed-loop steps found, and what to call it. */
+export function resolveOpenRate(rate: OpenRate, peak: number): { perSecond: number; label: string; halfOfPeak: boolean } {
+  if ('perSecond' in rate) return { perSecond: rate.perSecond, label: 'set by --open-rate', halfOfPeak: false };
+  const halfOfPeak = rate.shareOfPeak === HALF_OF_PEAK.shareOfPeak;
+  return {
+    perSecond: Math.max(1, Math.floor(peak * rate.shareOfPeak)),
+    label: halfOfPeak ? 'half of peak' : `${round(rate.shareOfPeak * 100, 1)} % of peak`,
+    halfOfPeak,
+  };
 }
 
 export const consumeThroughput: Benchmark = {
@@ -91,7 +119,7 @@ export const consumeThroughput: Benchmark = {
         progress.update(`waiting for the relay to publish the events of the last step before ${next} …`);
         await raw.outboxPublished();
       };
-      // The service's steps and its half-of-peak run come first, the raw driver's and pgbench's after:
+      // The service's steps and its open-loop runs come first, the raw driver's and pgbench's after:
       // once the raw driver had run in this process, the gRPC client promoted most of each call
       // (bench/JOURNAL.md, 7 December from 16:48), and its pauses went into the service's latency.
       for (const c of flags.concurrency) {
@@ -104,31 +132,41 @@ export const consumeThroughput: Benchmark = {
       }
 
       const peak = levels.reduce((best, l) => (l.service.throughput > best.service.throughput ? l : best));
-      const openRate = flags.openRate ?? Math.max(1, Math.floor(peak.service.throughput / 2));
-      const openLabel = flags.openRate ? 'set by --open-rate' : 'half of peak';
-      let n = 0;
-      await settled(`the service at ${openLabel}`);
       const ledgerMetrics = async () => (await fetch(`${ledger.opsUrl}/metrics`)).text();
-      const metricsBefore = await ledgerMetrics();
-      const openStarted = performance.now();
-      const clientGc = watchOwnGc();
-      const half = await metered((onMeasureStart) =>
-        openLoop({
-          ...step,
-          rate: openRate,
-          label: `service at ${openLabel} (${openRate}/s)`,
-          onMeasureStart,
-          op: () => client.consumeOutcome(forService[n++ % forService.length]!),
-        }),
-      );
-      const gcOfClient = await clientGc();
-      const metricsAfter = await ledgerMetrics();
-      // Both include the warm-up: the ledger's histograms have no time window.
-      const inLedger = handlingShares(handledWithin(metricsBefore, 'Consume'), handledWithin(metricsAfter, 'Consume'));
-      const gcOfLedger = gcPausesBetween(gcTotalsFromMetrics(metricsBefore), gcTotalsFromMetrics(metricsAfter), (performance.now() - openStarted) / 1000);
-      const inLedgerP99 = quantileBucket(inLedger, 0.99);
-      const coresBusy = round((Object.values(half.cpuMsPerConsume).reduce((a, b) => a + b, 0) * half.throughput) / 1000, 2);
-      progress.note(`service at ${openRate}/s (${openLabel}): p50 ${half.latency.p50} ms, p99 ${half.latency.p99} ms; the ledger, its Postgres${nats ? ', NATS' : ''} and the client kept ${coresBusy} cores busy`);
+      const openRuns: OpenRun[] = [];
+      let n = 0;
+      for (const openRate of flags.openRates) {
+        const { perSecond: rate, label, halfOfPeak } = resolveOpenRate(openRate, peak.service.throughput);
+        await settled(`the service at ${label} (${rate}/s)`);
+        const metricsBefore = await ledgerMetrics();
+        const openStarted = performance.now();
+        const clientGc = watchOwnGc();
+        const result = await metered((onMeasureStart) =>
+          openLoop({
+            ...step,
+            rate,
+            label: `service at ${label} (${rate}/s)`,
+            onMeasureStart,
+            op: () => client.consumeOutcome(forService[n++ % forService.length]!),
+          }),
+        );
+        const gcOfClient = await clientGc();
+        const metricsAfter = await ledgerMetrics();
+        // Both include the warm-up: the ledger's histograms have no time window.
+        const within = handlingShares(handledWithin(metricsBefore, 'Consume'), handledWithin(metricsAfter, 'Consume'));
+        const gcOfLedger = gcPausesBetween(gcTotalsFromMetrics(metricsBefore), gcTotalsFromMetrics(metricsAfter), (performance.now() - openStarted) / 1000);
+        const run: OpenRun = {
+          rate,
+          label,
+          halfOfPeak,
+          ...result,
+          coresBusy: coresBusy(result),
+          handledInLedger: { within, p99: quantileBucket(within, 0.99) },
+          gcPauses: { ledger: gcOfLedger, client: gcOfClient },
+        };
+        progress.note(`service at ${rate}/s (${label}): p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms; the ledger, its Postgres${nats ? ', NATS' : ''} and the client kept ${run.coresBusy} cores busy`);
+        openRuns.push(run);
+      }
       for (const level of levels) {
         const c = level.concurrency;
         if (!flags.serviceOnly) {
@@ -157,7 +195,7 @@ export const consumeThroughput: Benchmark = {
       const ratio = rawPeak ? round(peak.service.throughput / rawPeak, 2) : undefined;
       const targets: Target[] = [
         ...(ratio !== undefined ? [{ what: 'service peak / raw-SQL peak', target: '≥ 0.50', actual: ratio.toFixed(2), met: ratio >= 0.5 }] : []),
-        ...(flags.openRate ? [] : [{ what: `p99 at half of peak (${openRate}/s)`, target: '≤ 20 ms', actual: `${half.latency.p99} ms`, met: half.latency.p99 <= 20 }]),
+        ...openRuns.filter((r) => r.halfOfPeak).map((r) => ({ what: `p99 at half of peak (${r.rate}/s)`, target: '≤ 20 ms', actual: `${r.latency.p99} ms`, met: r.latency.p99 <= 20 })),
       ];
       const ms = (l: LoadResult | undefined, k: 'p50' | 'p99') => (l ? l.latency[k] : '-');
       return {
@@ -166,7 +204,7 @@ export const consumeThroughput: Benchmark = {
           durationSeconds: flags.durationMs / 1000,
           warmupSeconds: flags.warmupMs / 1000,
           rawPool: flags.rawPool,
-          ...(flags.openRate ? { openRate: flags.openRate } : {}),
+          openRates: flags.openRates,
           servicePool: 10,
           client: 'grpc-js, one channel',
           pgbench: pgbench ?? 'not run',
@@ -178,7 +216,7 @@ export const consumeThroughput: Benchmark = {
           peak: { concurrency: peak.concurrency, service: peak.service.throughput, raw: rawPeak, pgbench: pgbenchPeak },
           serviceToRaw: ratio,
           ...(pgbenchPeak ? { serviceToPgbench: round(peak.service.throughput / pgbenchPeak, 2) } : {}),
-          halfPeak: { rate: openRate, ...half, coresBusy, handledInLedger: { within: inLedger, p99: inLedgerP99 }, gcPauses: { ledger: gcOfLedger, client: gcOfClient } },
+          openLoop: openRuns,
         },
         peakRssMb: { 'entitlement-ledger': peakRss },
         targets,
@@ -186,8 +224,8 @@ export const consumeThroughput: Benchmark = {
           'Closed loop: each of c workers sends its next Consume when the previous returns; each worker consumes from its own entitlement (no row contention).',
           'raw SQL: the same writes (conditional decrement, entry, idempotency record, outbox row + NOTIFY) in the same tables, through node-pg from the bench process, 4 round trips.',
           'pgbench: the same transaction as a pgbench script (C client, one connection per client).',
-          'Half of peak: open loop at a fixed rate; latency from each scheduled start (no coordinated omission).',
-          "Handled in the ledger: the ledger's own histogram of Consume (grpc_server_handling_seconds on its ops port) over the half-of-peak run, warm-up included: from the request reaching its handler to the answer, without the client, HTTP/2 or the network.",
+          'Open loop (half of peak unless --open-rate says otherwise): a fixed rate; latency from each scheduled start (no coordinated omission).',
+          "Handled in the ledger: the ledger's own histogram of Consume (grpc_server_handling_seconds on its ops port) over each open-loop run, warm-up included: from the request reaching its handler to the answer, without the client, HTTP/2 or the network.",
           `CPU per consume: the ledger's process, this database's Postgres backends and the WAL writer, the bench process (client)${nats ? ', and the local NATS server (all of it: the relay publishes every consume\'s event; nothing else uses it during a run here)' : '; the NATS server is not on this machine (or not visible), so it is not counted'}.`,
         ],
         tables: [
@@ -209,22 +247,26 @@ export const consumeThroughput: Benchmark = {
                 l.raw ? round(l.service.throughput / l.raw.throughput, 2) : '-',
                 l.pgbench ? round(l.service.throughput / l.pgbench.throughput, 2) : '-',
               ]),
-              [`${openRate}/s open`, half.throughput, half.latency.p50, half.latency.p95, half.latency.p99, '', '', '', '', '', '', ''],
+              ...openRuns.map((r) => [`${r.rate}/s open`, r.throughput, r.latency.p50, r.latency.p95, r.latency.p99, '', '', '', '', '', '', '']),
             ],
           },
           {
-            title: `at ${openRate}/s: consumes handled in the ledger within (its own histogram, warm-up included)`,
-            columns: [...inLedger.map((b) => `${b.withinMs} ms`), 'p99 in'],
-            rows: [[...inLedger.map((b) => `${round(b.share * 100, 1)} %`), Number.isFinite(inLedgerP99.withinMs) ? `${inLedgerP99.aboveMs}–${inLedgerP99.withinMs} ms` : `over ${inLedgerP99.aboveMs} ms`]],
+            title: 'open loop: consumes handled in the ledger within (its own histogram, warm-up included)',
+            columns: ['rate', ...(openRuns[0]?.handledInLedger.within ?? []).map((b) => `${b.withinMs} ms`), 'p99 in'],
+            rows: openRuns.map(({ rate, handledInLedger: { within, p99 } }) => [
+              `${rate}/s`,
+              ...within.map((b) => `${round(b.share * 100, 1)} %`),
+              Number.isFinite(p99.withinMs) ? `${p99.aboveMs}–${p99.withinMs} ms` : `over ${p99.aboveMs} ms`,
+            ]),
           },
           {
-            title: `at ${openRate}/s: garbage-collection pauses (warm-up included), which stop every consume in flight in that process`,
+            title: 'open loop: garbage-collection pauses (warm-up included), which stop every consume in flight in that process',
             columns: ['process', 'scavenges', 'ms', 'full', 'ms', 'other', 'ms', 'paused', 'longest ms'],
-            rows: [gcTableRow('ledger', gcOfLedger), gcTableRow('client', gcOfClient)],
+            rows: openRuns.flatMap((r) => [gcTableRow(`ledger at ${r.rate}/s`, r.gcPauses.ledger), gcTableRow(`client at ${r.rate}/s`, r.gcPauses.client)]),
           },
           {
             title: 'CPU per consume (ms): where it goes on the shared cores',
-            columns: ['c', 'svc: service', 'postgres', 'client', 'nats', 'raw: postgres', 'client', 'nats', 'pgbench: postgres'],
+            columns: ['c', 'svc: service', 'postgres', 'client', 'nats', 'cores busy', 'raw: postgres', 'client', 'nats', 'pgbench: postgres'],
             rows: [
               ...levels.map((l) => [
                 l.concurrency,
@@ -232,12 +274,13 @@ export const consumeThroughput: Benchmark = {
                 l.service.cpuMsPerConsume.postgres ?? '-',
                 l.service.cpuMsPerConsume.client ?? '-',
                 l.service.cpuMsPerConsume.nats ?? '-',
+                coresBusy(l.service),
                 l.raw?.cpuMsPerConsume.postgres ?? '-',
                 l.raw?.cpuMsPerConsume.client ?? '-',
                 l.raw?.cpuMsPerConsume.nats ?? '-',
                 l.pgbench?.cpuMsPerConsume.postgres ?? '-',
               ]),
-              [`${openRate}/s open`, half.cpuMsPerConsume.service ?? '-', half.cpuMsPerConsume.postgres ?? '-', half.cpuMsPerConsume.client ?? '-', half.cpuMsPerConsume.nats ?? '-', '', '', '', ''],
+              ...openRuns.map((r) => [`${r.rate}/s open`, r.cpuMsPerConsume.service ?? '-', r.cpuMsPerConsume.postgres ?? '-', r.cpuMsPerConsume.client ?? '-', r.cpuMsPerConsume.nats ?? '-', r.coresBusy, '', '', '', '']),
             ],
           },
         ],
