@@ -403,12 +403,21 @@ async function relayTakesOver(pool: pg.Pool, stats: Partial<OutboxRelayStats>, p
   return inStream.map((m) => m.headers?.get(CE.id) ?? '');
 }
 
+/** Runs `test` against a schema of its own (an earlier release's outbox, migrated by the test), then closes its pool. */
+async function inOwnSchema(schema: string, test: (db: Kysely<OutboxTables>, pool: pg.Pool) => Promise<void>): Promise<void> {
+  await ensureSchema(h.database.url, schema);
+  const { db, pool, close } = createDb<OutboxTables>({ url: h.database.url, schema, poolMax: 2 });
+  try {
+    await test(db, pool);
+  } finally {
+    await close();
+  }
+}
+
 describe('outboxDeletedOnPublishMigration', () => {
   it("drops the rows an earlier relay marked published, keeps those still owed, and leaves the previous release's relay working", async () => {
     const schema = 'svc_upgrade';
-    await ensureSchema(h.database.url, schema);
-    const { db, pool, close } = createDb<OutboxTables>({ url: h.database.url, schema, poolMax: 2 });
-    try {
+    await inOwnSchema(schema, async (db, pool) => {
       const before = { '0001_outbox': outboxMigration, '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration };
       await migrateToLatest(db, schema, before);
       await insertOutboxRow(db, 'ent-upgrade-published', new Date());
@@ -426,18 +435,14 @@ describe('outboxDeletedOnPublishMigration', () => {
 
       // This release's relay takes over: the marked row goes out again, JetStream drops it, and it is deleted.
       expect(await relayTakesOver(pool, { published: 0, duplicates: 1 }, 'ent-upgrade-')).toEqual([owed]);
-    } finally {
-      await close();
-    }
+    });
   });
 });
 
 describe('outboxKeyedBySeqMigration', () => {
   it("keeps the rows still owed, which this release's relay publishes and deletes by seq, and leaves the previous release's relay working", async () => {
     const schema = 'svc_keyed_by_seq';
-    await ensureSchema(h.database.url, schema);
-    const { db, pool, close } = createDb<OutboxTables>({ url: h.database.url, schema, poolMax: 2 });
-    try {
+    await inOwnSchema(schema, async (db, pool) => {
       const before = {
         '0001_outbox': outboxMigration,
         '0002_outbox_seq_not_unique': outboxSeqNotUniqueMigration,
@@ -462,9 +467,7 @@ describe('outboxKeyedBySeqMigration', () => {
 
       // This release's relay takes over and publishes the rest, deleting by seq.
       expect(await relayTakesOver(pool, { published: 1, duplicates: 0 }, 'ent-keyed-')).toEqual([first, second]);
-    } finally {
-      await close();
-    }
+    });
   });
 });
 
